@@ -1,0 +1,27 @@
+# Two commands for a fresh machine:  `make demo` (set up + the main job)  and  `make test` (set up + tests).
+# TORCH pins the torch build: 2.13.0 is a CPU build on the dev machines' disk; on a GPU machine PyPI's
+# torch==2.13.0 is its CUDA build. Override with e.g. `make test TORCH=torch==2.13.0`.
+PYTHON ?= python3
+TORCH ?= torch==2.13.0
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test setup clean
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(BIN)/seqcpc pretrain --config recipes/synthetic/demo.yaml --overwrite
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) runs

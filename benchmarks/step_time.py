@@ -1,0 +1,103 @@
+"""Training step time of CPC configurations, split into its parts, with achieved GFLOP/s.
+
+    python benchmarks/step_time.py [--steps 10] [--configs audio_paper synthetic_demo] [--device cpu]
+
+Each step is the real training step (forward, InfoNCE, backward, Adam); the parts are timed by running the
+model's stages one after another inside that step. FLOPs come from torch's FlopCounterMode on one step.
+"""
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, matmul_peak_gflops, sync, write_table  # noqa: E402
+
+from seqcpc.builders import build_model, check_config  # noqa: E402
+from seqcpc.config import Config, load_config  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = {
+    # the CPC paper: batch 8 x 20480 samples, 512-d encoder, GRU 256, K = 12, 128 negatives
+    "audio_paper": lambda: Config(),
+    "synthetic_demo": lambda: load_config(ROOT / "recipes/synthetic/demo.yaml"),
+}
+SAMPLE_RATE = 16000
+
+
+def one_step(model, opt, x, device):
+    """One training step; returns the seconds spent in each part."""
+    parts = {}
+
+    def mark(name, t0):
+        sync(device)
+        now = time.perf_counter()
+        parts[name] = now - t0
+        return now
+
+    t = time.perf_counter()
+    z = model.encoder(x)  # (B, T, D)
+    t = mark("encoder", t)
+    preds = model.predictor(model.context(z))  # (B, K, T, D)
+    t = mark("context+predictor", t)
+    loss, _ = model.loss(preds, z)
+    t = mark("loss", t)
+    loss.backward()
+    t = mark("backward", t)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    mark("optimizer", t)
+    return parts
+
+
+def bench(name, cfg, steps, warmup, device):
+    check_config(cfg)
+    model = build_model(cfg.model).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    B, L = cfg.data.batch_size, cfg.data.window
+    x = torch.randn(B, cfg.model.encoder.in_channels, L, device=device)
+    with FlopCounterMode(display=False) as counter:
+        one_step(model, opt, x, device)
+    gflop = counter.get_total_flops() / 1e9
+    for _ in range(warmup):
+        one_step(model, opt, x, device)
+    runs = [one_step(model, opt, x, device) for _ in range(steps)]
+    totals = [sum(r.values()) for r in runs]
+    step = statistics.mean(totals)
+    row = {"config": name, "batch x window": f"{B} x {L}", "step s": f"{step:.3f}",
+           "std s": f"{statistics.stdev(totals) if steps > 1 else 0:.3f}"}
+    for part in runs[0]:
+        share = statistics.mean(r[part] for r in runs) / step
+        row[f"{part} %"] = f"{100 * share:.1f}"
+    row["audio s / s"] = f"{B * L / SAMPLE_RATE / step:.2f}"
+    row["GFLOP / step"] = f"{gflop:.1f}"
+    row["GFLOP/s"] = f"{gflop / step:.1f}"
+    return row, gflop / step
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    peak = matmul_peak_gflops(device=args.device)
+    rows = []
+    for name in args.configs:
+        row, achieved = bench(name, CONFIGS[name](), args.steps, args.warmup, args.device)
+        row["% of matmul peak"] = f"{100 * achieved / peak:.0f}"
+        rows.append(row)
+        print(row, flush=True)
+    columns = list(rows[0])
+    meta = {**machine(), "device": args.device, "matmul peak GFLOP/s": f"{peak:.1f}", "timed steps": args.steps}
+    write_table(f"step_time_{args.device}", columns, rows, meta)
+
+
+if __name__ == "__main__":
+    main()

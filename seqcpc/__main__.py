@@ -1,0 +1,5 @@
+import sys
+
+from seqcpc.cli import main
+
+sys.exit(main())

@@ -1,0 +1,60 @@
+"""The `seqcpc` command line: `seqcpc pretrain ...` and `seqcpc extract ...`."""
+import argparse
+import sys
+
+from seqcpc.config import load_config
+from seqcpc.errors import SeqcpcError
+
+
+def pretrain_main(args) -> None:
+    from seqcpc.pretrain import pretrain
+
+    cfg = load_config(args.config, args.overrides)
+    pretrain(cfg, resume=args.resume, overwrite=args.overwrite)
+
+
+def extract_main(args) -> None:
+    from seqcpc.extract import extract_files, extract_split
+
+    what = tuple(args.features.split(","))
+    if args.npy_dir:
+        written = extract_files(args.checkpoint, args.npy_dir, args.out, what, args.device)
+    else:
+        written = extract_split(args.checkpoint, args.out, args.split, what, args.batch_size, args.device)
+    print(f"wrote {len(written)} feature files to {args.out}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seqcpc", description="Contrastive Predictive Coding on sequences")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("pretrain", help="pretrain a CPC model")
+    p.add_argument("--config", help="YAML config file; defaults are used for anything it leaves out")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="override config fields, e.g. optim.lr=1e-3")
+    p.add_argument("--resume", action="store_true", help="continue the run in train.out_dir from its last checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="delete what train.out_dir holds and start afresh")
+    p.set_defaults(run=pretrain_main)
+
+    e = sub.add_parser("extract", help="write frozen features (z and/or c) to .npy files")
+    e.add_argument("--checkpoint", required=True)
+    e.add_argument("--out", required=True, help="output folder")
+    e.add_argument("--features", default="z,c", help="comma-separated: z, c or z,c")
+    e.add_argument("--split", default="val", choices=["train", "val"], help="split of the run's dataset")
+    e.add_argument("--npy-dir", help="extract from every .npy sequence in this folder instead of a split")
+    e.add_argument("--batch-size", type=int, default=16)
+    e.add_argument("--device", default="cpu")
+    e.set_defaults(run=extract_main)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "pretrain" and args.resume and args.overwrite:
+        print("seqcpc: error: --resume and --overwrite exclude each other", file=sys.stderr)
+        return 2
+    try:
+        args.run(args)
+    except (SeqcpcError, FileNotFoundError) as err:
+        print(f"seqcpc: error: {err}", file=sys.stderr)
+        return 1
+    return 0

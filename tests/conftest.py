@@ -1,0 +1,28 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# a tiny synthetic run that takes a few seconds on 2 CPU cores
+TINY = ["model.size=synthetic_tiny", "data.window=2048", "data.batch_size=8", "data.num_sequences=256",
+        "data.val_sequences=32", "optim.lr=2e-3", "optim.warmup_steps=5", "train.log_every=5"]
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def run_cli(*args, check=True, timeout=300, **popen):
+    """Run the real `seqcpc` entry point in a fresh interpreter; returns the CompletedProcess."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run([sys.executable, "-m", "seqcpc", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT, env=env, **popen)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"seqcpc {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
