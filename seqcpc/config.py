@@ -64,10 +64,14 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    kind: str = choice("synthetic", ["synthetic"])
+    kind: str = choice("synthetic", ["synthetic", "manifest"])
     window: int = 20480  # input samples per training window
     batch_size: int = 8  # per device
     num_workers: int = 0
+    batching: str = choice("uniform", ["uniform", "speaker"])  # speaker: every batch from one speaker
+    manifest: str = ""  # manifest: a prepared corpus's manifest.tsv (train split to train, test to validate)
+    sample_rate: int = 16000  # manifest: the rate windows are read at (files at other rates are resampled)
+    allow_outside_paths: bool = False  # manifest: let rows point outside the manifest's folder
     num_sequences: int = 512  # synthetic: training sequences
     val_sequences: int = 64  # synthetic: validation sequences
     groups: int = 8  # synthetic: number of "speakers" (sources with their own frequencies)

@@ -14,12 +14,11 @@ from pathlib import Path
 import torch
 import yaml
 from lightning_fabric import Fabric
-from torch.utils.data import DataLoader
 
 from seqcpc.builders import build_model, check_config
 from seqcpc.checkpoint import save_checkpoint
 from seqcpc.config import Config, FabricConfig, to_dict
-from seqcpc.data import ResumableSampler, build_datasets
+from seqcpc.data import build_datasets, make_loader
 from seqcpc.errors import RunDirError, TrainingError
 from seqcpc.progress import MetricsLog, Throughput, fmt_duration, metrics_row, plot_curves
 
@@ -86,14 +85,12 @@ def validate(fabric, model, loader, seed: int):
 def train(fabric, cfg: Config, state: dict, train_loader, val_loader, sampler, log: MetricsLog, ckpt_path):
     model, opt, sched = state["model"], state["optimizer"], state["scheduler"]
     tc, batch = cfg.train, cfg.data.batch_size
-    sampler.start = 0
+    sampler.set_position(0)
     per_epoch = len(train_loader)
     meter = Throughput(state["step"], tc.max_steps)
     running, last = [], {}
     while state["step"] < tc.max_steps:
-        epoch, skip = divmod(state["step"], per_epoch)
-        sampler.set_epoch(epoch)
-        sampler.start = skip * batch
+        sampler.set_position(*divmod(state["step"], per_epoch))  # (epoch, batches already done)
         for x, groups in train_loader:
             step = state["step"]
             torch.manual_seed(step_seed(tc.seed, step, fabric.global_rank))
@@ -162,10 +159,12 @@ def pretrain(cfg: Config, resume: bool = False, overwrite: bool = False) -> dict
     fabric.seed_everything(cfg.train.seed, verbose=False)  # identical initial weights on every rank
     model = build_model(cfg.model)
     train_ds, val_ds = build_datasets(cfg.data, cfg.train.seed)
-    sampler = ResumableSampler(train_ds, fabric.world_size, fabric.global_rank, cfg.train.seed)
-    val_sampler = ResumableSampler(val_ds, fabric.world_size, fabric.global_rank, cfg.train.seed, shuffle=False)
-    loader = partial(DataLoader, batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers, drop_last=True)
-    train_loader, val_loader = loader(train_ds, sampler=sampler), loader(val_ds, sampler=val_sampler)
+    if getattr(train_ds, "skipped_short", 0):
+        fabric.print(f"skipped {train_ds.skipped_short} training utterances shorter than the window", flush=True)
+    loader = partial(make_loader, cfg=cfg.data, world_size=fabric.world_size, rank=fabric.global_rank,
+                     seed=cfg.train.seed)
+    train_loader, sampler = loader(train_ds, train=True)
+    val_loader, _ = loader(val_ds, train=False)
     for name, dl in (("training", train_loader), ("validation", val_loader)):
         if len(dl) == 0:
             raise TrainingError(f"the {name} set has fewer items than one batch of {cfg.data.batch_size} "

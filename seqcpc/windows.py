@@ -1,0 +1,84 @@
+"""Training windows cut from the utterances of a manifest, and a sampler of same-speaker batches.
+
+Item shapes: x (1, L) float32 with L = window samples at the corpus rate, group () int64 speaker index.
+Only metadata lives in memory; each item reads its window from disk. The window of item i in epoch e starts
+at a position drawn from (seed, e, i), so an epoch's windows are the same in a resumed run. Utterances
+shorter than the window are skipped (the count is kept in `skipped_short` and logged).
+"""
+import itertools
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from seqcpc.audio import read_audio
+from seqcpc.manifest import DataError, load_utterances, manifest_roots, resolve_path
+
+
+class WindowDataset(Dataset):
+    def __init__(self, manifest, splits, window: int, sample_rate: int, seed: int = 0,
+                 allow_outside_paths: bool = False, speakers: list[str] | None = None):
+        rows = load_utterances(manifest, splits)
+        self.window, self.sample_rate, self.seed, self.epoch = window, sample_rate, seed, 0
+        lengths = [round(r.num_samples * sample_rate / r.sample_rate) for r in rows]
+        kept = [(r, n) for r, n in zip(rows, lengths) if n >= window]
+        self.skipped_short = len(rows) - len(kept)
+        if not kept:
+            raise DataError(f"{manifest}: none of the {len(rows)} utterances in {', '.join(splits)} is as long as "
+                            f"the window of {window} samples")
+        # `speakers` fixes the speaker -> index map (e.g. the training split's) so ids agree across splits
+        self.speakers = speakers or sorted({r.speaker for r, _ in kept})
+        index = {s: i for i, s in enumerate(self.speakers)}
+        self.ids = [r.id for r, _ in kept]
+        roots = manifest_roots(manifest)
+        self.paths = [resolve_path(manifest, r.path, roots, allow_outside_paths) for r, _ in kept]
+        self.lengths = np.array([n for _, n in kept], dtype=np.int64)
+        self.groups = np.array([index.get(r.speaker, -1) for r, _ in kept], dtype=np.int64)
+
+    def __len__(self):
+        return len(self.paths)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __getitem__(self, i):
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        start = int(rng.integers(0, self.lengths[i] - self.window + 1))
+        x = read_audio(self.paths[i], start, self.window, self.sample_rate)  # (L,)
+        return torch.from_numpy(x)[None], torch.tensor(self.groups[i])
+
+
+class SpeakerBatchSampler(Sampler):
+    """Batches whose windows all come from one speaker, so negatives drawn from the batch are same-speaker
+    negatives (the CPC reference code's speaker sampler). Speakers with fewer utterances than a batch are
+    topped up by repeating utterances (with different random windows). Each rank takes its own share of
+    every epoch's shuffled batches; `set_position` restarts an epoch after its first batches."""
+
+    def __init__(self, groups, batch_size: int, num_replicas: int = 1, rank: int = 0, seed: int = 0, dataset=None):
+        self.groups, self.batch_size = np.asarray(groups), batch_size
+        self.num_replicas, self.rank, self.seed, self.dataset = num_replicas, rank, seed, dataset
+        self.epoch, self.start = 0, 0
+        per_speaker = np.bincount(self.groups[self.groups >= 0])
+        self.total = int(sum(max(1, n // batch_size) for n in per_speaker if n > 0)) // num_replicas
+
+    def set_position(self, epoch: int, batches_done: int = 0) -> None:
+        self.epoch, self.start = epoch, batches_done
+        if self.dataset is not None:
+            self.dataset.set_epoch(epoch)
+
+    def batches(self) -> list[list[int]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        out = []
+        for g in np.unique(self.groups[self.groups >= 0]):
+            idx = rng.permutation(np.flatnonzero(self.groups == g))
+            if len(idx) < self.batch_size:
+                idx = np.concatenate([idx, rng.choice(idx, self.batch_size - len(idx))])
+            out += [idx[j:j + self.batch_size].tolist() for j in range(0, len(idx) - self.batch_size + 1, self.batch_size)]
+        order = rng.permutation(len(out))
+        return [out[j] for j in order[self.rank::self.num_replicas][: self.total]]
+
+    def __iter__(self):
+        return itertools.islice(iter(self.batches()), self.start, None)
+
+    def __len__(self):
+        return self.total - self.start

@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+import torch
+
+from audio_fixtures import tone, write
+from seqcpc.manifest import DataError, Utterance, write_manifest
+from seqcpc.windows import SpeakerBatchSampler, WindowDataset
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    rows = []
+    for i, (spk, secs, rate, ch) in enumerate([("a", 1.0, 16000, 1), ("a", 0.5, 16000, 1), ("b", 2.0, 44100, 2),
+                                                ("b", 0.05, 16000, 1), ("c", 1.0, 16000, 1)]):
+        write(tmp_path / f"{i}.flac", tone(secs, rate=rate, channels=ch, seed=i), rate=rate)
+        rows.append(Utterance(f"u{i}", f"{i}.flac", spk, "train", secs, rate, ch, int(secs * rate)))
+    write_manifest(tmp_path / "manifest.tsv", rows)
+    return tmp_path / "manifest.tsv"
+
+
+def test_windows_mix_rates_and_channels_and_skip_short_clips(corpus):
+    ds = WindowDataset(corpus, ["train"], window=4000, sample_rate=16000)
+    assert len(ds) == 4 and ds.skipped_short == 1  # the 0.05 s clip
+    assert ds.speakers == ["a", "b", "c"]
+    for i in range(len(ds)):
+        x, g = ds[i]
+        assert x.shape == (1, 4000) and x.dtype == torch.float32 and torch.isfinite(x).all()
+    assert ds.groups.tolist() == [0, 0, 1, 2]
+
+
+def test_windows_are_fixed_per_epoch_and_move_between_epochs(corpus):
+    ds = WindowDataset(corpus, ["train"], window=4000, sample_rate=16000, seed=1)
+    first = ds[2][0]
+    torch.testing.assert_close(ds[2][0], first)
+    ds.set_epoch(1)
+    assert not torch.equal(ds[2][0], first)
+
+
+def test_a_window_longer_than_every_clip_is_refused(corpus):
+    with pytest.raises(DataError, match="none of the 5 utterances"):
+        WindowDataset(corpus, ["train"], window=10 ** 6, sample_rate=16000)
+
+
+def test_speaker_batches_hold_one_speaker_and_split_across_ranks():
+    groups = np.repeat(np.arange(5), [9, 8, 3, 16, 8])
+    seen = []
+    for rank in range(2):
+        sampler = SpeakerBatchSampler(groups, 4, num_replicas=2, rank=rank, seed=0)
+        batches = list(sampler)
+        assert len(batches) == len(sampler) > 0
+        for b in batches:
+            assert len(b) == 4 and len(set(groups[b])) == 1
+        seen.append({tuple(b) for b in batches})
+    assert not seen[0] & seen[1]
+    sampler = SpeakerBatchSampler(groups, 4, seed=0)
+    full = list(sampler)
+    sampler.set_position(0, 3)
+    assert list(sampler) == full[3:]
+    sampler.set_position(1)
+    assert list(sampler) != full
