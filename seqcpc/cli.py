@@ -24,6 +24,17 @@ def extract_main(args) -> None:
     print(f"wrote {len(written)} feature files to {args.out}")
 
 
+def probe_main(args) -> None:
+    from seqcpc.checkpoint import checkpoint_config, load_model, read_checkpoint
+    from seqcpc.config import with_overrides
+    from seqcpc.speech_eval import run_speech_probes
+
+    cfg = with_overrides(checkpoint_config(read_checkpoint(args.checkpoint)), args.overrides)
+    if cfg.data.kind != "manifest":
+        raise SeqcpcError("seqcpc probe needs a speech corpus: pass data.kind=manifest data.manifest=PATH")
+    run_speech_probes(cfg, load_model(args.checkpoint), cfg.data.manifest, args.out)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seqcpc", description="Contrastive Predictive Coding on sequences")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -44,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=int, default=16)
     e.add_argument("--device", default="cpu")
     e.set_defaults(run=extract_main)
+
+    q = sub.add_parser("probe", help="speaker / phone / few-shot probes of frozen features against baselines")
+    q.add_argument("--checkpoint", required=True)
+    q.add_argument("--out", required=True, help="folder for results.md, results.json and plots")
+    q.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. data.manifest=... probe.episodes=500")
+    q.set_defaults(run=probe_main)
     return parser
 
 

@@ -107,12 +107,26 @@ class TrainConfig:
 
 
 @dataclass
+class ProbeConfig:
+    window: int = 0  # samples per probe window; 0: data.window
+    windows_per_utterance: int = 2  # speaker probes: non-overlapping windows cut from each utterance
+    utterances_per_speaker: int = 0  # cap per speaker and split; 0: all
+    phone_frames: int = 200_000  # cap on the frames (random subset) each split gives the phone probe
+    mfcc: int = 13  # coefficients of the MFCC baseline
+    n_way: int = 5  # few-shot episodes on held-out speakers
+    shots: list[int] = field(default_factory=lambda: [1, 5])
+    n_query: int = 5
+    episodes: int = 300
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     fabric: FabricConfig = field(default_factory=FabricConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
 
 
 def _convert(value, tp, key):
@@ -219,3 +233,11 @@ def load_config(path=None, overrides=()) -> Config:
 
 def to_dict(cfg) -> dict:
     return dataclasses.asdict(cfg)
+
+
+def with_overrides(cfg: Config, overrides=()) -> Config:
+    """A copy of `cfg` with `key=value` overrides applied and checked."""
+    data = to_dict(cfg)
+    for override in overrides:
+        apply_override(data, override)
+    return resolve(data)

@@ -25,3 +25,31 @@ def librispeech_tree(root, speakers=("19", "26"), chapters=("198",), utts=3, sec
                 write(Path(root) / spk / chap / f"{spk}-{chap}-{u:04d}.flac",
                       tone(seconds, freq=150 + 40 * int(spk) % 300 + 7 * u, seed=u))
     return Path(root)
+
+
+def toy_speech_corpus(out, speakers=6, heldout=5, utts=6, seconds=1.5, rate=16000, seed=0):
+    """Utterances made of 'phones' (tones of 4 pitches, 50-150 ms each) scaled by a per-speaker pitch, with
+    manifest.tsv and phones.txt: enough structure for probes to beat chance. Returns the manifest path."""
+    from seqcpc.manifest import Utterance, write_manifest, write_phones
+
+    out = Path(out)
+    rng = np.random.default_rng(seed)
+    rows, labels = [], {}
+    for s in range(speakers + heldout):
+        factor = 0.7 + 0.6 * s / (speakers + heldout)
+        for u in range(utts):
+            x, lab = [], []
+            while sum(map(len, x)) < seconds * rate:
+                phone, n = int(rng.integers(4)), int(rng.integers(5, 16)) * rate // 100
+                t = np.arange(n) / rate
+                x.append(0.3 * np.sin(2 * np.pi * factor * (200 + 150 * phone) * t))
+                lab += [phone] * (n * 100 // rate)
+            wave = np.concatenate(x)[: int(seconds * rate)] + 0.01 * rng.standard_normal(int(seconds * rate))
+            uid = f"s{s}_u{u}"
+            write(out / f"s{s}" / f"{uid}.flac", wave, rate)
+            split = "heldout" if s >= speakers else ("test" if u < 2 else "train")
+            rows.append(Utterance(uid, f"s{s}/{uid}.flac", f"s{s}", split, seconds, rate, 1, len(wave)))
+            labels[uid] = lab[: int(seconds * 100)]
+    write_manifest(out / "manifest.tsv", rows)
+    write_phones(out / "phones.txt", labels)
+    return out / "manifest.tsv"

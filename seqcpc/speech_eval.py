@@ -1,0 +1,181 @@
+"""Frozen-feature probes for speech (the CPC paper's protocol), beside MFCC and random-init baselines.
+
+  speaker   linear classifier on a window's features pooled over time (and on its last frame), trained on
+            train-split windows, scored on test-split windows of the same speakers
+  phone     frame-level linear classifier at 100 Hz against the frame labels (phones.txt)
+  few-shot  prototypical N-way K-shot episodes on pooled windows of the held-out speakers
+
+Shapes: B windows, L samples, T frames (L // hop), D feature dim. A feature extractor maps waves (B, L) to
+frames (B, T, D) at the frame rate of the labels (10 ms).
+"""
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from einops import rearrange
+
+from seqcpc.audio import read_audio
+from seqcpc.builders import build_model
+from seqcpc.config import Config
+from seqcpc.manifest import DataError, manifest_roots, read_manifest, read_phones, resolve_path
+from seqcpc.probes import confusion_matrix, linear_probe, plot_accuracy_bars, plot_confusion, prototypical_episodes
+from seqcpc.torchaudio_compat import import_torchaudio
+
+
+class CPCFrames:
+    """Context (or latent) features of a CPC model."""
+
+    def __init__(self, model, which: str = "c"):
+        self.model, self.which = model.eval(), which
+
+    @torch.no_grad()
+    def __call__(self, waves):  # (B, L)
+        z, c = self.model.embed(waves[:, None])
+        return c if self.which == "c" else z  # (B, T, D)
+
+
+class MFCCFrames:
+    def __init__(self, n_mfcc: int, sample_rate: int, hop: int):
+        ta = import_torchaudio()
+        self.hop = hop
+        self.mfcc = ta.transforms.MFCC(sample_rate, n_mfcc, melkwargs={"n_fft": 2 * hop + hop // 2,
+                                                                       "hop_length": hop, "n_mels": 40})
+
+    @torch.no_grad()
+    def __call__(self, waves):  # (B, L)
+        frames = rearrange(self.mfcc(waves), "b d t -> b t d")
+        return frames[:, : waves.shape[1] // self.hop]  # (B, T, D)
+
+
+def window_specs(manifest, split: str, window: int, sample_rate: int, per_utterance: int, per_speaker: int):
+    """[(path, start, speaker)] of non-overlapping windows, at most `per_utterance` from each utterance and
+    utterances of each speaker capped at `per_speaker` (0: all), in a fixed order."""
+    roots, used, specs = manifest_roots(manifest), defaultdict(int), []
+    for row in read_manifest(manifest, [split]):
+        n = round(row.num_samples * sample_rate / row.sample_rate)
+        if n < window or (per_speaker and used[row.speaker] >= per_speaker):
+            continue
+        used[row.speaker] += 1
+        count = min(per_utterance, n // window)
+        starts = np.linspace(0, n - window, count).astype(int) if count > 1 else [(n - window) // 2]
+        path = resolve_path(manifest, row.path, roots)
+        specs += [(path, int(s), row.speaker) for s in starts]
+    return specs
+
+
+def embed_windows(extractors: dict, specs, window: int, sample_rate: int, batch: int = 32):
+    """{name: (pooled (N, D), last (N, D))} for every window of `specs`, each window read once."""
+    out = {name: ([], []) for name in extractors}
+    for i in range(0, len(specs), batch):
+        waves = torch.from_numpy(np.stack([read_audio(p, s, window, sample_rate) for p, s, _ in specs[i:i + batch]]))
+        for name, fn in extractors.items():
+            frames = fn(waves).float()  # (B, T, D)
+            out[name][0].append(frames.mean(1).numpy())
+            out[name][1].append(frames[:, -1].numpy())
+    return {name: (np.concatenate(p), np.concatenate(q)) for name, (p, q) in out.items()}
+
+
+def frame_dataset(extractors: dict, manifest, split: str, labels: dict, sample_rate: int, max_frames: int, seed=0):
+    """{name: (X (F, D), y (F,))}: frame features of labelled utterances, at most max_frames (random frames)."""
+    roots, feats, ys = manifest_roots(manifest), defaultdict(list), []
+    for row in read_manifest(manifest, [split]):
+        if row.id not in labels:
+            continue
+        wave = torch.from_numpy(read_audio(resolve_path(manifest, row.path, roots), sample_rate=sample_rate))[None]
+        frames = {name: fn(wave)[0].float().numpy() for name, fn in extractors.items()}
+        T = min(len(labels[row.id]), *(len(f) for f in frames.values()))
+        for name, f in frames.items():
+            feats[name].append(f[:T])
+        ys.append(labels[row.id][:T])
+    if not ys:
+        raise DataError(f"{manifest}: no utterance of split {split!r} has phone labels")
+    y = np.concatenate(ys).astype(np.int64)
+    keep = np.sort(np.random.default_rng(seed).permutation(len(y))[:max_frames])
+    return {name: (np.concatenate(f)[keep], y[keep]) for name, f in feats.items()}
+
+
+def extractors_for(cfg: Config, model, sample_rate: int) -> dict:
+    """The features compared in every table: trained CPC, the same network untrained, MFCC."""
+    torch.manual_seed(cfg.train.seed)
+    random_init = build_model(cfg.model)
+    hop = round(sample_rate * 0.01)
+    return {"cpc": CPCFrames(model), "random_init": CPCFrames(random_init),
+            f"mfcc{cfg.probe.mfcc}": MFCCFrames(cfg.probe.mfcc, sample_rate, hop)}
+
+
+def run_speech_probes(cfg: Config, model, manifest, out_dir, log=print) -> dict:
+    """Run every probe the corpus supports; write results.{json,md} and plots to out_dir; return results."""
+    pc, sr, window = cfg.probe, cfg.data.sample_rate, cfg.probe.window or cfg.data.window
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    extractors = extractors_for(cfg, model, sr)
+    results = {name: {} for name in extractors}
+
+    log("speaker probe: embedding windows")
+    spec = {split: window_specs(manifest, split, window, sr, pc.windows_per_utterance, pc.utterances_per_speaker)
+            for split in ("train", "test")}
+    speakers = sorted({s for _, _, s in spec["train"]})
+    index = {s: i for i, s in enumerate(speakers)}
+    spec["test"] = [w for w in spec["test"] if w[2] in index]
+    if not spec["train"] or not spec["test"]:
+        raise DataError(f"{manifest}: the speaker probe needs train and test windows of the same speakers")
+    emb = {split: embed_windows(extractors, spec[split], window, sr) for split in spec}
+    y = {split: np.array([index[s] for _, _, s in spec[split]]) for split in spec}
+    for name in extractors:
+        for variant, k in (("speaker", 0), ("speaker_last", 1)):
+            r = linear_probe(emb["train"][name][k], y["train"], emb["test"][name][k], y["test"], len(speakers))
+            results[name][variant] = r["acc"]
+            if name == "cpc" and variant == "speaker":
+                matrix = confusion_matrix(y["test"], r["pred"], len(speakers))
+        log(f"  {name}: speaker {results[name]['speaker']:.3f} (last frame {results[name]['speaker_last']:.3f})")
+    plot_confusion(matrix, out_dir / "speaker_confusion.png", speakers, "speaker probe on CPC features (test)")
+
+    phones_path = Path(manifest).parent / "phones.txt"
+    if phones_path.is_file():
+        log("phone probe: frame features")
+        labels = read_phones(phones_path)
+        train = frame_dataset(extractors, manifest, "train", labels, sr, pc.phone_frames, cfg.train.seed)
+        test = frame_dataset(extractors, manifest, "test", labels, sr, pc.phone_frames, cfg.train.seed)
+        classes = int(max(max(labels[k].max() for k in labels), 0)) + 1
+        for name in extractors:
+            results[name]["phone"] = linear_probe(*train[name], *test[name], classes)["acc"]
+            log(f"  {name}: phone {results[name]['phone']:.3f}")
+
+    held = window_specs(manifest, "heldout", window, sr, pc.windows_per_utterance, 0)
+    held_speakers = len({s for _, _, s in held})
+    if 0 < held_speakers < pc.n_way:
+        log(f"few-shot skipped: {held_speakers} held-out speakers, fewer than probe.n_way={pc.n_way}")
+    elif held:
+        log("few-shot: held-out speakers")
+        emb_held = embed_windows(extractors, held, window, sr)
+        labels_held = np.unique([s for _, _, s in held], return_inverse=True)[1]
+        for name in extractors:
+            for k in pc.shots:
+                r = prototypical_episodes(emb_held[name][0], labels_held, n_way=pc.n_way, k_shot=k,
+                                          n_query=pc.n_query, episodes=pc.episodes, seed=cfg.train.seed)
+                results[name][f"{pc.n_way}way_{k}shot"] = r["mean"]
+                results[name][f"{pc.n_way}way_{k}shot_ci95"] = r["ci95"]
+            log(f"  {name}: " + ", ".join(f"{k}-shot {results[name][f'{pc.n_way}way_{k}shot']:.3f}" for k in pc.shots))
+
+    counts = {"speakers": len(speakers), "train_windows": len(spec["train"]), "test_windows": len(spec["test"]),
+              "heldout_windows": len(held)}
+    write_report(results, counts, out_dir)
+    return {"results": results, "counts": counts}
+
+
+def write_report(results: dict, counts: dict, out_dir: Path) -> str:
+    metrics = [m for m in next(iter(results.values())) if not m.endswith("ci95")]
+    lines = ["| features | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
+    for name, r in results.items():
+        cells = [f"{100 * r[m]:.1f}" + (f" ± {100 * r[m + '_ci95']:.1f}" if m + "_ci95" in r else "") for m in metrics]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    table = "\n".join(lines)
+    facts = ", ".join(f"{k}: {v}" for k, v in counts.items())
+    (out_dir / "results.md").write_text(f"# Speech probes (accuracy %, test split)\n\n{facts}\n\n{table}\n")
+    (out_dir / "results.json").write_text(json.dumps({"results": results, "counts": counts}, indent=2))
+    plot_accuracy_bars({m: {n: r[m] for n, r in results.items()} for m in metrics}, out_dir / "probe_accuracy.png",
+                       "frozen-feature probes (test accuracy)")
+    print(f"\n{facts}\n{table}\n")
+    return table
