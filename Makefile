@@ -1,4 +1,5 @@
-# Two commands for a fresh machine:  `make demo` (set up + the main job)  and  `make test` (set up + tests).
+# Two commands for a fresh machine:  `make demo` (set up + the speech recipe end to end)  and
+# `make test` (set up + tests).
 # TORCH pins the torch build: 2.13.0 is a CPU build on the dev machines' disk; on a GPU machine PyPI's
 # torch==2.13.0 is its CUDA build. Override with e.g. `make test TORCH=torch==2.13.0`.
 PYTHON ?= python3
@@ -6,7 +7,7 @@ TORCH ?= torch==2.13.0
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test setup clean
+.PHONY: demo demo-synthetic test setup clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -18,10 +19,13 @@ $(VENV)/.installed: pyproject.toml Makefile
 setup: $(VENV)/.installed
 
 demo: setup
-	$(BIN)/seqcpc pretrain --config recipes/synthetic/demo.yaml --overwrite
+	$(BIN)/python recipes/speech/run.py --config recipes/speech/cpu.yaml
 
 test: setup
 	$(BIN)/python -m pytest -q
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) runs data
+
+demo-synthetic: setup
+	$(BIN)/seqcpc pretrain --config recipes/synthetic/demo.yaml --overwrite

@@ -65,7 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # key=value overrides may come before or after flags such as --resume: argparse leaves the later ones over
+    args, extra = parser.parse_known_args(argv)
+    stray = [e for e in extra if e.startswith("-") or "=" not in e or not hasattr(args, "overrides")]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extra:
+        args.overrides = args.overrides + extra
     if args.command == "pretrain" and args.resume and args.overwrite:
         print("seqcpc: error: --resume and --overwrite exclude each other", file=sys.stderr)
         return 2

@@ -102,6 +102,7 @@ class TrainConfig:
     max_steps: int = 1000
     log_every: int = 10
     val_every: int = 100
+    val_batches: int = 0  # batches per validation (a fixed subset); 0: the whole validation split
     ckpt_every: int = 100
     max_bad_steps: int = 10  # steps with non-finite loss or gradients skipped before the run stops
 
@@ -110,7 +111,8 @@ class TrainConfig:
 class ProbeConfig:
     window: int = 0  # samples per probe window; 0: data.window
     windows_per_utterance: int = 2  # speaker probes: non-overlapping windows cut from each utterance
-    utterances_per_speaker: int = 0  # cap per speaker and split; 0: all
+    utterances_per_speaker: int = 0  # speaker probes: utterances per speaker and split; 0: all
+    phone_utterances_per_speaker: int = 0  # phone probe: utterances per speaker and split; 0: all
     phone_frames: int = 200_000  # cap on the frames (random subset) each split gives the phone probe
     mfcc: int = 13  # coefficients of the MFCC baseline
     n_way: int = 5  # few-shot episodes on held-out speakers

@@ -64,7 +64,10 @@ class ConvEncoder(nn.Module):
         self.kernels, self.strides = tuple(kernels), tuple(strides)
         blocks, width = [], in_channels
         for k, s in zip(kernels, strides):
-            blocks += [nn.Conv1d(width, dim, k, stride=s, padding=(k - s + 1) // 2), make_norm(norm, dim), nn.ReLU()]
+            # no conv bias before a norm: batch norm would cancel it, and under a channel-wise layer norm a
+            # bias larger than the signal (quiet audio) makes every step look the same
+            conv = nn.Conv1d(width, dim, k, stride=s, padding=(k - s + 1) // 2, bias=norm == "none")
+            blocks += [conv, make_norm(norm, dim), nn.ReLU()]
             width = dim
         self.net = nn.Sequential(*blocks)
 

@@ -4,6 +4,7 @@ The same code runs on a CPU, one GPU, or many GPUs and nodes: `fabric.*` in the 
 Fabric. Randomness is reseeded at every step from (seed, step, rank), so a resumed run draws the same
 negatives as an uninterrupted one on any number of devices.
 """
+import itertools
 import json
 import math
 import shutil
@@ -70,11 +71,11 @@ def chance_loss(cfg: Config, latent_steps: int) -> float:
 
 
 @torch.no_grad()
-def validate(fabric, model, loader, seed: int):
+def validate(fabric, model, loader, seed: int, max_batches: int = 0):
     model.eval()
     torch.manual_seed(seed)  # the same negatives at every validation
     totals = 0
-    for x, groups in loader:
+    for x, groups in itertools.islice(loader, max_batches or None):
         loss, metrics = model(x, groups)
         totals = totals + torch.cat([loss.detach().float()[None], metrics["acc_k"], loss.new_ones(1)])
     totals = fabric.all_reduce(totals, reduce_op="sum")
@@ -128,7 +129,7 @@ def train(fabric, cfg: Config, state: dict, train_loader, val_loader, sampler, l
                                       samples_per_s=f"{samples_s:.2f}", elapsed_s=f"{elapsed:.1f}"))
                 last["train_loss"] = mean[0].item()
             if step % tc.val_every == 0 or step == tc.max_steps:
-                val_loss, val_acc = validate(fabric, model, val_loader, tc.seed)
+                val_loss, val_acc = validate(fabric, model, val_loader, tc.seed, tc.val_batches)
                 fabric.print(f"step {step} | validation loss {val_loss:.4f} | acc mean {val_acc.mean():.3f}", flush=True)
                 log.write(metrics_row(step, "val", val_loss, val_acc.cpu()))
                 last.update(val_loss=val_loss, val_acc=val_acc.mean().item(), val_acc_k=val_acc.tolist())

@@ -77,12 +77,15 @@ def embed_windows(extractors: dict, specs, window: int, sample_rate: int, batch:
     return {name: (np.concatenate(p), np.concatenate(q)) for name, (p, q) in out.items()}
 
 
-def frame_dataset(extractors: dict, manifest, split: str, labels: dict, sample_rate: int, max_frames: int, seed=0):
-    """{name: (X (F, D), y (F,))}: frame features of labelled utterances, at most max_frames (random frames)."""
-    roots, feats, ys = manifest_roots(manifest), defaultdict(list), []
+def frame_dataset(extractors: dict, manifest, split: str, labels: dict, sample_rate: int, max_frames: int,
+                  per_speaker: int = 0, seed=0):
+    """{name: (X (F, D), y (F,))}: frame features of labelled utterances (at most `per_speaker` of each
+    speaker, 0: all), at most max_frames of them (a random subset)."""
+    roots, feats, ys, used = manifest_roots(manifest), defaultdict(list), [], defaultdict(int)
     for row in read_manifest(manifest, [split]):
-        if row.id not in labels:
+        if row.id not in labels or (per_speaker and used[row.speaker] >= per_speaker):
             continue
+        used[row.speaker] += 1
         wave = torch.from_numpy(read_audio(resolve_path(manifest, row.path, roots), sample_rate=sample_rate))[None]
         frames = {name: fn(wave)[0].float().numpy() for name, fn in extractors.items()}
         T = min(len(labels[row.id]), *(len(f) for f in frames.values()))
@@ -136,14 +139,14 @@ def run_speech_probes(cfg: Config, model, manifest, out_dir, log=print) -> dict:
     if phones_path.is_file():
         log("phone probe: frame features")
         labels = read_phones(phones_path)
-        train = frame_dataset(extractors, manifest, "train", labels, sr, pc.phone_frames, cfg.train.seed)
-        test = frame_dataset(extractors, manifest, "test", labels, sr, pc.phone_frames, cfg.train.seed)
+        train, test = (frame_dataset(extractors, manifest, split, labels, sr, pc.phone_frames,
+                                     pc.phone_utterances_per_speaker, cfg.train.seed) for split in ("train", "test"))
         classes = int(max(max(labels[k].max() for k in labels), 0)) + 1
         for name in extractors:
             results[name]["phone"] = linear_probe(*train[name], *test[name], classes)["acc"]
             log(f"  {name}: phone {results[name]['phone']:.3f}")
 
-    held = window_specs(manifest, "heldout", window, sr, pc.windows_per_utterance, 0)
+    held = window_specs(manifest, "heldout", window, sr, pc.windows_per_utterance, pc.utterances_per_speaker)
     held_speakers = len({s for _, _, s in held})
     if 0 < held_speakers < pc.n_way:
         log(f"few-shot skipped: {held_speakers} held-out speakers, fewer than probe.n_way={pc.n_way}")

@@ -1,6 +1,8 @@
+import importlib.util
 from pathlib import Path
 
 import pytest
+import yaml
 
 from seqcpc.builders import MODEL_SIZES, build_model, check_config
 from seqcpc.config import Config, load_config, resolve
@@ -74,9 +76,14 @@ def test_every_named_size_builds(name):
     build_model(cfg.model)
 
 
-@pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
+@pytest.mark.parametrize("path", SHIPPED, ids=[str(p.relative_to(ROOT / "recipes")) for p in SHIPPED])
 def test_every_shipped_config_loads_and_builds(path):
-    cfg = load_config(path)
+    data = yaml.safe_load(path.read_text())
+    assert path.read_text().startswith("# "), "a shipped config opens with the command that runs it"
+    corpus = data.pop("corpus", None)  # a recipe's own section: the data_prep script it runs first
+    if corpus is not None:
+        assert importlib.util.find_spec(f"data_prep.{corpus['script']}") is not None
+    cfg = resolve(data)
     check_config(cfg)
     build_model(cfg.model)
 

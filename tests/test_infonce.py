@@ -63,9 +63,10 @@ def test_random_features_give_log_one_plus_n():
 
 
 def test_untrained_model_starts_near_log_one_plus_n():
+    # random weights give scores of some spread, so the loss starts a little above chance, never below it
     model = build_model(synthetic_tiny())
     loss, _ = model(torch.randn(8, 1, 4096))
-    assert loss.item() == pytest.approx(math.log(1 + 32), rel=0.05)
+    assert math.log(1 + 32) - 0.05 < loss.item() < 1.15 * math.log(1 + 32)
 
 
 def test_perfect_predictions_have_accuracy_one():
