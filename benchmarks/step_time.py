@@ -14,8 +14,9 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 from common import machine, matmul_peak_gflops, sync, write_table  # noqa: E402
+from recipes.speech.run import load_recipe_config  # noqa: E402
 
 from seqcpc.builders import build_model, check_config  # noqa: E402
 from seqcpc.config import Config, load_config  # noqa: E402
@@ -24,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {
     # the CPC paper: batch 8 x 20480 samples, 512-d encoder, GRU 256, K = 12, 128 negatives
     "audio_paper": lambda: Config(),
+    "speech_cpu": lambda: load_recipe_config(ROOT / "recipes/speech/cpu.yaml")[1],
     "synthetic_demo": lambda: load_config(ROOT / "recipes/synthetic/demo.yaml"),
 }
 SAMPLE_RATE = 16000
