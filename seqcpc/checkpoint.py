@@ -19,16 +19,21 @@ def save_checkpoint(fabric, path, state: dict) -> None:
     either the previous checkpoint or the new one, never a torn file. Only rank 0 writes."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    fabric.save(tmp, state)
-    if fabric.is_global_zero:
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    try:
+        fabric.save(tmp, state)
+        if fabric.is_global_zero:
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+            dir_fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+    except OSError as err:  # e.g. a full disk: drop the partial file, keep the previous checkpoint
+        tmp.unlink(missing_ok=True)
+        kept = "the previous checkpoint is kept" if path.exists() else "no earlier checkpoint exists"
+        raise CheckpointError(f"could not write checkpoint {path} ({err}); {kept}") from err
     fabric.barrier()
 
 

@@ -79,6 +79,9 @@ def main(argv=None) -> int:
     try:
         args.run(args)
     except (SeqcpcError, FileNotFoundError) as err:
-        print(f"seqcpc: error: {err}", file=sys.stderr)
+        # an error raised in a DataLoader worker arrives with the worker's traceback in its message: keep
+        # only the error itself
+        message = str(err).strip().splitlines()[-1] if "Original Traceback" in str(err) else str(err)
+        print(f"seqcpc: error: {message}", file=sys.stderr)
         return 1
     return 0

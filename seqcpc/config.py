@@ -72,6 +72,7 @@ class DataConfig:
     manifest: str = ""  # manifest: a prepared corpus's manifest.tsv (train split to train, test to validate)
     sample_rate: int = 16000  # manifest: the rate windows are read at (files at other rates are resampled)
     allow_outside_paths: bool = False  # manifest: let rows point outside the manifest's folder
+    on_bad_file: str = choice("skip", ["skip", "stop"])  # manifest: leave out (and list) or stop at a bad file
     num_sequences: int = 512  # synthetic: training sequences
     val_sequences: int = 64  # synthetic: validation sequences
     groups: int = 8  # synthetic: number of "speakers" (sources with their own frequencies)

@@ -21,7 +21,7 @@ def build_datasets(cfg: DataConfig, seed: int):
         val = DriftingSines(cfg.val_sequences, cfg.window, cfg.groups, seed=seed + 1)
         return train, val
     window = partial(WindowDataset, cfg.manifest, window=cfg.window, sample_rate=cfg.sample_rate, seed=seed,
-                     allow_outside_paths=cfg.allow_outside_paths)
+                     allow_outside_paths=cfg.allow_outside_paths, on_bad_file=cfg.on_bad_file)
     train = window(["train"])
     return train, window(["test"], speakers=train.speakers)
 

@@ -160,8 +160,16 @@ def pretrain(cfg: Config, resume: bool = False, overwrite: bool = False) -> dict
     fabric.seed_everything(cfg.train.seed, verbose=False)  # identical initial weights on every rank
     model = build_model(cfg.model)
     train_ds, val_ds = build_datasets(cfg.data, cfg.train.seed)
-    if getattr(train_ds, "skipped_short", 0):
-        fabric.print(f"skipped {train_ds.skipped_short} training utterances shorter than the window", flush=True)
+    bad = []
+    for name, ds in (("training", train_ds), ("validation", val_ds)):
+        if getattr(ds, "skipped_short", 0):
+            fabric.print(f"skipped {ds.skipped_short} {name} utterances shorter than the window", flush=True)
+        bad += [f"{name}\t{b}\n" for b in getattr(ds, "bad_files", [])]
+    if bad:
+        fabric.print(f"skipped {len(bad)} unreadable files (listed in bad_files.txt), e.g. {bad[0].strip()}",
+                     flush=True)
+        if fabric.is_global_zero:
+            (out / "bad_files.txt").write_text("".join(bad))
     loader = partial(make_loader, cfg=cfg.data, world_size=fabric.world_size, rank=fabric.global_rank,
                      seed=cfg.train.seed)
     train_loader, sampler = loader(train_ds, train=True)

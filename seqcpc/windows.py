@@ -4,36 +4,58 @@ Item shapes: x (1, L) float32 with L = window samples at the corpus rate, group 
 Only metadata lives in memory; each item reads its window from disk. The window of item i in epoch e starts
 at a position drawn from (seed, e, i), so an epoch's windows are the same in a resumed run. Utterances
 shorter than the window are skipped (the count is kept in `skipped_short` and logged).
+
+Bad files: every file is checked when the dataset is built; with on_bad_file="skip" a missing, empty or
+unreadable one is left out and listed in `bad_files`, and a window that still fails to read (a truncated
+file, NaN samples) is replaced by the next item's window with a warning naming the file. With "stop" the
+first bad file raises a DataError naming it.
 """
 import itertools
+import sys
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from seqcpc.audio import read_audio
+from seqcpc.audio import audio_info, read_audio
 from seqcpc.manifest import DataError, load_utterances, manifest_roots, resolve_path
 
 
 class WindowDataset(Dataset):
     def __init__(self, manifest, splits, window: int, sample_rate: int, seed: int = 0,
-                 allow_outside_paths: bool = False, speakers: list[str] | None = None):
+                 allow_outside_paths: bool = False, speakers: list[str] | None = None, on_bad_file: str = "skip"):
+        if on_bad_file not in ("skip", "stop"):
+            raise ValueError(f"on_bad_file must be 'skip' or 'stop', not {on_bad_file!r}")
+        self.on_bad_file = on_bad_file
         rows = load_utterances(manifest, splits)
-        self.window, self.sample_rate, self.seed, self.epoch = window, sample_rate, seed, 0
-        lengths = [round(r.num_samples * sample_rate / r.sample_rate) for r in rows]
-        kept = [(r, n) for r, n in zip(rows, lengths) if n >= window]
-        self.skipped_short = len(rows) - len(kept)
-        if not kept:
-            raise DataError(f"{manifest}: none of the {len(rows)} utterances in {', '.join(splits)} is as long as "
-                            f"the window of {window} samples")
-        # `speakers` fixes the speaker -> index map (e.g. the training split's) so ids agree across splits
-        self.speakers = speakers or sorted({r.speaker for r, _ in kept})
-        index = {s: i for i, s in enumerate(self.speakers)}
-        self.ids = [r.id for r, _ in kept]
         roots = manifest_roots(manifest)
-        self.paths = [resolve_path(manifest, r.path, roots, allow_outside_paths) for r, _ in kept]
-        self.lengths = np.array([n for _, n in kept], dtype=np.int64)
-        self.groups = np.array([index.get(r.speaker, -1) for r, _ in kept], dtype=np.int64)
+        self.window, self.sample_rate, self.seed, self.epoch = window, sample_rate, seed, 0
+        self.skipped_short, self.bad_files, kept = 0, [], []  # kept: (row, samples at sample_rate, path)
+        for row in rows:
+            n = round(row.num_samples * sample_rate / row.sample_rate)
+            if n < window:
+                self.skipped_short += 1
+                continue
+            path = resolve_path(manifest, row.path, roots, allow_outside_paths)
+            try:
+                audio_info(path)
+            except DataError as err:
+                if on_bad_file == "stop":
+                    raise
+                self.bad_files.append(str(err))
+                continue
+            kept.append((row, n, path))
+        if not kept:
+            raise DataError(f"{manifest}: no usable utterance among the {len(rows)} of {', '.join(splits)}: "
+                            f"{self.skipped_short} are shorter than the window of {window} samples, "
+                            f"{len(self.bad_files)} cannot be read")
+        # `speakers` fixes the speaker -> index map (e.g. the training split's) so ids agree across splits
+        self.speakers = speakers or sorted({row.speaker for row, _, _ in kept})
+        index = {s: i for i, s in enumerate(self.speakers)}
+        self.ids = [row.id for row, _, _ in kept]
+        self.paths = [path for _, _, path in kept]
+        self.lengths = np.array([n for _, n, _ in kept], dtype=np.int64)
+        self.groups = np.array([index.get(row.speaker, -1) for row, _, _ in kept], dtype=np.int64)
 
     def __len__(self):
         return len(self.paths)
@@ -41,11 +63,21 @@ class WindowDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __getitem__(self, i):
+    def read(self, i):
         rng = np.random.default_rng([self.seed, self.epoch, i])
         start = int(rng.integers(0, self.lengths[i] - self.window + 1))
         x = read_audio(self.paths[i], start, self.window, self.sample_rate)  # (L,)
         return torch.from_numpy(x)[None], torch.tensor(self.groups[i])
+
+    def __getitem__(self, i):
+        for attempt in range(len(self)):
+            try:
+                return self.read((i + attempt) % len(self))
+            except DataError as err:
+                if self.on_bad_file == "stop":
+                    raise
+                print(f"warning: skipping a window: {err}", file=sys.stderr, flush=True)
+        raise DataError("no file of the dataset could be read")
 
 
 class SpeakerBatchSampler(Sampler):

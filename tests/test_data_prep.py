@@ -40,7 +40,7 @@ def test_empty_folder_is_refused(tmp_path):
         folder.main(["--root", str(tmp_path / "corpus"), "--out", str(tmp_path / "p")])
 
 
-def test_librispeech_layout_with_split_files_and_phones(tmp_path):
+def test_librispeech_layout_with_split_files_and_phones(tmp_path, capsys):
     root = librispeech_tree(tmp_path / "train-clean-100", speakers=("19", "26", "27"), utts=3, seconds=1.5)
     (tmp_path / "train_split.txt").write_text("19-198-0000\n19-198-0001\n26-198-0000\n26-198-0001\n27-198-0000\n")
     (tmp_path / "test_split.txt").write_text("19-198-0002\n26-198-0002\n999-1-1\n")
@@ -53,6 +53,7 @@ def test_librispeech_layout_with_split_files_and_phones(tmp_path):
     args = ["--root", str(root), "--out", str(out), "--phones", str(tmp_path / "phones.txt"),
             "--train-split", str(tmp_path / "train_split.txt"), "--test-split", str(tmp_path / "test_split.txt")]
     result = librispeech.main(args)
+    assert "1 ids of the split files are not in the corpus" in capsys.readouterr().out
     rows = {r.id: r for r in read_manifest(result.manifest)}
     assert len(rows) == 7 and "27-198-0001" not in rows  # only ids named in a split file
     assert rows["19-198-0002"].split == "test" and rows["27-198-0000"].split == "train"

@@ -37,7 +37,7 @@ def test_windows_are_fixed_per_epoch_and_move_between_epochs(corpus):
 
 
 def test_a_window_longer_than_every_clip_is_refused(corpus):
-    with pytest.raises(DataError, match="none of the 5 utterances"):
+    with pytest.raises(DataError, match="no usable utterance among the 5 of train: 5 are shorter"):
         WindowDataset(corpus, ["train"], window=10 ** 6, sample_rate=16000)
 
 
