@@ -8,12 +8,11 @@ and prep_report.txt. Splits: each speaker's utterances go to train or test by a 
 --heldout-speakers moves whole speakers to "heldout" (few-shot evaluation). Running it twice does nothing
 the second time.
 """
-import argparse
 from pathlib import Path
 
 from seqcpc.audio import AUDIO_EXTENSIONS
 from seqcpc.manifest import DataError
-from seqcpc.prepare import Source, assign_splits, hold_out_speakers, prepare
+from seqcpc.prepare import Source, assign_splits, hold_out_speakers, prep_parser, prepare
 
 
 def find_sources(root) -> list[Source]:
@@ -32,12 +31,7 @@ def find_sources(root) -> list[Source]:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", required=True)
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--test-fraction", type=float, default=0.2)
-    parser.add_argument("--heldout-speakers", type=int, default=0)
-    parser.add_argument("--on-error", choices=["skip", "stop"], default="skip")
+    parser = prep_parser(__doc__)
     args = parser.parse_args(argv)
     sources = find_sources(args.root)
     hold_out_speakers(sources, args.heldout_speakers)

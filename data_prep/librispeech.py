@@ -11,12 +11,11 @@ split files, each speaker's utterances go to train or test by a hash of their id
 disagrees with the audio by more than two frames are dropped and listed in phones_report.txt; split ids
 that are not in the corpus are counted. Running it twice does nothing the second time.
 """
-import argparse
 import re
 from pathlib import Path
 
 from seqcpc.manifest import DataError, read_phones
-from seqcpc.prepare import Source, assign_splits, hold_out_speakers, prepare, write_frame_labels
+from seqcpc.prepare import Source, assign_splits, hold_out_speakers, prep_parser, prepare, write_frame_labels
 
 NAME = re.compile(r"^(\d+)-(\d+)-(\d+)$")
 
@@ -56,15 +55,10 @@ def apply_split_files(sources: list[Source], train_split, test_split, log=print)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", required=True)
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--phones")
-    parser.add_argument("--train-split")
-    parser.add_argument("--test-split")
-    parser.add_argument("--test-fraction", type=float, default=0.2)
-    parser.add_argument("--heldout-speakers", type=int, default=0)
-    parser.add_argument("--on-error", choices=["skip", "stop"], default="skip")
+    parser = prep_parser(__doc__)
+    parser.add_argument("--phones", help="converted_aligned_phones.txt")
+    parser.add_argument("--train-split", help="train_split.txt")
+    parser.add_argument("--test-split", help="test_split.txt")
     args = parser.parse_args(argv)
     if bool(args.train_split) != bool(args.test_split):
         parser.error("--train-split and --test-split go together")

@@ -6,6 +6,7 @@ the same inputs does nothing. A file that cannot be used is skipped and listed i
 (on_error="skip"), or stops the preparation with its name (on_error="stop"); nothing already written is
 lost either way, since the manifest is written last and atomically.
 """
+import argparse
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -31,6 +32,17 @@ class PrepResult:
     written: bool  # False when the manifest was already up to date
     rows: list[Utterance] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # "path: reason"
+
+
+def prep_parser(doc: str) -> argparse.ArgumentParser:
+    """The options every data_prep script for a speaker corpus shares."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", required=True, help="the corpus folder")
+    parser.add_argument("--out", required=True, help="folder for manifest.tsv and reports")
+    parser.add_argument("--test-fraction", type=float, default=0.2, help="share of each speaker's utterances")
+    parser.add_argument("--heldout-speakers", type=int, default=0, help="whole speakers kept for few-shot tests")
+    parser.add_argument("--on-error", choices=["skip", "stop"], default="skip", help="at an unreadable file")
+    return parser
 
 
 def fingerprint(sources: list[Source], options: dict) -> str:
