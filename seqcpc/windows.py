@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from seqcpc.audio import audio_info, read_audio
-from seqcpc.manifest import DataError, load_utterances, manifest_roots, resolve_path
+from seqcpc.manifest import DataError, manifest_roots, read_manifest, resolve_path
 
 
 class WindowDataset(Dataset):
@@ -27,11 +27,13 @@ class WindowDataset(Dataset):
         if on_bad_file not in ("skip", "stop"):
             raise ValueError(f"on_bad_file must be 'skip' or 'stop', not {on_bad_file!r}")
         self.on_bad_file = on_bad_file
-        rows = load_utterances(manifest, splits)
         roots = manifest_roots(manifest)
         self.window, self.sample_rate, self.seed, self.epoch = window, sample_rate, seed, 0
-        self.skipped_short, self.bad_files, kept = 0, [], []  # kept: (row, samples at sample_rate, path)
-        for row in rows:
+        # the manifest is streamed and only (id, speaker, samples, path) is kept of each usable row, so memory
+        # grows by tens of bytes per utterance and never with the audio
+        self.skipped_short, self.bad_files, kept, total = 0, [], [], 0
+        for row in read_manifest(manifest, splits):
+            total += 1
             n = round(row.num_samples * sample_rate / row.sample_rate)
             if n < window:
                 self.skipped_short += 1
@@ -44,18 +46,18 @@ class WindowDataset(Dataset):
                     raise
                 self.bad_files.append(str(err))
                 continue
-            kept.append((row, n, path))
+            kept.append((row.id, row.speaker, n, str(path)))
         if not kept:
-            raise DataError(f"{manifest}: no usable utterance among the {len(rows)} of {', '.join(splits)}: "
+            raise DataError(f"{manifest}: no usable utterance among the {total} of {', '.join(splits)}: "
                             f"{self.skipped_short} are shorter than the window of {window} samples, "
                             f"{len(self.bad_files)} cannot be read")
+        ids, speaker_of, lengths, paths = zip(*kept)
         # `speakers` fixes the speaker -> index map (e.g. the training split's) so ids agree across splits
-        self.speakers = speakers or sorted({row.speaker for row, _, _ in kept})
+        self.speakers = speakers or sorted(set(speaker_of))
         index = {s: i for i, s in enumerate(self.speakers)}
-        self.ids = [row.id for row, _, _ in kept]
-        self.paths = [path for _, _, path in kept]
-        self.lengths = np.array([n for _, n, _ in kept], dtype=np.int64)
-        self.groups = np.array([index.get(row.speaker, -1) for row, _, _ in kept], dtype=np.int64)
+        self.ids, self.paths = list(ids), list(paths)
+        self.lengths = np.array(lengths, dtype=np.int64)
+        self.groups = np.array([index.get(s, -1) for s in speaker_of], dtype=np.int64)
 
     def __len__(self):
         return len(self.paths)
