@@ -89,13 +89,6 @@ def read_manifest(path, splits: Iterable[str] | None = None) -> Iterator[Utteran
                 yield row
 
 
-def load_utterances(path, splits: Iterable[str]) -> list[Utterance]:
-    rows = list(read_manifest(path, splits))
-    if not rows:
-        raise DataError(f"manifest {path} has no utterances in split(s) {', '.join(splits)}")
-    return rows
-
-
 def manifest_roots(manifest) -> list[Path]:
     """Folders a manifest may read audio from: its own, and those listed in audio_roots.txt beside it
     (written by data_prep when the audio stays where the user keeps it)."""

@@ -42,7 +42,3 @@ def import_torchaudio() -> types.ModuleType:
         import torchaudio
     return torchaudio
 
-
-def extension_loaded() -> bool:
-    """True when torchaudio's C++ extension loaded (so nothing was patched)."""
-    return bool(import_torchaudio()._extension._IS_TORCHAUDIO_EXT_AVAILABLE)

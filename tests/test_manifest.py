@@ -1,7 +1,8 @@
 import pytest
 
-from seqcpc.manifest import (DataError, Utterance, load_utterances, manifest_roots, read_manifest, read_phones,
+from seqcpc.manifest import (DataError, Utterance, manifest_roots, read_manifest, read_phones,
                              resolve_path, write_manifest, write_phones)
+from seqcpc.windows import WindowDataset
 
 
 def rows():
@@ -20,8 +21,9 @@ def test_round_trip_and_split_filter(tmp_path):
 def test_empty_or_malformed_manifests_are_named(tmp_path):
     path = tmp_path / "manifest.tsv"
     write_manifest(path, [])
-    with pytest.raises(DataError, match="has no utterances in split"):
-        load_utterances(path, ["train"])
+    assert list(read_manifest(path)) == []
+    with pytest.raises(DataError, match="no usable utterance among the 0 of train"):
+        WindowDataset(path, ["train"], window=1000, sample_rate=16000)
     path.write_text(path.read_text() + "x\ty\n")
     with pytest.raises(DataError, match=r"manifest.tsv:2: expected 9"):
         list(read_manifest(path))
