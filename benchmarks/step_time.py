@@ -1,6 +1,6 @@
 """Training step time of CPC configurations, split into its parts, with achieved GFLOP/s.
 
-    python benchmarks/step_time.py [--steps 10] [--configs audio_paper synthetic_demo] [--device cpu]
+    python benchmarks/step_time.py [--steps 10] [--configs audio_paper speech_cpu] [--device cpu] [--compile]
 
 Each step is the real training step (forward, InfoNCE, backward, Adam); the parts are timed by running the
 model's stages one after another inside that step. FLOPs come from torch's FlopCounterMode on one step.
@@ -56,7 +56,7 @@ def one_step(model, opt, x, device):
     return parts
 
 
-def bench(name, cfg, steps, warmup, device):
+def bench(name, cfg, steps, warmup, device, compile=False):
     check_config(cfg)
     model = build_model(cfg.model).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
@@ -65,12 +65,18 @@ def bench(name, cfg, steps, warmup, device):
     with FlopCounterMode(display=False) as counter:
         one_step(model, opt, x, device)
     gflop = counter.get_total_flops() / 1e9
+    t = time.perf_counter()
+    if compile:  # each stage on its own, so the parts can still be timed
+        for part in ("encoder", "context", "predictor", "loss"):
+            setattr(model, part, torch.compile(getattr(model, part)))
     for _ in range(warmup):
         one_step(model, opt, x, device)
+    warmup_s = time.perf_counter() - t
     runs = [one_step(model, opt, x, device) for _ in range(steps)]
     totals = [sum(r.values()) for r in runs]
     step = statistics.mean(totals)
-    row = {"config": name, "batch x window": f"{B} x {L}", "step s": f"{step:.3f}",
+    row = {"config": name + (" (compiled)" if compile else ""), "batch x window": f"{B} x {L}",
+           "warm-up s": f"{warmup_s:.1f}", "step s": f"{step:.3f}",
            "std s": f"{statistics.stdev(totals) if steps > 1 else 0:.3f}"}
     for part in runs[0]:
         share = statistics.mean(r[part] for r in runs) / step
@@ -87,15 +93,17 @@ def main():
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--compile", action="store_true", help="also time each config with torch.compile")
     args = parser.parse_args()
     torch.manual_seed(0)
     peak = matmul_peak_gflops(device=args.device)
     rows = []
     for name in args.configs:
-        row, achieved = bench(name, CONFIGS[name](), args.steps, args.warmup, args.device)
-        row["% of matmul peak"] = f"{100 * achieved / peak:.0f}"
-        rows.append(row)
-        print(row, flush=True)
+        for compile in (False, True) if args.compile else (False,):
+            row, achieved = bench(name, CONFIGS[name](), args.steps, args.warmup, args.device, compile)
+            row["% of matmul peak"] = f"{100 * achieved / peak:.0f}"
+            rows.append(row)
+            print(row, flush=True)
     columns = list(rows[0])
     meta = {**machine(), "device": args.device, "matmul peak GFLOP/s": f"{peak:.1f}", "timed steps": args.steps}
     write_table(f"step_time_{args.device}", columns, rows, meta)

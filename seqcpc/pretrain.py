@@ -182,6 +182,8 @@ def pretrain(cfg: Config, resume: bool = False, overwrite: bool = False) -> dict
     opt = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, partial(
         lr_factor, warmup=cfg.optim.warmup_steps, max_steps=cfg.train.max_steps, min_ratio=cfg.optim.min_lr_ratio))
+    if cfg.train.compile:
+        model = torch.compile(model)  # Fabric keeps the compiled forward through DDP; checkpoints stay plain
     model, opt = fabric.setup(model, opt)
     train_loader, val_loader = fabric.setup_dataloaders(train_loader, val_loader, use_distributed_sampler=False)
 

@@ -10,7 +10,7 @@ import time
 import pytest
 import torch
 
-from seqcpc.checkpoint import read_checkpoint
+from seqcpc.checkpoint import load_model, read_checkpoint
 from seqcpc.config import load_config
 from seqcpc.errors import TrainingError
 from seqcpc.model import CPC
@@ -129,3 +129,12 @@ def test_two_process_ddp_run_keeps_ranks_in_sync_and_writes_once(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoints", "config.yaml", "curves.png",
                                                           "metrics.csv", "summary.json"]
     assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["last.ckpt"]
+
+
+def test_a_compiled_run_trains_and_saves_a_plain_checkpoint(tmp_path):
+    run_cli("pretrain", *TINY, "train.max_steps=6", "train.compile=true", f"train.out_dir={tmp_path}")
+    ckpt = read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
+    assert ckpt["step"] == 6 and not any("_orig_mod" in k for k in ckpt["model"])
+    model = load_model(tmp_path / "checkpoints" / "last.ckpt")
+    loss, _ = model(torch.randn(2, 1, 2048))
+    assert torch.isfinite(loss)
