@@ -121,7 +121,10 @@ def run_speech_probes(cfg: Config, model, manifest, out_dir, log=print) -> dict:
             for split in ("train", "test")}
     speakers = sorted({s for _, _, s in spec["train"]})
     index = {s: i for i, s in enumerate(speakers)}
-    spec["test"] = [w for w in spec["test"] if w[2] in index]
+    unseen = {w[2] for w in spec["test"]} - set(index)
+    if unseen:  # a speaker needs training windows to be a class of the probe
+        log(f"speaker probe: {len(unseen)} speakers have test but no training utterances and are left out")
+        spec["test"] = [w for w in spec["test"] if w[2] in index]
     if not spec["train"] or not spec["test"]:
         raise DataError(f"{manifest}: the speaker probe needs train and test windows of the same speakers")
     emb = {split: embed_windows(extractors, spec[split], window, sr) for split in spec}
@@ -147,20 +150,22 @@ def run_speech_probes(cfg: Config, model, manifest, out_dir, log=print) -> dict:
             log(f"  {name}: phone {results[name]['phone']:.3f}")
 
     held = window_specs(manifest, "heldout", window, sr, pc.windows_per_utterance, pc.utterances_per_speaker)
-    held_speakers = len({s for _, _, s in held})
-    if 0 < held_speakers < pc.n_way:
-        log(f"few-shot skipped: {held_speakers} held-out speakers, fewer than probe.n_way={pc.n_way}")
-    elif held:
+    windows_per_speaker = np.unique([s for _, _, s in held], return_counts=True)[1] if held else np.array([])
+    shots = [k for k in pc.shots if (windows_per_speaker >= k + pc.n_query).sum() >= pc.n_way]
+    for k in sorted(set(pc.shots) - set(shots)):
+        log(f"few-shot {k}-shot skipped: fewer than probe.n_way={pc.n_way} held-out speakers have "
+            f"{k} + probe.n_query={pc.n_query} windows")
+    if shots:
         log("few-shot: held-out speakers")
         emb_held = embed_windows(extractors, held, window, sr)
         labels_held = np.unique([s for _, _, s in held], return_inverse=True)[1]
         for name in extractors:
-            for k in pc.shots:
+            for k in shots:
                 r = prototypical_episodes(emb_held[name][0], labels_held, n_way=pc.n_way, k_shot=k,
                                           n_query=pc.n_query, episodes=pc.episodes, seed=cfg.train.seed)
                 results[name][f"{pc.n_way}way_{k}shot"] = r["mean"]
                 results[name][f"{pc.n_way}way_{k}shot_ci95"] = r["ci95"]
-            log(f"  {name}: " + ", ".join(f"{k}-shot {results[name][f'{pc.n_way}way_{k}shot']:.3f}" for k in pc.shots))
+            log(f"  {name}: " + ", ".join(f"{k}-shot {results[name][f'{pc.n_way}way_{k}shot']:.3f}" for k in shots))
 
     counts = {"speakers": len(speakers), "train_windows": len(spec["train"]), "test_windows": len(spec["test"]),
               "heldout_windows": len(held)}

@@ -7,6 +7,7 @@ import torch
 from audio_fixtures import toy_speech_corpus
 from seqcpc.builders import build_model
 from seqcpc.config import resolve
+from seqcpc.manifest import read_manifest, write_manifest
 from seqcpc.speech_eval import MFCCFrames, run_speech_probes, window_specs
 
 
@@ -47,3 +48,18 @@ def test_probes_beat_chance_and_write_a_report(corpus, tmp_path):
     assert saved["counts"]["speakers"] == 6 and saved["counts"]["heldout_windows"] == 5 * 6 * 2
     for name in ("results.md", "probe_accuracy.png", "speaker_confusion.png"):
         assert (tmp_path / name).stat().st_size > 0
+
+
+def test_speakers_with_too_few_utterances_are_left_out_with_a_message(tmp_path):
+    manifest = toy_speech_corpus(tmp_path, speakers=6, heldout=5, utts=6, seconds=1.5)
+    rows = [r for r in read_manifest(manifest)
+            if not (r.speaker == "s0" and r.split == "train")  # s0: test utterances only
+            and not (r.speaker == "s6" and r.id != "s6_u0")]  # s6: one held-out utterance, too few for 5-shot
+    write_manifest(manifest, rows)
+    cfg = small_cfg(manifest)
+    logs = []
+    out = run_speech_probes(cfg, build_model(cfg.model), manifest, tmp_path / "out", log=logs.append)
+    assert out["counts"]["speakers"] == 5
+    assert any("1 speakers have test but no training utterances" in line for line in logs)
+    # only 4 held-out speakers keep enough windows (k + 5 queries) for 5-way episodes: few-shot is skipped
+    assert any("few-shot 1-shot skipped" in line for line in logs) and "5way_1shot" not in out["results"]["cpc"]
