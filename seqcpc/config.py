@@ -68,7 +68,7 @@ class DataConfig:
     window: int = 20480  # input samples per training window
     batch_size: int = 8  # per device
     num_workers: int = 0
-    batching: str = choice("uniform", ["uniform", "speaker"])  # speaker: every batch from one speaker
+    batching: str = choice("uniform", ["uniform", "speaker", "utterance"])  # manifest: one speaker / utterance a batch
     manifest: str = ""  # manifest: a prepared corpus's manifest.tsv (train split to train, test to validate)
     sample_rate: int = 16000  # manifest: the rate windows are read at (files at other rates are resampled)
     allow_outside_paths: bool = False  # manifest: let rows point outside the manifest's folder

@@ -2,16 +2,18 @@
 mid-epoch.
 
 Every dataset item is (x, group): x is one training window as the encoder reads it, group an int64 id
-(speaker, source) used by negatives='group' and by same-speaker batches.
+(speaker, source) used by negatives='group' and by one-speaker batches.
 """
 import itertools
 from functools import partial
+
+import numpy as np
 
 from torch.utils.data import DataLoader, DistributedSampler
 
 from seqcpc.config import DataConfig
 from seqcpc.synthetic import DriftingSines
-from seqcpc.windows import SpeakerBatchSampler, WindowDataset
+from seqcpc.windows import GroupBatchSampler, WindowDataset
 
 
 def build_datasets(cfg: DataConfig, seed: int):
@@ -48,10 +50,12 @@ class ResumableSampler(DistributedSampler):
 
 
 def make_loader(dataset, cfg: DataConfig, world_size: int, rank: int, seed: int, train: bool):
-    """(DataLoader, sampler): same-speaker batches when data.batching=speaker (training only), else a
-    shuffled (training) or ordered (validation) share of the dataset for this rank."""
-    if train and cfg.batching == "speaker":
-        sampler = SpeakerBatchSampler(dataset.groups, cfg.batch_size, world_size, rank, seed, dataset=dataset)
+    """(DataLoader, sampler): for training, batches of one speaker (data.batching=speaker) or of one
+    utterance (data.batching=utterance) when asked, else a shuffled (training) or ordered (validation)
+    share of the dataset for this rank."""
+    if train and cfg.batching != "uniform":
+        groups = dataset.groups if cfg.batching == "speaker" else np.arange(len(dataset))
+        sampler = GroupBatchSampler(groups, cfg.batch_size, world_size, rank, seed, dataset=dataset)
         return DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers), sampler
     sampler = ResumableSampler(dataset, world_size, rank, seed, cfg.batch_size, shuffle=train)
     loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,

@@ -1,4 +1,4 @@
-"""Training windows cut from the utterances of a manifest, and a sampler of same-speaker batches.
+"""Training windows cut from a manifest's utterances, and a sampler of one-speaker or one-utterance batches.
 
 Item shapes: x (1, L) float32 with L = window samples at the corpus rate, group () int64 speaker index.
 Only metadata lives in memory; each item reads its window from disk. The window of item i in epoch e starts
@@ -65,16 +65,19 @@ class WindowDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def read(self, i):
-        rng = np.random.default_rng([self.seed, self.epoch, i])
+    def read(self, i, repeat: int = 0):
+        rng = np.random.default_rng([self.seed, self.epoch, i, repeat])
         start = int(rng.integers(0, self.lengths[i] - self.window + 1))
         x = read_audio(self.paths[i], start, self.window, self.sample_rate)  # (L,)
         return torch.from_numpy(x)[None], torch.tensor(self.groups[i])
 
     def __getitem__(self, i):
+        """Item i; an index of r * len(self) + i asks for another random window of utterance i (r > 0),
+        which is how a sampler puts several windows of one utterance in a batch."""
+        repeat, i = divmod(i, len(self))
         for attempt in range(len(self)):
             try:
-                return self.read((i + attempt) % len(self))
+                return self.read((i + attempt) % len(self), repeat)
             except DataError as err:
                 if self.on_bad_file == "stop":
                     raise
@@ -82,11 +85,12 @@ class WindowDataset(Dataset):
         raise DataError("no file of the dataset could be read")
 
 
-class SpeakerBatchSampler(Sampler):
-    """Batches whose windows all come from one speaker, so negatives drawn from the batch are same-speaker
-    negatives (the CPC reference code's speaker sampler). Speakers with fewer utterances than a batch are
-    topped up by repeating utterances (with different random windows). Each rank takes its own share of
-    every epoch's shuffled batches; `set_position` restarts an epoch after its first batches."""
+class GroupBatchSampler(Sampler):
+    """Batches whose windows all come from one group: a speaker (the CPC reference code's speaker sampler,
+    so negatives drawn from the batch are same-speaker negatives) or an utterance (several windows of one
+    recording). A group with fewer items than a batch is topped up with other random windows of its
+    utterances, never the same window twice. Each rank takes its own share of every epoch's shuffled
+    batches; `set_position` restarts an epoch after its first batches."""
 
     def __init__(self, groups, batch_size: int, num_replicas: int = 1, rank: int = 0, seed: int = 0, dataset=None):
         self.groups, self.batch_size = np.asarray(groups), batch_size
@@ -105,8 +109,9 @@ class SpeakerBatchSampler(Sampler):
         out = []
         for g in np.unique(self.groups[self.groups >= 0]):
             idx = rng.permutation(np.flatnonzero(self.groups == g))
-            if len(idx) < self.batch_size:
-                idx = np.concatenate([idx, rng.choice(idx, self.batch_size - len(idx))])
+            if len(idx) < self.batch_size:  # r-th extra window of item i is index r * N + i (see WindowDataset)
+                extra = np.arange(len(idx), self.batch_size)
+                idx = np.concatenate([idx, idx[extra % len(idx)] + (extra // len(idx)) * len(self.groups)])
             out += [idx[j:j + self.batch_size].tolist() for j in range(0, len(idx) - self.batch_size + 1, self.batch_size)]
         order = rng.permutation(len(out))
         return [out[j] for j in order[self.rank::self.num_replicas][: self.total]]

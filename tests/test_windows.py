@@ -4,7 +4,7 @@ import torch
 
 from audio_fixtures import tone, write
 from seqcpc.manifest import DataError, Utterance, write_manifest
-from seqcpc.windows import SpeakerBatchSampler, WindowDataset
+from seqcpc.windows import GroupBatchSampler, WindowDataset
 
 
 @pytest.fixture
@@ -45,16 +45,27 @@ def test_speaker_batches_hold_one_speaker_and_split_across_ranks():
     groups = np.repeat(np.arange(5), [9, 8, 3, 16, 8])
     seen = []
     for rank in range(2):
-        sampler = SpeakerBatchSampler(groups, 4, num_replicas=2, rank=rank, seed=0)
+        sampler = GroupBatchSampler(groups, 4, num_replicas=2, rank=rank, seed=0)
         batches = list(sampler)
         assert len(batches) == len(sampler) > 0
         for b in batches:
-            assert len(b) == 4 and len(set(groups[b])) == 1
+            assert len(b) == 4 and len(set(groups[np.asarray(b) % len(groups)])) == 1  # extra windows: r * N + i
         seen.append({tuple(b) for b in batches})
     assert not seen[0] & seen[1]
-    sampler = SpeakerBatchSampler(groups, 4, seed=0)
+    sampler = GroupBatchSampler(groups, 4, seed=0)
     full = list(sampler)
     sampler.set_position(0, 3)
     assert list(sampler) == full[3:]
     sampler.set_position(1)
     assert list(sampler) != full
+
+
+def test_small_groups_are_topped_up_with_new_windows_never_the_same_one(corpus):
+    ds = WindowDataset(corpus, ["train"], window=4000, sample_rate=16000)
+    sampler = GroupBatchSampler(np.arange(len(ds)), 3, seed=0, dataset=ds)  # one utterance a batch
+    batches = list(sampler)
+    assert len(batches) == len(ds)
+    for b in batches:
+        assert len({i % len(ds) for i in b}) == 1  # one utterance
+        windows = [ds[i][0] for i in b]
+        assert not torch.equal(windows[0], windows[1]) and not torch.equal(windows[1], windows[2])
