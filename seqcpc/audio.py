@@ -29,6 +29,18 @@ def audio_info(path) -> tuple[int, int, int]:
     return info.samplerate, info.channels, info.frames
 
 
+def usable_audio_info(path, on_error: str, skipped: list):
+    """audio_info(path); for an unusable file, None after adding the reason to `skipped` (on_error="skip"),
+    or the AudioError naming the file (on_error="stop")."""
+    try:
+        return audio_info(path)
+    except AudioError as err:
+        if on_error == "stop":
+            raise
+        skipped.append(str(err))
+        return None
+
+
 def read_audio(path, start: int = 0, frames: int = -1, sample_rate: int | None = None) -> np.ndarray:
     """Samples [start, start + frames) of `path` at `sample_rate` (the file's own if None): (L,) float32."""
     path = Path(path)

@@ -41,6 +41,10 @@ class Utterance:
     num_samples: int
     meta: str = ""
 
+    def samples_at(self, sample_rate: int) -> int:
+        """Length in samples once read at `sample_rate` (files at other rates are resampled on load)."""
+        return round(self.num_samples * sample_rate / self.sample_rate)
+
 
 FIELDS = [f.name for f in fields(Utterance)]
 

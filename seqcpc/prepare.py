@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from seqcpc.audio import audio_info
+from seqcpc.audio import usable_audio_info
 from seqcpc.manifest import DataError, Utterance, atomic_write_text, write_manifest
 
 
@@ -92,13 +92,10 @@ def prepare(sources: list[Source], out_dir, options: dict, on_error: str = "skip
         return PrepResult(manifest, written=False)
     rows, skipped = [], []
     for i, s in enumerate(sorted(sources, key=lambda s: s.id)):
-        try:
-            rate, channels, frames = audio_info(s.path)
-        except DataError as err:
-            if on_error == "stop":
-                raise
-            skipped.append(str(err))
+        info = usable_audio_info(s.path, on_error, skipped)
+        if info is None:
             continue
+        rate, channels, frames = info
         rel = Path(s.path).resolve()
         if out_dir.resolve() in rel.parents:
             rel = rel.relative_to(out_dir.resolve())

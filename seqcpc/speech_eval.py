@@ -54,7 +54,7 @@ def window_specs(manifest, split: str, window: int, sample_rate: int, per_uttera
     utterances of each speaker capped at `per_speaker` (0: all), in a fixed order."""
     roots, used, specs = manifest_roots(manifest), defaultdict(int), []
     for row in read_manifest(manifest, [split]):
-        n = round(row.num_samples * sample_rate / row.sample_rate)
+        n = row.samples_at(sample_rate)
         if n < window or (per_speaker and used[row.speaker] >= per_speaker):
             continue
         used[row.speaker] += 1
@@ -150,7 +150,8 @@ def run_speech_probes(cfg: Config, model, manifest, out_dir, log=print) -> dict:
             log(f"  {name}: phone {results[name]['phone']:.3f}")
 
     held = window_specs(manifest, "heldout", window, sr, pc.windows_per_utterance, pc.utterances_per_speaker)
-    windows_per_speaker = np.unique([s for _, _, s in held], return_counts=True)[1] if held else np.array([])
+    _, labels_held, windows_per_speaker = np.unique([s for _, _, s in held], return_inverse=True,
+                                                    return_counts=True)
     shots = [k for k in pc.shots if (windows_per_speaker >= k + pc.n_query).sum() >= pc.n_way]
     for k in sorted(set(pc.shots) - set(shots)):
         log(f"few-shot {k}-shot skipped: fewer than probe.n_way={pc.n_way} held-out speakers have "
@@ -158,7 +159,6 @@ def run_speech_probes(cfg: Config, model, manifest, out_dir, log=print) -> dict:
     if shots:
         log("few-shot: held-out speakers")
         emb_held = embed_windows(extractors, held, window, sr)
-        labels_held = np.unique([s for _, _, s in held], return_inverse=True)[1]
         for name in extractors:
             for k in shots:
                 r = prototypical_episodes(emb_held[name][0], labels_held, n_way=pc.n_way, k_shot=k,
@@ -169,11 +169,11 @@ def run_speech_probes(cfg: Config, model, manifest, out_dir, log=print) -> dict:
 
     counts = {"speakers": len(speakers), "train_windows": len(spec["train"]), "test_windows": len(spec["test"]),
               "heldout_windows": len(held)}
-    write_report(results, counts, out_dir)
+    write_report(results, counts, out_dir, log)
     return {"results": results, "counts": counts}
 
 
-def write_report(results: dict, counts: dict, out_dir: Path) -> str:
+def write_report(results: dict, counts: dict, out_dir: Path, log=print) -> str:
     metrics = [m for m in next(iter(results.values())) if not m.endswith("ci95")]
     lines = ["| features | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
     for name, r in results.items():
@@ -185,5 +185,5 @@ def write_report(results: dict, counts: dict, out_dir: Path) -> str:
     (out_dir / "results.json").write_text(json.dumps({"results": results, "counts": counts}, indent=2))
     plot_accuracy_bars({m: {n: r[m] for n, r in results.items()} for m in metrics}, out_dir / "probe_accuracy.png",
                        "frozen-feature probes (test accuracy)")
-    print(f"\n{facts}\n{table}\n")
+    log(f"\n{facts}\n{table}\n")
     return table

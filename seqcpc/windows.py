@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from seqcpc.audio import audio_info, read_audio
+from seqcpc.audio import read_audio, usable_audio_info
 from seqcpc.manifest import DataError, manifest_roots, read_manifest, resolve_path
 
 
@@ -34,17 +34,12 @@ class WindowDataset(Dataset):
         self.skipped_short, self.bad_files, kept, total = 0, [], [], 0
         for row in read_manifest(manifest, splits):
             total += 1
-            n = round(row.num_samples * sample_rate / row.sample_rate)
+            n = row.samples_at(sample_rate)
             if n < window:
                 self.skipped_short += 1
                 continue
             path = resolve_path(manifest, row.path, roots, allow_outside_paths)
-            try:
-                audio_info(path)
-            except DataError as err:
-                if on_bad_file == "stop":
-                    raise
-                self.bad_files.append(str(err))
+            if usable_audio_info(path, on_bad_file, self.bad_files) is None:
                 continue
             kept.append((row.id, row.speaker, n, str(path)))
         if not kept:
