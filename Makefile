@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo demo-synthetic test setup clean
+.PHONY: demo demo-synthetic demo-image test setup clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -29,3 +29,7 @@ clean:
 
 demo-synthetic: setup
 	$(BIN)/seqcpc pretrain --config recipes/synthetic/demo.yaml --overwrite
+
+# the image recipe; its data comes from the Debian package dataset-fashion-mnist (apt-get install it as root)
+demo-image: setup
+	$(BIN)/python recipes/image/run.py --config recipes/image/cpu.yaml

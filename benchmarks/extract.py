@@ -3,7 +3,8 @@
     python benchmarks/extract.py [--manifest data/espeak/manifest.tsv]
 
 Each measurement runs in a fresh process so that its peak RSS is its own:
-  extract  model.embed over 64 windows of 1.28 s (batches of 16): seconds of compute per second of audio
+  extract  model.embed over 64 windows of 1.28 s (batches of 16): seconds of compute per second of audio;
+           for the image recipe, 2000 28x28 images (batches of 500, as its evaluation embeds them): images/s
   corpus   building the training WindowDataset from the manifest, and from the same rows repeated 10 times
            (peak RSS of the process, and the Python heap the dataset holds, by tracemalloc)
 """
@@ -28,11 +29,29 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def measure_extract_images() -> dict:
+    from recipes.common import load_recipe_config
+    from seqcpc.builders import build_model
+
+    cfg = load_recipe_config(ROOT / "recipes/image/cpu.yaml", section="dataset")[1]
+    model = build_model(cfg.model).eval()
+    x = torch.rand(2000, 1, 28, 28)
+    model.embed(x[:500])
+    t = time.perf_counter()
+    for batch in x.split(500):
+        model.embed(batch)
+    seconds = time.perf_counter() - t
+    return {"what": "extract z, c: image_cpu", "value": f"{len(x) / seconds:.0f} images/s",
+            "peak RSS MB": f"{peak_rss_mb():.0f}"}
+
+
 def measure_extract(name: str) -> dict:
+    from recipes.common import load_recipe_config
     from seqcpc.builders import build_model
     from seqcpc.config import Config
-    from recipes.speech.run import load_recipe_config
 
+    if name == "image_cpu":
+        return measure_extract_images()
     cfg = Config() if name == "audio_paper" else load_recipe_config(ROOT / "recipes/speech/cpu.yaml")[1]
     model = build_model(cfg.model).eval()
     x = torch.randn(64, 1, cfg.data.window)
@@ -92,7 +111,7 @@ def main():
         kind, *rest = args.one
         print(json.dumps(measure_extract(*rest) if kind == "extract" else measure_corpus(*rest)))
         return
-    rows = [in_fresh_process("extract", name) for name in ("audio_paper", "speech_cpu")]
+    rows = [in_fresh_process("extract", name) for name in ("audio_paper", "speech_cpu", "image_cpu")]
     if Path(args.manifest).is_file():
         for repeat in (1, 10):
             with tempfile.TemporaryDirectory() as tmp:

@@ -1,9 +1,10 @@
-"""Data loading speed against what training consumes: windows/s of the real speech loader with 0, 1, 2
-workers, beside the windows/s of the default CPU speech training step.
+"""Data loading speed against what training consumes: windows/s of the real speech loader and images/s of
+the real image loader, with 0, 1, 2 workers, beside what the default CPU training step of each recipe takes.
 
-    python benchmarks/loader.py [--manifest data/espeak/manifest.tsv] [--batches 100]
+    python benchmarks/loader.py [--manifest data/espeak/manifest.tsv] [--images data/fashion_mnist] [--batches 100]
 
-Without --manifest a small eSpeak corpus (20 speakers x 20 utterances) is built in a temporary folder.
+Without --manifest a small eSpeak corpus (20 speakers x 20 utterances) is built in a temporary folder;
+without --images (or when it is not prepared) 10000 random 28x28 grey images are.
 """
 import argparse
 import sys
@@ -11,6 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -18,10 +20,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 from common import machine, write_table  # noqa: E402
 
+from recipes.common import load_recipe_config  # noqa: E402
 from seqcpc.builders import build_model  # noqa: E402
-from seqcpc.config import resolve  # noqa: E402
+from seqcpc.image_store import ImageDataset, write_dataset  # noqa: E402
 from seqcpc.windows import WindowDataset  # noqa: E402
-from recipes.speech.run import load_recipe_config  # noqa: E402
 
 
 def loader_rate(ds, batch, workers, batches):
@@ -39,10 +41,10 @@ def loader_rate(ds, batch, workers, batches):
     return n / (time.perf_counter() - t)
 
 
-def step_rate(cfg, steps=5):
+def step_rate(cfg, x, steps=5):
+    """Samples per second the training step takes in (forward, loss, backward, Adam)."""
     model = build_model(cfg.model)
     opt = torch.optim.Adam(model.parameters())
-    x = torch.randn(cfg.data.batch_size, 1, cfg.data.window)
     times = []
     for i in range(steps + 1):
         t = time.perf_counter()
@@ -54,11 +56,39 @@ def step_rate(cfg, steps=5):
     return cfg.data.batch_size / (sum(times[1:]) / steps)
 
 
+def compare(ds, consumed: float, batch: int, batches: int, unit: str, step_name: str) -> list[dict]:
+    rows = [{"what": f"training step ({step_name})", unit: f"{consumed:.1f}", "x step": "1.0"}]
+    for workers in (0, 1, 2):
+        rate = loader_rate(ds, batch, workers, batches)
+        rows.append({"what": f"loader, {workers} workers", unit: f"{rate:.1f}", "x step": f"{rate / consumed:.1f}"})
+        print(rows[-1], flush=True)
+    return rows
+
+
+def bench_images(folder, batches: int) -> None:
+    _, cfg = load_recipe_config(ROOT / "recipes/image/cpu.yaml", section="dataset")
+    with tempfile.TemporaryDirectory() as tmp:
+        if folder is None or not (Path(folder) / "dataset.json").is_file():
+            rng = np.random.default_rng(0)
+            splits = {s: (rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8), rng.integers(0, 10, n))
+                      for s, n in (("train", 10000), ("test", 100))}
+            folder = Path(tmp) / "random_images"
+            write_dataset(folder, splits, [str(i) for i in range(10)], "random", key="bench")
+        ds = ImageDataset(folder, "train")
+        x = torch.rand(cfg.data.batch_size, ds.channels, *ds.size)
+        rows = compare(ds, step_rate(cfg, x), cfg.data.batch_size, batches, "images/s", "image cpu.yaml")
+    meta = {**machine(), "image size": "x".join(map(str, ds.size)), "batch": cfg.data.batch_size,
+            "images": str(folder)}
+    write_table("loader_images_cpu", ["what", "images/s", "x step"], rows, meta)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--manifest")
+    parser.add_argument("--images", default=str(ROOT / "data/fashion_mnist"))
     parser.add_argument("--batches", type=int, default=100)
     args = parser.parse_args()
+    bench_images(args.images, args.batches)
     _, cfg = load_recipe_config(ROOT / "recipes/speech/cpu.yaml")
     with tempfile.TemporaryDirectory() as tmp:
         manifest = args.manifest
@@ -68,13 +98,8 @@ def main():
             manifest = espeak_corpus.build(Path(tmp) / "c", speakers=20, heldout_speakers=0, utterances=20,
                                            log=lambda *_: None)
         ds = WindowDataset(manifest, ["train"], cfg.data.window, cfg.data.sample_rate)
-        consumed = step_rate(cfg)
-        rows = [{"what": "training step (speech cpu.yaml)", "windows/s": f"{consumed:.1f}", "x step": "1.0"}]
-        for workers in (0, 1, 2):
-            rate = loader_rate(ds, cfg.data.batch_size, workers, args.batches)
-            rows.append({"what": f"loader, {workers} workers", "windows/s": f"{rate:.1f}",
-                         "x step": f"{rate / consumed:.1f}"})
-            print(rows[-1], flush=True)
+        consumed = step_rate(cfg, torch.randn(cfg.data.batch_size, 1, cfg.data.window))
+        rows = compare(ds, consumed, cfg.data.batch_size, args.batches, "windows/s", "speech cpu.yaml")
     meta = {**machine(), "window": cfg.data.window, "batch": cfg.data.batch_size, "corpus": str(manifest)}
     write_table("loader_cpu", ["what", "windows/s", "x step"], rows, meta)
 

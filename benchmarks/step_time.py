@@ -1,6 +1,6 @@
 """Training step time of CPC configurations, split into its parts, with achieved GFLOP/s.
 
-    python benchmarks/step_time.py [--steps 10] [--configs audio_paper speech_cpu] [--device cpu] [--compile]
+    python benchmarks/step_time.py [--steps 10] [--configs audio_paper speech_cpu image_cpu] [--device cpu] [--compile]
 
 Each step is the real training step (forward, InfoNCE, backward, Adam); the parts are timed by running the
 model's stages one after another inside that step. FLOPs come from torch's FlopCounterMode on one step.
@@ -12,14 +12,17 @@ import time
 from pathlib import Path
 
 import torch
+from einops import rearrange
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 from common import machine, matmul_peak_gflops, sync, write_table  # noqa: E402
-from recipes.speech.run import load_recipe_config  # noqa: E402
+from recipes.common import load_recipe_config  # noqa: E402
 
 from seqcpc.builders import build_model, check_config  # noqa: E402
 from seqcpc.config import Config, load_config  # noqa: E402
+from seqcpc.errors import SeqcpcError  # noqa: E402
+from seqcpc.image_store import read_info  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {
@@ -27,8 +30,18 @@ CONFIGS = {
     "audio_paper": lambda: Config(),
     "speech_cpu": lambda: load_recipe_config(ROOT / "recipes/speech/cpu.yaml")[1],
     "synthetic_demo": lambda: load_config(ROOT / "recipes/synthetic/demo.yaml"),
+    "image_cpu": lambda: load_recipe_config(ROOT / "recipes/image/cpu.yaml", section="dataset")[1],
+    "image_gpu": lambda: load_recipe_config(ROOT / "recipes/image/gpu.yaml", section="dataset")[1],
 }
 SAMPLE_RATE = 16000
+
+
+def image_size(cfg) -> tuple[int, int]:
+    """The prepared data set's image size, or the size it would have (28 px: Fashion-MNIST) if not prepared."""
+    try:
+        return tuple(read_info(cfg.data.images)["size"])
+    except SeqcpcError:
+        return (28, 28)
 
 
 def one_step(model, opt, x, device):
@@ -42,11 +55,18 @@ def one_step(model, opt, x, device):
         return now
 
     t = time.perf_counter()
-    z = model.encoder(x)  # (B, T, D)
+    image = x.dim() == 4
+    z = model.encoder(model.patches(x) if image else x)  # (B, T, D) or (B, Gh, Gw, D)
     t = mark("encoder", t)
-    preds = model.predictor(model.context(z))  # (B, K, T, D)
-    t = mark("context+predictor", t)
-    loss, _ = model.loss(preds, z)
+    if image:  # every direction: rotate, context, predictor (as PatchCPC.forward does)
+        outs = [(zd, p(rearrange(c, "b gh gw e -> (b gw) gh e")))
+                for p, (zd, c) in zip(model.predictors, (model.context(z, d) for d in range(len(model.predictors))))]
+        t = mark("context+predictor", t)
+        loss = sum(model.loss(preds, rearrange(zd, "b gh gw d -> (b gw) gh d"))[0] for zd, preds in outs) / len(outs)
+    else:
+        preds = model.predictor(model.context(z))  # (B, K, T, D)
+        t = mark("context+predictor", t)
+        loss, _ = model.loss(preds, z)
     t = mark("loss", t)
     loss.backward()
     t = mark("backward", t)
@@ -57,17 +77,20 @@ def one_step(model, opt, x, device):
 
 
 def bench(name, cfg, steps, warmup, device, compile=False):
-    check_config(cfg)
-    model = build_model(cfg.model).to(device)
+    image = cfg.model.modality == "image"
+    if not image:
+        check_config(cfg)  # (an image config's check needs its prepared data set)
+    model = build_model(cfg.model).to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    B, L = cfg.data.batch_size, cfg.data.window
-    x = torch.randn(B, cfg.model.encoder.in_channels, L, device=device)
+    B, C = cfg.data.batch_size, cfg.model.encoder.in_channels
+    shape = image_size(cfg) if image else (cfg.data.window,)
+    x = (torch.rand if image else torch.randn)(B, C, *shape, device=device)
     with FlopCounterMode(display=False) as counter:
         one_step(model, opt, x, device)
     gflop = counter.get_total_flops() / 1e9
     t = time.perf_counter()
     if compile:  # each stage on its own, so the parts can still be timed
-        for part in ("encoder", "context", "predictor", "loss"):
+        for part in ("encoder", "loss") if image else ("encoder", "context", "predictor", "loss"):
             setattr(model, part, torch.compile(getattr(model, part)))
     for _ in range(warmup):
         one_step(model, opt, x, device)
@@ -75,13 +98,14 @@ def bench(name, cfg, steps, warmup, device, compile=False):
     runs = [one_step(model, opt, x, device) for _ in range(steps)]
     totals = [sum(r.values()) for r in runs]
     step = statistics.mean(totals)
-    row = {"config": name + (" (compiled)" if compile else ""), "batch x window": f"{B} x {L}",
+    size = "x".join(map(str, shape))
+    row = {"config": name + (" (compiled)" if compile else ""), "batch x input": f"{B} x {C}x{size}",
            "warm-up s": f"{warmup_s:.1f}", "step s": f"{step:.3f}",
            "std s": f"{statistics.stdev(totals) if steps > 1 else 0:.3f}"}
     for part in runs[0]:
         share = statistics.mean(r[part] for r in runs) / step
         row[f"{part} %"] = f"{100 * share:.1f}"
-    row["audio s / s"] = f"{B * L / SAMPLE_RATE / step:.2f}"
+    row["throughput"] = f"{B / step:.0f} images/s" if image else f"{B * shape[0] / SAMPLE_RATE / step:.2f} audio s/s"
     row["GFLOP / step"] = f"{gflop:.1f}"
     row["GFLOP/s"] = f"{gflop / step:.1f}"
     return row, gflop / step
@@ -89,7 +113,8 @@ def bench(name, cfg, steps, warmup, device, compile=False):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--configs", nargs="+", default=[c for c in CONFIGS if c != "image_gpu"], choices=list(CONFIGS),
+                        help="image_gpu (batch 256 of 64 px RGB) is meant for a GPU: pass it with --device cuda")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--device", default="cpu")

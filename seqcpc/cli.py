@@ -27,12 +27,17 @@ def extract_main(args) -> None:
 def probe_main(args) -> None:
     from seqcpc.checkpoint import checkpoint_config, load_model, read_checkpoint
     from seqcpc.config import with_overrides
+    from seqcpc.image_eval import run_image_probes
     from seqcpc.speech_eval import run_speech_probes
 
     cfg = with_overrides(checkpoint_config(read_checkpoint(args.checkpoint)), args.overrides)
-    if cfg.data.kind != "manifest":
-        raise SeqcpcError("seqcpc probe needs a speech corpus: pass data.kind=manifest data.manifest=PATH")
-    run_speech_probes(cfg, load_model(args.checkpoint), cfg.data.manifest, args.out)
+    if cfg.data.kind == "images":
+        run_image_probes(cfg, load_model(args.checkpoint), args.out)
+    elif cfg.data.kind == "manifest":
+        run_speech_probes(cfg, load_model(args.checkpoint), cfg.data.manifest, args.out)
+    else:
+        raise SeqcpcError("seqcpc probe needs a speech corpus (data.kind=manifest data.manifest=PATH) or an image "
+                          "data set (data.kind=images data.images=PATH)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="cpu")
     e.set_defaults(run=extract_main)
 
-    q = sub.add_parser("probe", help="speaker / phone / few-shot probes of frozen features against baselines")
+    q = sub.add_parser("probe", help="frozen-feature probes against baselines: speaker / phone / few-shot for "
+                                     "speech, linear / label efficiency / few-shot for images")
     q.add_argument("--checkpoint", required=True)
     q.add_argument("--out", required=True, help="folder for results.md, results.json and plots")
     q.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. data.manifest=... probe.episodes=500")

@@ -31,10 +31,32 @@ class EncoderConfig:
 
 @dataclass
 class ContextConfig:
-    kind: str = choice("gru", ["gru", "lstm", "transformer"])
+    kind: str = choice("gru", ["gru", "lstm", "transformer", "masked_conv"])  # masked_conv: image grids
     dim: int = 256
     layers: int = 1
     heads: int = 4  # transformer only
+    kernel: int = 3  # masked_conv only: kernel side of its row-causal convolutions
+
+
+@dataclass
+class PatchConfig:
+    """Image models only: the patch grid and the per-patch ResNet."""
+    size: int = 8  # patch side in pixels
+    stride: int = 4  # pixels between patches (size / 2: 50% overlap)
+    widths: list[int] = field(default_factory=lambda: [32, 64, 128])  # ResNet stage widths; each halves the side
+    blocks: int = 1  # residual blocks per stage
+    directions: int = 1  # 1: top-down; up to 4 by rotating the grid
+    shared_context: bool = True  # one context network for every direction (else one each)
+
+
+@dataclass
+class AugmentConfig:
+    """Image models only: CPC v2's patch augmentations, applied in training (seqcpc/augment.py)."""
+    jitter: int = 1  # random shift of each patch, up to this many pixels
+    flip: bool = True  # random horizontal flips
+    colour_drop: float = 0.0  # RGB: chance of keeping one of the three channels
+    grey: float = 0.0  # chance of turning an RGB patch grey
+    per_patch: bool = True  # a draw per patch (else one per image)
 
 
 @dataclass
@@ -56,16 +78,19 @@ class LossConfig:
 @dataclass
 class ModelConfig:
     size: typing.Optional[str] = None  # a named preset, applied before the fields below
+    modality: str = choice("audio", ["audio", "image"])
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     context: ContextConfig = field(default_factory=ContextConfig)
     predictor: PredictorConfig = field(default_factory=PredictorConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    patches: PatchConfig = field(default_factory=PatchConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
 @dataclass
 class DataConfig:
-    kind: str = choice("synthetic", ["synthetic", "manifest"])
-    window: int = 20480  # input samples per training window
+    kind: str = choice("synthetic", ["synthetic", "manifest", "images"])
+    window: int = 20480  # input samples per training window (audio)
     batch_size: int = 8  # per device
     num_workers: int = 0
     batching: str = choice("uniform", ["uniform", "speaker", "utterance"])  # manifest: one speaker / utterance a batch
@@ -73,6 +98,7 @@ class DataConfig:
     sample_rate: int = 16000  # manifest: the rate windows are read at (files at other rates are resampled)
     allow_outside_paths: bool = False  # manifest: let rows point outside the manifest's folder
     on_bad_file: str = choice("skip", ["skip", "stop"])  # manifest: leave out (and list) or stop at a bad file
+    images: str = ""  # images: a folder written by data_prep/idx_images.py or data_prep/image_folder.py
     num_sequences: int = 512  # synthetic: training sequences
     val_sequences: int = 64  # synthetic: validation sequences
     groups: int = 8  # synthetic: number of "speakers" (sources with their own frequencies)
@@ -121,6 +147,12 @@ class ProbeConfig:
     shots: list[int] = field(default_factory=lambda: [1, 5])
     n_query: int = 5
     episodes: int = 300
+    label_fractions: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0])  # images: label efficiency
+    l2_grid: list[float] = field(default_factory=lambda: [1e-4, 1e-3, 1e-2])  # images: probe penalties tried
+    pool: int = 2  # images: the latent grid is average-pooled to pool x pool cells, then flattened
+    supervised_epochs: int = 30  # images: the from-scratch baseline's epochs on each label subset ...
+    supervised_max_steps: int = 400  # ... capped at this many steps
+    supervised_lr: float = 2e-3
 
 
 @dataclass
@@ -221,6 +253,9 @@ def resolve(data: dict) -> Config:
     return from_dict(Config, data)
 
 
+RECIPE_SECTIONS = ("corpus", "dataset")  # a recipe's data_prep step (recipes/common.py); not part of a run's config
+
+
 def load_config(path=None, overrides=()) -> Config:
     data = {}
     if path is not None:
@@ -232,7 +267,7 @@ def load_config(path=None, overrides=()) -> Config:
             raise ConfigError(f"config file {path} must hold a mapping of sections, not {type(data).__name__}")
     for override in overrides:
         apply_override(data, override)
-    return resolve(data)
+    return resolve({k: v for k, v in data.items() if k not in RECIPE_SECTIONS})
 
 
 def to_dict(cfg) -> dict:

@@ -1,8 +1,8 @@
 """Datasets for pretraining, chosen by `data.kind`, and loaders whose samplers a resumed run can restart
 mid-epoch.
 
-Every dataset item is (x, group): x is one training window as the encoder reads it, group an int64 id
-(speaker, source) used by negatives='group' and by one-speaker batches.
+Every dataset item is (x, group): x is one training window or image as the encoder reads it, group an int64
+id (speaker, source; an image's index) used by negatives='group' and by one-speaker batches.
 """
 import itertools
 from functools import partial
@@ -18,6 +18,10 @@ from seqcpc.windows import GroupBatchSampler, WindowDataset
 
 def build_datasets(cfg: DataConfig, seed: int):
     """(train, validation) datasets for a data config."""
+    if cfg.kind == "images":
+        from seqcpc.image_store import ImageDataset
+
+        return ImageDataset(cfg.images, "train"), ImageDataset(cfg.images, "test")
     if cfg.kind == "synthetic":
         train = DriftingSines(cfg.num_sequences, cfg.window, cfg.groups, seed=seed)
         val = DriftingSines(cfg.val_sequences, cfg.window, cfg.groups, seed=seed + 1)

@@ -195,7 +195,7 @@ def pretrain(cfg: Config, resume: bool = False, overwrite: bool = False) -> dict
     if fabric.is_global_zero:
         (out / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
     n_params = sum(p.numel() for p in model.parameters())
-    fabric.print(f"seqcpc pretrain: {n_params / 1e6:.2f}M parameters, {latent_steps} latent steps per window, "
+    fabric.print(f"seqcpc pretrain: {n_params / 1e6:.2f}M parameters, {latent_steps} latent positions per sample, "
                  f"{fabric.world_size} device(s) on {fabric.device}, precision {resolve_precision(cfg.fabric)}, "
                  f"run folder {out}", flush=True)
 

@@ -19,6 +19,7 @@ FULL_BATCH_MAX_ELEMENTS = 50_000_000
 # fallback starts at small N, where 20 epochs alone would be too few steps to converge.
 ADAM_BATCH, ADAM_EPOCHS, ADAM_MIN_STEPS, ADAM_LR = 4096, 20, 3000, 1e-2
 PREDICT_CHUNK = 65_536
+DEFAULT_L2 = 1e-4  # the probe's weight penalty, unless chosen from a grid (select_l2)
 
 
 def _features(x) -> torch.Tensor:
@@ -50,7 +51,7 @@ def _probe_loss(probe: nn.Linear, x, y, l2: float) -> torch.Tensor:
     return F.cross_entropy(probe(x), y) + l2 * probe.weight.pow(2).sum()
 
 
-def train_linear_probe(x, y, num_classes: int, *, l2: float = 1e-4, max_iter: int = 200,
+def train_linear_probe(x, y, num_classes: int, *, l2: float = DEFAULT_L2, max_iter: int = 200,
                        device="cpu") -> nn.Linear:
     """Multinomial logistic regression (D -> C) on features that are already standardised (see linear_probe).
 
@@ -96,22 +97,50 @@ def _predict(probe: nn.Linear, x: torch.Tensor) -> np.ndarray:
     return torch.cat([probe(chunk.to(device)).argmax(1).cpu() for chunk in x.split(PREDICT_CHUNK)]).numpy()
 
 
-def linear_probe(x_train, y_train, x_test, y_test, num_classes: int | None = None, **kw) -> dict:
+def stratified_holdout(y, fraction: float, seed: int = 0) -> np.ndarray:
+    """A boolean mask holding out `fraction` of each class (none of a class with a single sample)."""
+    y = _labels(y).numpy()
+    rng, held = np.random.default_rng(seed), np.zeros(len(y), dtype=bool)
+    for c in np.unique(y):
+        members = np.flatnonzero(y == c)
+        n = min(round(fraction * len(members)), len(members) - 1)
+        held[rng.choice(members, n, replace=False)] = True
+    return held
+
+
+def select_l2(x, y, num_classes: int, grid, fraction: float = 0.2, seed: int = 0, **kw) -> float:
+    """The l2 of `grid` whose probe, fitted on the rest of the (standardised) training features, scores best on
+    a stratified held-out `fraction` of them. The test split is never looked at."""
+    held = torch.as_tensor(stratified_holdout(y, fraction, seed))
+    x, y = _features(x), _labels(y)
+    scores = []
+    for l2 in grid:
+        probe = train_linear_probe(x[~held], y[~held], num_classes, l2=l2, **kw)
+        scores.append((_predict(probe, x[held]) == y[held].numpy()).mean())
+    return float(grid[int(np.argmax(scores))])
+
+
+def linear_probe(x_train, y_train, x_test, y_test, num_classes: int | None = None, l2_grid=None, seed: int = 0,
+                 **kw) -> dict:
     """Standardise with the train statistics, fit the probe on train, score both splits.
 
-    Returns {"acc": test accuracy, "train_acc": train accuracy, "pred": (N_test,) predicted classes}.
-    kw goes to train_linear_probe (l2, max_iter, device).
+    With an `l2_grid` the penalty is chosen on held-out training features (select_l2), then the probe is refit
+    on all of them (`seed` draws the held-out part). Returns {"acc": test accuracy, "train_acc": train accuracy, "pred": (N_test,) predicted
+    classes, "l2": the penalty used}. kw goes to train_linear_probe (l2, max_iter, device).
     """
     y_train, y_test = _labels(y_train), _labels(y_test)
     if num_classes is None:
         num_classes = int(max(y_train.max(), y_test.max())) + 1
     scale = Standardizer.fit(x_train)
     x_train, x_test = scale(x_train), scale(x_test)
+    if l2_grid:
+        kw["l2"] = select_l2(x_train, y_train, num_classes, list(l2_grid), seed=seed,
+                             **{k: v for k, v in kw.items() if k != "l2"})
     probe = train_linear_probe(x_train, y_train, num_classes, **kw)
     pred = _predict(probe, x_test)
     return {"acc": float((pred == y_test.numpy()).mean()),
             "train_acc": float((_predict(probe, x_train) == y_train.numpy()).mean()),
-            "pred": pred}
+            "pred": pred, "l2": kw.get("l2", DEFAULT_L2)}
 
 
 def prototypical_episodes(x, y, *, n_way: int = 5, k_shot: int = 1, n_query: int = 5, episodes: int = 300,

@@ -26,3 +26,11 @@ def run_cli(*args, check=True, timeout=300, **popen):
     if check and proc.returncode != 0:
         raise AssertionError(f"seqcpc {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def run_recipe(name: str, config):
+    """Run recipes/<name>/run.py on a config file in a fresh interpreter; returns its stdout."""
+    proc = subprocess.run([sys.executable, f"recipes/{name}/run.py", "--config", str(config)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout

@@ -4,8 +4,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from image_fixtures import toy_image_store
 from seqcpc.builders import MODEL_SIZES, build_model, check_config
-from seqcpc.config import Config, load_config, resolve
+from seqcpc.config import RECIPE_SECTIONS, Config, load_config, resolve
 from seqcpc.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,20 +70,33 @@ def test_impossible_shapes_are_refused(overrides, match):
         check_config(resolve(overrides))
 
 
+def image_data(tmp_path, model: dict, size: int) -> dict:
+    """The data section of an image config, pointed at a tiny store with the model's channels."""
+    channels = resolve({"model": model}).model.encoder.in_channels
+    return {"kind": "images", "images": str(toy_image_store(tmp_path / "toy", 4, 2, size, channels))}
+
+
 @pytest.mark.parametrize("name", MODEL_SIZES)
-def test_every_named_size_builds(name):
-    cfg = resolve({"model": {"size": name}})
+def test_every_named_size_builds(name, tmp_path):
+    data = {"model": {"size": name}}
+    if resolve(data).model.modality == "image":
+        data["data"] = image_data(tmp_path, data["model"], size=64)
+    cfg = resolve(data)
     assert check_config(cfg) > cfg.model.predictor.steps
     build_model(cfg.model)
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[str(p.relative_to(ROOT / "recipes")) for p in SHIPPED])
-def test_every_shipped_config_loads_and_builds(path):
+def test_every_shipped_config_loads_and_builds(path, tmp_path):
     data = yaml.safe_load(path.read_text())
     assert path.read_text().startswith("# "), "a shipped config opens with the command that runs it"
-    corpus = data.pop("corpus", None)  # a recipe's own section: the data_prep script it runs first
-    if corpus is not None:
-        assert importlib.util.find_spec(f"data_prep.{corpus['script']}") is not None
+    for section in RECIPE_SECTIONS:  # a recipe's own section: the data_prep script it runs first
+        prep = data.pop(section, None)
+        if prep is not None:
+            assert importlib.util.find_spec(f"data_prep.{prep['script']}") is not None
+    if data["data"]["kind"] == "images":  # the real data set is not here: a tiny one of the size it prepares
+        size = (prep.get("options") or {}).get("size", 28)
+        data["data"].update(image_data(tmp_path, data["model"], size))
     cfg = resolve(data)
     check_config(cfg)
     build_model(cfg.model)
@@ -90,3 +104,24 @@ def test_every_shipped_config_loads_and_builds(path):
 
 def test_there_are_shipped_configs():
     assert SHIPPED
+
+
+@pytest.mark.parametrize("model,match", [
+    ({"patches": {"size": 40}}, "larger than the 28x28 images"),
+    ({"predictor": {"steps": 6}}, "rows of the 6x6 patch grid"),
+    ({"encoder": {"in_channels": 3}}, "1 channel"),
+    ({"patches": {"directions": 5}}, "directions=5"),
+    ({"context": {"kind": "gru"}}, "masked_conv"),
+    ({"loss": {"negatives": "batch", "num_negatives": 10_000}}, "between 1 and the 288"),
+])
+def test_impossible_image_configs_are_refused(tmp_path, model, match):
+    toy_image_store(tmp_path / "toy", 4, 2, size=28)
+    cfg = resolve({"model": {"size": "image_small", **model}, "data": {"kind": "images", "images": str(tmp_path / "toy"),
+                                                                       "batch_size": 8}})
+    with pytest.raises(ConfigError, match=match):
+        check_config(cfg)
+
+
+def test_an_image_model_on_audio_data_is_refused():
+    with pytest.raises(ConfigError, match="modality=image does not fit data.kind=synthetic"):
+        check_config(resolve({"model": {"size": "image_small"}}))

@@ -1,6 +1,7 @@
 """Faults injected on purpose: bad audio in a corpus, a crash or a full disk while a checkpoint is written."""
 import errno
 import os
+import time
 
 import numpy as np
 import pytest
@@ -129,3 +130,38 @@ def test_a_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
         save_checkpoint(fabric, path, {"model": model, "step": 2, "config": {}})
     monkeypatch.undo()
     assert read_checkpoint(path)["step"] == 1 and not list(tmp_path.glob("*.tmp"))
+
+
+WRITER = """
+import sys, torch
+from lightning_fabric import Fabric
+from seqcpc.checkpoint import save_checkpoint
+fabric = Fabric(accelerator="cpu", devices=1)
+weights = {"w": torch.zeros(20_000_000)}  # 80 MB: each write takes long enough to be killed in the middle
+for step in range(1, 1000):
+    weights["w"].fill_(step)
+    print(f"writing {step}", flush=True)
+    save_checkpoint(fabric, sys.argv[1], {"model": weights, "step": step})
+"""
+
+
+def test_a_real_sigkill_during_a_checkpoint_write_leaves_the_previous_one_loadable(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    path = tmp_path / "last.ckpt"
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True,
+                            cwd=os.path.dirname(os.path.dirname(__file__)))
+    partial = path.with_name("last.ckpt.tmp")
+    for line in proc.stdout:  # the third checkpoint has started ...
+        if line.strip() == "writing 3":
+            break
+    deadline = time.time() + 30
+    while not (partial.exists() and partial.stat().st_size > 0) and time.time() < deadline:
+        time.sleep(0.001)  # ... and its bytes are reaching the disk, not yet renamed: kill it now
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL and partial.exists()  # it died with a torn file on disk
+    ckpt = read_checkpoint(path)
+    assert ckpt["step"] == 2 and bool((ckpt["model"]["w"] == 2).all())  # the last complete one, whole

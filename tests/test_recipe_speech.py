@@ -1,11 +1,9 @@
 """recipes/speech/run.py end to end on a tiny eSpeak corpus: every step, then every step skipped."""
 import json
-import subprocess
-import sys
 
 import yaml
 
-from conftest import ROOT
+from conftest import run_recipe
 
 TINY = {
     "corpus": {"script": "espeak_corpus", "options": {"speakers": 6, "heldout_speakers": 5, "utterances": 6,
@@ -19,21 +17,14 @@ TINY = {
 }
 
 
-def run_recipe(config):
-    proc = subprocess.run([sys.executable, "recipes/speech/run.py", "--config", str(config)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout
-
-
 def test_speech_recipe_runs_end_to_end_then_skips_what_is_done(tmp_path):
     cfg = {**TINY, "corpus": {**TINY["corpus"], "options": {**TINY["corpus"]["options"], "out": str(tmp_path / "c")}},
            "data": {**TINY["data"], "manifest": str(tmp_path / "c" / "manifest.tsv")},
            "train": {**TINY["train"], "out_dir": str(tmp_path / "run")}}
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(cfg))
-    out = run_recipe(config)
-    assert "== corpus" in out and "== pretraining" in out and "== probes" in out
+    out = run_recipe("speech", config)
+    assert "== data" in out and "== pretraining" in out and "== probes" in out
     results = json.loads((tmp_path / "run" / "probes" / "results.json").read_text())["results"]
     assert set(results) == {"cpc", "random_init", "mfcc13"}
     chance = 1 / 6
@@ -42,5 +33,5 @@ def test_speech_recipe_runs_end_to_end_then_skips_what_is_done(tmp_path):
     for name in ("curves.png", "probes/probe_accuracy.png", "probes/speaker_confusion.png", "probes/results.md"):
         assert (tmp_path / "run" / name).is_file(), name
 
-    again = run_recipe(config)
+    again = run_recipe("speech", config)
     assert "nothing to do" in again and "pretraining: done before" in again and "probes: done before" in again

@@ -69,3 +69,24 @@ def test_small_groups_are_topped_up_with_new_windows_never_the_same_one(corpus):
         assert len({i % len(ds) for i in b}) == 1  # one utterance
         windows = [ds[i][0] for i in b]
         assert not torch.equal(windows[0], windows[1]) and not torch.equal(windows[1], windows[2])
+
+
+def test_memory_grows_with_rows_not_with_audio(tmp_path):
+    """The issue's 10x-manifest check: the dataset keeps a few fields per row and never the audio."""
+    import tracemalloc
+
+    write(tmp_path / "long.flac", tone(20.0), rate=16000)  # 20 s, 1.3 MB as float32
+    held = {}
+    for n in (100, 1000):
+        rows = [Utterance(f"u{i}", "../long.flac", f"s{i % 10}", "train", 20.0, 16000, 1, 320000) for i in range(n)]
+        (tmp_path / f"m{n}").mkdir()
+        write_manifest(tmp_path / f"m{n}" / "manifest.tsv", rows)
+        (tmp_path / f"m{n}" / "audio_roots.txt").write_text(f"{tmp_path}\n")
+        tracemalloc.start()
+        ds = WindowDataset(tmp_path / f"m{n}" / "manifest.tsv", ["train"], 16000, 16000)
+        ds[0], ds[n - 1]
+        held[n] = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        assert len(ds) == n
+    per_row = (held[1000] - held[100]) / 900
+    assert per_row < 1000, f"{per_row:.0f} bytes per manifest row"  # 20 s of audio would be 1.3 MB

@@ -1,0 +1,158 @@
+"""Prepare a folder of images, one sub-folder per class, into an image dataset folder.
+
+    python -m data_prep.image_folder --root DIR --out DIR [--size 32] [--mode auto|grey|rgb] \
+        [--test-fraction 0.2] [--on-bad-file skip|stop]
+
+Layouts: <root>/<class>/*.{png,jpg,jpeg,bmp,gif,webp} (each image goes to train or test by a hash of its
+path, so adding files never moves old ones), or <root>/train/<class>/... and <root>/test/<class>/... (splits
+given). Classes are the folder names, sorted. Images of any size are resized (shorter side to --size) and
+centre-cropped to size x size. --mode auto keeps grey when every image is grey, else converts the grey ones
+to RGB. A file that cannot be decoded is skipped and listed in <out>/bad_files.txt, or stops the run
+(--on-bad-file stop) before anything is written. Writes the format of seqcpc/image_store.py; running it
+twice does nothing the second time.
+"""
+import argparse
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from seqcpc.image_store import SPLITS, StoreResult, fingerprint, summary, up_to_date, write_dataset
+from seqcpc.manifest import DataError, atomic_write_text
+from seqcpc.prepare import split_of
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+GREY_MODES = ("1", "L", "LA", "I", "I;16")
+# what Pillow raises on truncated, corrupt or non-image files (DecompressionBombError for absurd sizes)
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, Image.DecompressionBombError)
+
+
+@dataclass
+class ImageFile:
+    rel: str  # path relative to the root, posix style
+    path: Path
+    label: int
+    split: str
+
+
+def class_images(class_dir: Path) -> list[Path]:
+    files = sorted(p for p in class_dir.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    if not files:
+        raise DataError(f"class folder {class_dir} holds no {'/'.join(IMAGE_EXTENSIONS)} files")
+    return files
+
+
+def class_dirs(folder: Path) -> dict[str, Path]:
+    return {p.name: p for p in sorted(folder.iterdir()) if p.is_dir() and not p.name.startswith(".")}
+
+
+def find_images(root: Path, test_fraction: float) -> tuple[list[ImageFile], list[str]]:
+    """Every image file with its class index and split, and the sorted class names."""
+    if not root.is_dir():
+        raise DataError(f"image folder {root} does not exist")
+    given = [s for s in SPLITS if (root / s).is_dir()]
+    if len(given) == 1:
+        raise DataError(f"{root} has {given[0]}/ but no {({*SPLITS} - {given[0]}).pop()}/: give both split "
+                        f"folders, or one folder per class")
+    tops = {s: class_dirs(root / s) for s in SPLITS} if given else {None: class_dirs(root)}
+    classes = sorted({name for dirs in tops.values() for name in dirs})
+    if len(classes) < 2:
+        raise DataError(f"{root} has {len(classes)} class folder(s) {classes}: a classifier needs at least 2 "
+                        f"(layout: <root>/<class>/*.png or <root>/train/<class>/ + <root>/test/<class>/)")
+    found = []
+    for split, dirs in tops.items():
+        for name, class_dir in dirs.items():
+            for path in class_images(class_dir):
+                rel = path.relative_to(root).as_posix()
+                found.append(ImageFile(rel, path, classes.index(name), split or split_of(rel, test_fraction)))
+    return found, classes
+
+
+def decode(path: Path, size: int, mode: str) -> np.ndarray:
+    """One image as uint8 (size, size) when grey, (size, size, 3) when RGB; raises DECODE_ERRORS."""
+    with Image.open(path) as im:
+        im.load()  # decode fully now: truncated files fail here, not halfway through training
+        im = ImageOps.exif_transpose(im)  # photos stored sideways with an orientation tag
+        grey = mode == "grey" or (mode == "auto" and im.mode in GREY_MODES)
+        im = im.convert("L" if grey else "RGB")
+    w, h = im.size
+    scale = size / min(w, h)
+    w, h = max(size, round(w * scale)), max(size, round(h * scale))
+    im = im.resize((w, h), Image.Resampling.BICUBIC)
+    left, top = (w - size) // 2, (h - size) // 2
+    return np.asarray(im.crop((left, top, left + size, top + size)), dtype=np.uint8)
+
+
+def decode_all(files: list[ImageFile], size: int, mode: str, on_bad_file: str, log=print):
+    """(kept files, their arrays, skipped "rel: reason" lines)."""
+    kept, arrays, skipped = [], [], []
+    for i, f in enumerate(files):
+        try:
+            arrays.append(decode(f.path, size, mode))
+            kept.append(f)
+        except DECODE_ERRORS as err:
+            if on_bad_file == "stop":
+                raise DataError(f"{f.path}: cannot be decoded as an image ({err}); nothing was written "
+                                f"(--on-bad-file skip skips such files)") from err
+            skipped.append(f"{f.rel}: {type(err).__name__}: {err}")
+        if (i + 1) % 1000 == 0:
+            log(f"decoded {i + 1}/{len(files)} images")
+    return kept, arrays, skipped
+
+
+def stack(arrays: list[np.ndarray], rgb: bool) -> np.ndarray:
+    """(N, H, W, C): C = 3 with each grey image repeated over R, G and B when `rgb`, else C = 1."""
+    if not rgb:
+        return np.stack(arrays)[..., None]
+    return np.stack([np.repeat(a[..., None], 3, axis=-1) if a.ndim == 2 else a for a in arrays])
+
+
+def check_usable(root: Path, kept: list[ImageFile], classes: list[str]) -> None:
+    used = {f.label for f in kept}
+    for label, name in enumerate(classes):
+        if label not in used:
+            raise DataError(f"class {name!r} of {root} has no usable image left after skipping bad files")
+    for split in SPLITS:
+        if not any(f.split == split for f in kept):
+            raise DataError(f"the {split} split of {root} is empty ({len(kept)} usable images); "
+                            f"add images or change --test-fraction")
+
+
+def main(argv=None, log=print) -> StoreResult:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", required=True, help="the image folder")
+    parser.add_argument("--out", required=True, help="the image dataset folder to write")
+    parser.add_argument("--size", type=int, default=32, help="side of the square images written")
+    parser.add_argument("--mode", choices=["auto", "grey", "rgb"], default="auto")
+    parser.add_argument("--test-fraction", type=float, default=0.2, help="share of each class (one-folder layout)")
+    parser.add_argument("--on-bad-file", choices=["skip", "stop"], default="skip")
+    args = parser.parse_args(argv)
+    if args.size < 1:
+        parser.error("--size must be positive")
+    root, out = Path(args.root), Path(args.out)
+    files, classes = find_images(root, args.test_fraction)
+    options = {"size": args.size, "mode": args.mode, "test_fraction": args.test_fraction}
+    key = fingerprint([(f.rel, f.path) for f in files], options)
+    if up_to_date(out, key):
+        log(f"{out} is up to date with {root} ({len(files)} images); nothing to do")
+        return StoreResult(out, written=False)
+    kept, arrays, skipped = decode_all(files, args.size, args.mode, args.on_bad_file, log)
+    check_usable(root, kept, classes)
+    rgb = any(a.ndim == 3 for a in arrays)  # one colour image makes the whole dataset RGB
+    splits = {}
+    for split in SPLITS:
+        rows = [i for i, f in enumerate(kept) if f.split == split]
+        labels = np.array([kept[i].label for i in rows], dtype=np.int64)
+        splits[split] = stack([arrays[i] for i in rows], rgb), labels  # (N, size, size, C), (N,)
+    out.mkdir(parents=True, exist_ok=True)
+    report = [f"{len(skipped)} of {len(files)} files skipped"] + skipped
+    atomic_write_text(out / "bad_files.txt", "\n".join(report) + "\n")
+    info = write_dataset(out, splits, classes, source=str(root.resolve()), key=key, skipped=len(skipped))
+    log(summary(out, info) + (" (see bad_files.txt)" if skipped else ""))
+    return StoreResult(out, True, info, skipped)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""The per-patch encoder of image CPC (CPC v2): a small ResNet with layer norm, pooled to one vector.
+
+Shapes: B batch, Gh x Gw patch grid, C channels, p patch side, D latent dim.
+Each patch is encoded on its own, so z at one grid position depends on that patch's pixels only. The norm is
+a per-patch layer norm (GroupNorm with one group: statistics over channels and pixels of one patch), not batch
+norm: batch statistics would mix patches, and the network could use them to tell positives from negatives.
+"""
+import torch
+from einops import rearrange
+from torch import nn
+
+
+def conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)  # the norm after it has the bias
+
+
+def patch_norm(channels: int) -> nn.Module:
+    return nn.GroupNorm(1, channels)
+
+
+class ResidualBlock(nn.Module):
+    """Two 3x3 convs with a skip connection; a strided 1x1 projection when the shape changes."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1):
+        super().__init__()
+        self.body = nn.Sequential(conv3x3(cin, cout, stride), patch_norm(cout), nn.ReLU(inplace=True),
+                                  conv3x3(cout, cout), patch_norm(cout))
+        self.skip = nn.Identity() if stride == 1 and cin == cout else nn.Sequential(
+            nn.Conv2d(cin, cout, 1, stride=stride, bias=False), patch_norm(cout))
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x):  # (M, C, h, w)
+        return self.act(self.body(x) + self.skip(x))
+
+
+class PatchEncoder(nn.Module):
+    """A stem conv, then one stage per width (each after the first halves the patch's side), then a mean over
+    the patch's pixels and a linear map to D."""
+
+    def __init__(self, in_channels: int, dim: int, widths: list[int], blocks: int = 1):
+        super().__init__()
+        layers = [conv3x3(in_channels, widths[0]), patch_norm(widths[0]), nn.ReLU(inplace=True)]
+        cin = widths[0]
+        for i, width in enumerate(widths):
+            for b in range(blocks):
+                layers.append(ResidualBlock(cin, width, stride=2 if i > 0 and b == 0 else 1))
+                cin = width
+        # channels-last convolutions: 35% faster inference and 10-18% faster training steps on CPU (benchmarks/)
+        self.body = nn.Sequential(*layers).to(memory_format=torch.channels_last)
+        self.to_latent = nn.Linear(cin, dim)
+        self.dim = dim
+
+    def forward(self, patches):  # (B, Gh, Gw, C, p, p)
+        B, Gh = patches.shape[:2]
+        h = rearrange(patches, "b gh gw c ph pw -> (b gh gw) c ph pw")  # (M, C, p, p)
+        h = self.body(h.contiguous(memory_format=torch.channels_last))  # (M, C', p', p')
+        z = self.to_latent(h.mean(dim=(2, 3)))  # (M, D)
+        return rearrange(z, "(b gh gw) d -> b gh gw d", b=B, gh=Gh)  # (B, Gh, Gw, D)
