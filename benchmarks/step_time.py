@@ -31,6 +31,7 @@ CONFIGS = {
     "speech_cpu": lambda: load_recipe_config(ROOT / "recipes/speech/cpu.yaml")[1],
     "synthetic_demo": lambda: load_config(ROOT / "recipes/synthetic/demo.yaml"),
     "image_cpu": lambda: load_recipe_config(ROOT / "recipes/image/cpu.yaml", section="dataset")[1],
+    "image_cpu_nchw": lambda: load_recipe_config(ROOT / "recipes/image/cpu.yaml", section="dataset")[1],
     "image_gpu": lambda: load_recipe_config(ROOT / "recipes/image/gpu.yaml", section="dataset")[1],
 }
 SAMPLE_RATE = 16000
@@ -81,6 +82,9 @@ def bench(name, cfg, steps, warmup, device, compile=False):
     if not image:
         check_config(cfg)  # (an image config's check needs its prepared data set)
     model = build_model(cfg.model).to(device).train()
+    if name.endswith("_nchw"):  # the patch encoder's convolutions in the default layout, for comparison
+        model.encoder.memory_format = torch.contiguous_format
+        model.encoder.body.to(memory_format=torch.contiguous_format)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     B, C = cfg.data.batch_size, cfg.model.encoder.in_channels
     shape = image_size(cfg) if image else (cfg.data.window,)
