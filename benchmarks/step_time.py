@@ -1,6 +1,6 @@
 """Training step time of CPC configurations, split into its parts, with achieved GFLOP/s.
 
-    python benchmarks/step_time.py [--steps 10] [--configs audio_paper speech_cpu image_cpu] [--device cpu] [--compile]
+    python benchmarks/step_time.py [--steps 10] [--configs audio_paper speech_cpu image_cpu] [--device cpu] [--compile] [--bf16]
 
 Each step is the real training step (forward, InfoNCE, backward, Adam); the parts are timed by running the
 model's stages one after another inside that step. FLOPs come from torch's FlopCounterMode on one step.
@@ -45,8 +45,13 @@ def image_size(cfg) -> tuple[int, int]:
         return (28, 28)
 
 
-def one_step(model, opt, x, device):
-    """One training step; returns the seconds spent in each part."""
+def one_step(model, opt, x, device, bf16=False):
+    """One training step (the forward under bf16 autocast if asked); returns the seconds spent in each part."""
+    with torch.autocast(torch.device(device).type, torch.bfloat16, enabled=bf16):
+        return timed_step(model, opt, x, device)
+
+
+def timed_step(model, opt, x, device):
     parts = {}
 
     def mark(name, t0):
@@ -77,7 +82,7 @@ def one_step(model, opt, x, device):
     return parts
 
 
-def bench(name, cfg, steps, warmup, device, compile=False):
+def bench(name, cfg, steps, warmup, device, compile=False, bf16=False):
     image = cfg.model.modality == "image"
     if not image:
         check_config(cfg)  # (an image config's check needs its prepared data set)
@@ -90,16 +95,16 @@ def bench(name, cfg, steps, warmup, device, compile=False):
     shape = image_size(cfg) if image else (cfg.data.window,)
     x = (torch.rand if image else torch.randn)(B, C, *shape, device=device)
     with FlopCounterMode(display=False) as counter:
-        one_step(model, opt, x, device)
+        one_step(model, opt, x, device, bf16)
     gflop = counter.get_total_flops() / 1e9
     t = time.perf_counter()
     if compile:  # each stage on its own, so the parts can still be timed
         for part in ("encoder", "loss") if image else ("encoder", "context", "predictor", "loss"):
             setattr(model, part, torch.compile(getattr(model, part)))
     for _ in range(warmup):
-        one_step(model, opt, x, device)
+        one_step(model, opt, x, device, bf16)
     warmup_s = time.perf_counter() - t
-    runs = [one_step(model, opt, x, device) for _ in range(steps)]
+    runs = [one_step(model, opt, x, device, bf16) for _ in range(steps)]
     totals = [sum(r.values()) for r in runs]
     step = statistics.mean(totals)
     size = "x".join(map(str, shape))
@@ -123,19 +128,21 @@ def main():
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--compile", action="store_true", help="also time each config with torch.compile")
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast, as fabric.precision=bf16-mixed (GPUs)")
     args = parser.parse_args()
     torch.manual_seed(0)
     peak = matmul_peak_gflops(device=args.device)
     rows = []
     for name in args.configs:
         for compile in (False, True) if args.compile else (False,):
-            row, achieved = bench(name, CONFIGS[name](), args.steps, args.warmup, args.device, compile)
+            row, achieved = bench(name, CONFIGS[name](), args.steps, args.warmup, args.device, compile, args.bf16)
             row["% of matmul peak"] = f"{100 * achieved / peak:.0f}"
             rows.append(row)
             print(row, flush=True)
     columns = list(rows[0])
-    meta = {**machine(), "device": args.device, "matmul peak GFLOP/s": f"{peak:.1f}", "timed steps": args.steps}
-    write_table(f"step_time_{args.device}", columns, rows, meta)
+    meta = {**machine(), "device": args.device, "precision": "bf16 autocast" if args.bf16 else "fp32",
+            "matmul peak GFLOP/s": f"{peak:.1f}", "timed steps": args.steps}
+    write_table(f"step_time_{args.device}" + ("_bf16" if args.bf16 else ""), columns, rows, meta)
 
 
 if __name__ == "__main__":

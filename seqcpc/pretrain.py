@@ -40,7 +40,9 @@ def resolve_precision(cfg: FabricConfig) -> str:
     if cfg.precision != "auto":
         return cfg.precision
     gpu = torch.cuda.is_available() and cfg.accelerator in ("auto", "cuda", "gpu")
-    return "bf16-mixed" if gpu else "32-true"  # bf16 is ~20x slower than fp32 on CPUs without AMX
+    # on CPUs bf16 is much slower than fp32 without bf16 instructions, faster with them (AVX512-BF16, AMX;
+    # benchmarks/results/step_time_cpu_bf16.md): fp32 is the safe default, bf16-mixed can be asked for
+    return "bf16-mixed" if gpu else "32-true"
 
 
 def make_fabric(cfg: FabricConfig) -> Fabric:
