@@ -7,7 +7,7 @@ Layouts: <root>/<class>/*.{png,jpg,jpeg,bmp,gif,webp} (each image goes to train 
 path, so adding files never moves old ones), or <root>/train/<class>/... and <root>/test/<class>/... (splits
 given). Classes are the folder names, sorted. Images of any size are resized (shorter side to --size) and
 centre-cropped to size x size. --mode auto keeps grey when every image is grey, else converts the grey ones
-to RGB. A file that cannot be decoded is skipped and listed in <out>/bad_files.txt, or stops the run
+to RGB. Decoded images stream to disk one by one, so a folder larger than memory is fine. A file that cannot be decoded is skipped and listed in <out>/bad_files.txt, or stops the run
 (--on-bad-file stop) before anything is written. Writes the format of seqcpc/image_store.py; running it
 twice does nothing the second time.
 """
@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from seqcpc.image_store import SPLITS, StoreResult, fingerprint, summary, up_to_date, write_dataset
+from seqcpc.image_store import (SPLITS, SplitWriter, StoreResult, begin_dataset, finish_dataset, fingerprint,
+                                summary, up_to_date)
 from seqcpc.manifest import DataError, atomic_write_text
 from seqcpc.prepare import split_of
 
@@ -70,27 +71,37 @@ def find_images(root: Path, test_fraction: float) -> tuple[list[ImageFile], list
     return found, classes
 
 
-def decode(path: Path, size: int, mode: str) -> np.ndarray:
-    """One image as uint8 (size, size) when grey, (size, size, 3) when RGB; raises DECODE_ERRORS."""
+def is_colour(path: Path) -> bool:
+    """Whether an image is stored in colour, from its header alone (an unreadable file counts as grey: the
+    decoding pass deals with it)."""
+    try:
+        with Image.open(path) as im:
+            return im.mode not in GREY_MODES
+    except DECODE_ERRORS:
+        return False
+
+
+def decode(path: Path, size: int, rgb: bool) -> np.ndarray:
+    """One image as uint8 (size, size, 3 if rgb else 1); raises DECODE_ERRORS."""
     with Image.open(path) as im:
         im.load()  # decode fully now: truncated files fail here, not halfway through training
         im = ImageOps.exif_transpose(im)  # photos stored sideways with an orientation tag
-        grey = mode == "grey" or (mode == "auto" and im.mode in GREY_MODES)
-        im = im.convert("L" if grey else "RGB")
+        im = im.convert("RGB" if rgb else "L")  # a grey image among colour ones gets three equal channels
     w, h = im.size
     scale = size / min(w, h)
     w, h = max(size, round(w * scale)), max(size, round(h * scale))
     im = im.resize((w, h), Image.Resampling.BICUBIC)
     left, top = (w - size) // 2, (h - size) // 2
-    return np.asarray(im.crop((left, top, left + size, top + size)), dtype=np.uint8)
+    pixels = np.asarray(im.crop((left, top, left + size, top + size)), dtype=np.uint8)
+    return pixels if rgb else pixels[..., None]
 
 
-def decode_all(files: list[ImageFile], size: int, mode: str, on_bad_file: str, log=print):
-    """(kept files, their arrays, skipped "rel: reason" lines)."""
-    kept, arrays, skipped = [], [], []
+def decode_all(files: list[ImageFile], writers: dict, size: int, rgb: bool, on_bad_file: str, log=print):
+    """Decode every file into its split's writer; returns (kept files, skipped "rel: reason" lines)."""
+    kept, skipped = [], []
     for i, f in enumerate(files):
         try:
-            arrays.append(decode(f.path, size, mode))
+            writers[f.split].add(decode(f.path, size, rgb), f.label)
             kept.append(f)
         except DECODE_ERRORS as err:
             if on_bad_file == "stop":
@@ -99,14 +110,7 @@ def decode_all(files: list[ImageFile], size: int, mode: str, on_bad_file: str, l
             skipped.append(f"{f.rel}: {type(err).__name__}: {err}")
         if (i + 1) % 1000 == 0:
             log(f"decoded {i + 1}/{len(files)} images")
-    return kept, arrays, skipped
-
-
-def stack(arrays: list[np.ndarray], rgb: bool) -> np.ndarray:
-    """(N, H, W, C): C = 3 with each grey image repeated over R, G and B when `rgb`, else C = 1."""
-    if not rgb:
-        return np.stack(arrays)[..., None]
-    return np.stack([np.repeat(a[..., None], 3, axis=-1) if a.ndim == 2 else a for a in arrays])
+    return kept, skipped
 
 
 def check_usable(root: Path, kept: list[ImageFile], classes: list[str]) -> None:
@@ -138,18 +142,21 @@ def main(argv=None, log=print) -> StoreResult:
     if up_to_date(out, key):
         log(f"{out} is up to date with {root} ({len(files)} images); nothing to do")
         return StoreResult(out, written=False)
-    kept, arrays, skipped = decode_all(files, args.size, args.mode, args.on_bad_file, log)
-    check_usable(root, kept, classes)
-    rgb = any(a.ndim == 3 for a in arrays)  # one colour image makes the whole dataset RGB
-    splits = {}
-    for split in SPLITS:
-        rows = [i for i, f in enumerate(kept) if f.split == split]
-        labels = np.array([kept[i].label for i in rows], dtype=np.int64)
-        splits[split] = stack([arrays[i] for i in rows], rgb), labels  # (N, size, size, C), (N,)
+    rgb = args.mode == "rgb" or (args.mode == "auto" and any(is_colour(f.path) for f in files))
     out.mkdir(parents=True, exist_ok=True)
+    writers = {split: SplitWriter(out, split, (args.size, args.size, 3 if rgb else 1)) for split in SPLITS}
+    try:  # a bad file that stops the run leaves a dataset already in `out` as it was
+        kept, skipped = decode_all(files, writers, args.size, rgb, args.on_bad_file, log)
+        check_usable(root, kept, classes)
+        begin_dataset(out)
+        for writer in writers.values():
+            writer.close()
+    finally:
+        for writer in writers.values():
+            writer.discard()
     report = [f"{len(skipped)} of {len(files)} files skipped"] + skipped
     atomic_write_text(out / "bad_files.txt", "\n".join(report) + "\n")
-    info = write_dataset(out, splits, classes, source=str(root.resolve()), key=key, skipped=len(skipped))
+    info = finish_dataset(out, classes, source=str(root.resolve()), key=key, skipped=len(skipped))
     log(summary(out, info) + (" (see bad_files.txt)" if skipped else ""))
     return StoreResult(out, True, info, skipped)
 

@@ -177,23 +177,74 @@ def up_to_date(out_dir, key: str) -> bool:
     return info.get("fingerprint") == key and all(p.is_file() for p in files)
 
 
-def write_dataset(out_dir, splits: dict[str, tuple[np.ndarray, np.ndarray]], classes: list[str], source: str,
-                  key: str, skipped: int = 0) -> dict:
-    """Write both splits, then dataset.json; returns the info written."""
-    shapes = {split: images.shape[1:] for split, (images, _) in splits.items()}
-    if len(set(shapes.values())) != 1:
-        raise DataError(f"the splits of {out_dir} hold images of different shapes {shapes}")
+class SplitWriter:
+    """Writes one split image by image, holding none of them in memory (an image folder may not fit): rows
+    are appended to a raw temporary file, which `close` turns into <split>_images.npy in chunks."""
+
+    CHUNK = 4096  # images copied at a time
+
+    def __init__(self, out_dir, split: str, shape: tuple[int, int, int]):
+        self.path, self.shape, self.labels = images_file(out_dir, split), tuple(shape), []
+        self.raw_path = self.path.with_name(self.path.name + ".raw")
+        self.raw = open(self.raw_path, "wb")
+        self.out_dir, self.split = Path(out_dir), split
+
+    def add(self, image: np.ndarray, label: int) -> None:
+        if image.dtype != np.uint8 or image.shape != self.shape:
+            raise DataError(f"{self.split} image of {image.dtype} {image.shape}, expected uint8 {self.shape}")
+        self.raw.write(np.ascontiguousarray(image).tobytes())
+        self.labels.append(label)
+
+    def close(self) -> None:
+        self.raw.close()
+        n, tmp = len(self.labels), self.path.with_name(self.path.name + ".tmp")
+        rows = np.memmap(self.raw_path, np.uint8, "r", shape=(n, *self.shape)) if n else np.zeros((0, *self.shape),
+                                                                                                np.uint8)
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, *self.shape))
+        for start in range(0, n, self.CHUNK):
+            out[start: start + self.CHUNK] = rows[start: start + self.CHUNK]
+        out.flush()
+        del out, rows
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+        self.discard()
+        _atomic_save(labels_file(self.out_dir, self.split), np.array(self.labels, dtype=np.int64))
+
+    def discard(self) -> None:
+        self.raw.close()
+        self.raw_path.unlink(missing_ok=True)
+
+
+def begin_dataset(out_dir) -> Path:
+    """Make the folder and remove its dataset.json: until finish_dataset, readers see "not prepared", never
+    new arrays with old info."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / INFO).unlink(missing_ok=True)  # readers see "not prepared", never new arrays with old info
-    for split, (images, labels) in splits.items():
-        write_split(out_dir, split, images, labels)
-    _, h, w, c = splits["train"][0].shape
+    (out_dir / INFO).unlink(missing_ok=True)
+    return out_dir
+
+
+def finish_dataset(out_dir, classes: list[str], source: str, key: str, skipped: int = 0) -> dict:
+    """Write dataset.json for the splits written; returns it."""
+    shapes = {s: np.load(images_file(out_dir, s), mmap_mode="r", allow_pickle=False).shape for s in SPLITS}
+    if len({shape[1:] for shape in shapes.values()}) != 1:
+        raise DataError(f"the splits of {out_dir} hold images of different shapes {shapes}")
+    _, h, w, c = shapes["train"]
     info = {"classes": list(classes), "channels": int(c), "size": [int(h), int(w)],
-            "splits": {s: len(labels) for s, (_, labels) in splits.items()}, "source": source,
+            "splits": {s: int(shape[0]) for s, shape in shapes.items()}, "source": source,
             "fingerprint": key, "skipped": skipped}
     write_info(out_dir, info)
     return info
+
+
+def write_dataset(out_dir, splits: dict[str, tuple[np.ndarray, np.ndarray]], classes: list[str], source: str,
+                  key: str, skipped: int = 0) -> dict:
+    """Write both splits from arrays in memory, then dataset.json; returns the info written."""
+    out_dir = begin_dataset(out_dir)
+    for split, (images, labels) in splits.items():
+        write_split(out_dir, split, images, labels)
+    return finish_dataset(out_dir, classes, source, key, skipped)
 
 
 def summary(out_dir, info: dict) -> str:

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from data_prep import idx_images, image_folder
-from seqcpc.image_store import ImageDataset, images_file, load_split, read_info
+from seqcpc.image_store import ImageDataset, SplitWriter, images_file, load_split, read_info
 from seqcpc.manifest import DataError
 
 
@@ -187,3 +187,34 @@ def test_train_test_layout_is_honoured(tmp_path):
     assert info["classes"] == ["cat", "dog", "emu"] and info["splits"] == {"train": 6, "test": 2}
     assert sorted(load_split(tmp_path / "prep", "test")[1]) == [1, 2]
     assert images_file(tmp_path / "prep", "test").is_file()
+
+
+def test_a_stop_at_a_bad_file_keeps_the_dataset_already_there(tmp_path):
+    colour_folder(tmp_path / "imgs")
+    out = tmp_path / "prep"
+    image_folder.main(folder_args(tmp_path / "imgs", out))
+    before = {s: load_split(out, s, mmap=False) for s in ("train", "test")}
+    damage_folder(tmp_path / "imgs")  # new files, one of them bad
+    with pytest.raises(DataError, match="broken.png"):
+        image_folder.main(folder_args(tmp_path / "imgs", out, "--on-bad-file", "stop"))
+    for split, (images, labels) in before.items():
+        after = load_split(out, split)
+        assert np.array_equal(after[0], images) and np.array_equal(after[1], labels)
+    assert sorted(p.name for p in out.iterdir() if p.suffix in (".raw", ".tmp")) == []
+
+
+def test_images_stream_to_disk_in_chunks(tmp_path, monkeypatch):
+    monkeypatch.setattr(SplitWriter, "CHUNK", 3)  # several chunks even for a tiny split
+    rng = np.random.default_rng(0)
+    for c in ("cat", "dog"):
+        for i in range(10):  # noise: every image tells itself apart
+            path = tmp_path / "imgs" / c / f"{i}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(path)
+    image_folder.main(folder_args(tmp_path / "imgs", tmp_path / "prep"))
+    files, _ = image_folder.find_images(tmp_path / "imgs", 0.5)
+    expected = [f for f in files if f.split == "train"]
+    images, labels = load_split(tmp_path / "prep", "train")
+    assert len(images) == len(expected) > 6
+    for image, label, f in zip(images, labels, expected):  # every image in order, with its own label
+        assert np.array_equal(image, image_folder.decode(f.path, 8, rgb=True)) and label == f.label
