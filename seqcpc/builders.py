@@ -12,6 +12,7 @@ from seqcpc.context import RNNContext, TransformerContext
 from seqcpc.encoders import ConvEncoder, output_length, receptive_field
 from seqcpc.errors import ConfigError
 from seqcpc.grid_context import MaskedConvContext
+from seqcpc.image_store import read_info
 from seqcpc.infonce import InfoNCE
 from seqcpc.model import CPC
 from seqcpc.patch_cpc import PatchCPC
@@ -123,8 +124,6 @@ def check_negatives(cfg: Config, per_sample: int, per_sequence: int) -> None:
 
 def check_image_config(cfg: Config) -> int:
     """The image side of check_config: returns the patches per image (Gh * Gw)."""
-    from seqcpc.image_store import read_info
-
     pc, enc = cfg.model.patches, cfg.model.encoder
     if not 1 <= pc.stride <= pc.size or not pc.widths or min(pc.widths) < 1 or pc.blocks < 1:
         raise ConfigError(f"model.patches: need 1 <= stride <= size, non-empty positive widths and blocks >= 1, "

@@ -12,6 +12,7 @@ import numpy as np
 from torch.utils.data import DataLoader, DistributedSampler
 
 from seqcpc.config import DataConfig
+from seqcpc.image_store import ImageDataset
 from seqcpc.synthetic import DriftingSines
 from seqcpc.windows import GroupBatchSampler, WindowDataset
 
@@ -19,8 +20,6 @@ from seqcpc.windows import GroupBatchSampler, WindowDataset
 def build_datasets(cfg: DataConfig, seed: int):
     """(train, validation) datasets for a data config."""
     if cfg.kind == "images":
-        from seqcpc.image_store import ImageDataset
-
         return ImageDataset(cfg.images, "train"), ImageDataset(cfg.images, "test")
     if cfg.kind == "synthetic":
         train = DriftingSines(cfg.num_sequences, cfg.window, cfg.groups, seed=seed)

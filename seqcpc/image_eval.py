@@ -20,8 +20,8 @@ from torch import nn
 from seqcpc.builders import build_model
 from seqcpc.config import Config
 from seqcpc.image_store import images_to_float, load_split, read_info
-from seqcpc.probes import (Standardizer, confusion_matrix, linear_probe, plot_accuracy_bars, plot_confusion,
-                           prototypical_episodes)
+from seqcpc.probes import (Standardizer, balanced_subset, confusion_matrix, linear_probe, plot_accuracy_bars,
+                           plot_confusion, prototypical_episodes)
 from seqcpc.progress import fmt_duration
 
 
@@ -45,16 +45,6 @@ def embed_images(model, images, pool: int, batch: int = 500, log=print, name: st
             log(f"  {name}: embedded {done}/{len(images)} images, {rate:.0f} images/s, "
                 f"eta {fmt_duration((len(images) - done) / rate)}")
     return np.concatenate(out)
-
-
-def balanced_subset(labels, fraction: float, seed: int) -> np.ndarray:
-    """Indices of a class-balanced random subset: round(fraction * class size) per class, at least one."""
-    rng = np.random.default_rng(seed)
-    picked = []
-    for c in np.unique(labels):
-        members = np.flatnonzero(labels == c)
-        picked.append(rng.choice(members, max(1, round(fraction * len(members))), replace=False))
-    return np.sort(np.concatenate(picked))
 
 
 class Supervised(nn.Module):

@@ -198,13 +198,14 @@ class SplitWriter:
     def close(self) -> None:
         self.raw.close()
         n, tmp = len(self.labels), self.path.with_name(self.path.name + ".tmp")
-        rows = np.memmap(self.raw_path, np.uint8, "r", shape=(n, *self.shape)) if n else np.zeros((0, *self.shape),
-                                                                                                np.uint8)
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, *self.shape))
-        for start in range(0, n, self.CHUNK):
-            out[start: start + self.CHUNK] = rows[start: start + self.CHUNK]
+        if n:  # (a memmap of zero rows cannot be opened)
+            rows = np.memmap(self.raw_path, np.uint8, "r", shape=(n, *self.shape))
+            for start in range(0, n, self.CHUNK):
+                out[start: start + self.CHUNK] = rows[start: start + self.CHUNK]
+            del rows
         out.flush()
-        del out, rows
+        del out
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
@@ -227,7 +228,7 @@ def begin_dataset(out_dir) -> Path:
 
 def finish_dataset(out_dir, classes: list[str], source: str, key: str, skipped: int = 0) -> dict:
     """Write dataset.json for the splits written; returns it."""
-    shapes = {s: np.load(images_file(out_dir, s), mmap_mode="r", allow_pickle=False).shape for s in SPLITS}
+    shapes = {s: _load_array(images_file(out_dir, s), mmap=True).shape for s in SPLITS}
     if len({shape[1:] for shape in shapes.values()}) != 1:
         raise DataError(f"the splits of {out_dir} hold images of different shapes {shapes}")
     _, h, w, c = shapes["train"]

@@ -97,14 +97,25 @@ def _predict(probe: nn.Linear, x: torch.Tensor) -> np.ndarray:
     return torch.cat([probe(chunk.to(device)).argmax(1).cpu() for chunk in x.split(PREDICT_CHUNK)]).numpy()
 
 
-def stratified_holdout(y, fraction: float, seed: int = 0) -> np.ndarray:
-    """A boolean mask holding out `fraction` of each class (none of a class with a single sample)."""
+def per_class_choice(y, count, seed: int = 0) -> np.ndarray:
+    """Sorted indices of a class-stratified random sample: `count(class size)` members of each class."""
     y = _labels(y).numpy()
-    rng, held = np.random.default_rng(seed), np.zeros(len(y), dtype=bool)
+    rng, picked = np.random.default_rng(seed), []
     for c in np.unique(y):
         members = np.flatnonzero(y == c)
-        n = min(round(fraction * len(members)), len(members) - 1)
-        held[rng.choice(members, n, replace=False)] = True
+        picked.append(rng.choice(members, count(len(members)), replace=False))
+    return np.sort(np.concatenate(picked))
+
+
+def balanced_subset(y, fraction: float, seed: int = 0) -> np.ndarray:
+    """Indices of a class-balanced random subset: round(fraction * class size) per class, at least one."""
+    return per_class_choice(y, lambda n: max(1, round(fraction * n)), seed)
+
+
+def stratified_holdout(y, fraction: float, seed: int = 0) -> np.ndarray:
+    """A boolean mask holding out `fraction` of each class (none of a class with a single sample)."""
+    held = np.zeros(len(y), dtype=bool)
+    held[per_class_choice(y, lambda n: min(round(fraction * n), n - 1), seed)] = True
     return held
 
 
@@ -125,8 +136,9 @@ def linear_probe(x_train, y_train, x_test, y_test, num_classes: int | None = Non
     """Standardise with the train statistics, fit the probe on train, score both splits.
 
     With an `l2_grid` the penalty is chosen on held-out training features (select_l2), then the probe is refit
-    on all of them (`seed` draws the held-out part). Returns {"acc": test accuracy, "train_acc": train accuracy, "pred": (N_test,) predicted
-    classes, "l2": the penalty used}. kw goes to train_linear_probe (l2, max_iter, device).
+    on all of them (`seed` draws the held-out part). Returns {"acc": test accuracy, "train_acc": train
+    accuracy, "pred": (N_test,) predicted classes, "l2": the penalty used}. kw goes to train_linear_probe (l2,
+    max_iter, device).
     """
     y_train, y_test = _labels(y_train), _labels(y_test)
     if num_classes is None:
