@@ -107,6 +107,9 @@ def check_modality(cfg: Config) -> None:
     if image_model != image_data:
         raise ConfigError(f"model.modality={cfg.model.modality} does not fit data.kind={cfg.data.kind}: image "
                           f"models train on data.kind=images, audio models on synthetic or manifest data")
+    if image_data and cfg.data.batching != "uniform":
+        raise ConfigError(f"data.batching={cfg.data.batching} needs speakers or utterances; image data sets "
+                          f"take data.batching=uniform")
     if image_model != (cfg.model.context.kind == "masked_conv"):
         raise ConfigError(f"model.context.kind={cfg.model.context.kind}: image models take masked_conv, "
                           f"audio models gru, lstm or transformer")

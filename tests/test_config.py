@@ -122,6 +122,14 @@ def test_impossible_image_configs_are_refused(tmp_path, model, match):
         check_config(cfg)
 
 
+def test_speaker_batches_of_images_are_refused(tmp_path):
+    toy_image_store(tmp_path / "toy", 4, 2, size=28)
+    cfg = resolve({"model": {"size": "image_small"},
+                   "data": {"kind": "images", "images": str(tmp_path / "toy"), "batching": "speaker"}})
+    with pytest.raises(ConfigError, match="data.batching=speaker"):
+        check_config(cfg)
+
+
 def test_an_image_model_on_audio_data_is_refused():
     with pytest.raises(ConfigError, match="modality=image does not fit data.kind=synthetic"):
         check_config(resolve({"model": {"size": "image_small"}}))
