@@ -6,6 +6,8 @@ from pathlib import Path
 
 import torch
 
+from seqcpc.eval.report import markdown_table
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -45,9 +47,7 @@ def matmul_peak_gflops(n: int = 2048, repeats: int = 10, device="cpu", dtype=tor
 
 def write_table(name: str, columns: list[str], rows: list[dict], meta: dict) -> str:
     """Print a Markdown table and write it (and JSON with the machine facts) to benchmarks/results/."""
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(r.get(c, "")) for c in columns) + " |" for r in rows]
-    table = "\n".join(lines)
+    table = markdown_table(columns, [[r.get(c, "") for c in columns] for r in rows])
     facts = ", ".join(f"{k}: {v}" for k, v in meta.items())
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.md").write_text(f"# {name}\n\n{facts}\n\n{table}\n")

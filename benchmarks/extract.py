@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.common import machine, write_table
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
-from common import machine, write_table  # noqa: E402
 
 
 def peak_rss_mb() -> float:
@@ -30,10 +30,10 @@ def peak_rss_mb() -> float:
 
 
 def measure_extract_images() -> dict:
-    from recipes.common import load_recipe_config
     from seqcpc.builders import build_model
+    from seqcpc.config import load_config
 
-    cfg = load_recipe_config(ROOT / "recipes/image/cpu.yaml", section="dataset")[1]
+    cfg = load_config(ROOT / "recipes/image/cpu.yaml")
     model = build_model(cfg.model).eval()
     x = torch.rand(2000, 1, 28, 28)
     model.embed(x[:500])
@@ -46,13 +46,12 @@ def measure_extract_images() -> dict:
 
 
 def measure_extract(name: str) -> dict:
-    from recipes.common import load_recipe_config
     from seqcpc.builders import build_model
-    from seqcpc.config import Config
+    from seqcpc.config import load_config, resolve
 
     if name == "image_cpu":
         return measure_extract_images()
-    cfg = Config() if name == "audio_paper" else load_recipe_config(ROOT / "recipes/speech/cpu.yaml")[1]
+    cfg = resolve({}) if name == "audio_paper" else load_config(ROOT / "recipes/speech/cpu.yaml")
     model = build_model(cfg.model).eval()
     x = torch.randn(64, 1, cfg.data.window)
     model.embed(x[:16])
@@ -67,7 +66,7 @@ def measure_extract(name: str) -> dict:
 
 def scaled_manifest(manifest: str, repeat: int, folder: Path) -> Path:
     """The manifest's rows repeated `repeat` times (new ids, same audio files)."""
-    from seqcpc.manifest import read_manifest, write_manifest
+    from seqcpc.audio.manifest import read_manifest, write_manifest
 
     root = Path(manifest).resolve().parent
     (folder / "audio_roots.txt").write_text(f"{root}\n")
@@ -84,7 +83,7 @@ def measure_corpus(manifest: str) -> dict:
     """Peak RSS of a process that builds the training WindowDataset and reads 200 windows from it."""
     import tracemalloc
 
-    from seqcpc.windows import WindowDataset
+    from seqcpc.audio.windows import WindowDataset
 
     tracemalloc.start()
     ds = WindowDataset(manifest, ["train"], 20480, 16000)

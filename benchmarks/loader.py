@@ -7,7 +7,6 @@ Without --manifest a small eSpeak corpus (20 speakers x 20 utterances) is built 
 without --images (or when it is not prepared) 10000 random 28x28 grey images are.
 """
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -16,14 +15,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
-from common import machine, write_table  # noqa: E402
+from benchmarks.common import machine, write_table
+from seqcpc.audio.windows import WindowDataset
+from seqcpc.builders import build_model
+from seqcpc.config import load_config
+from seqcpc.image.store import ImageDataset, write_dataset
 
-from recipes.common import load_recipe_config  # noqa: E402
-from seqcpc.builders import build_model  # noqa: E402
-from seqcpc.image_store import ImageDataset, write_dataset  # noqa: E402
-from seqcpc.windows import WindowDataset  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def loader_rate(ds, batch, workers, batches):
@@ -66,7 +64,7 @@ def compare(ds, consumed: float, batch: int, batches: int, unit: str, step_name:
 
 
 def bench_images(folder, batches: int) -> None:
-    _, cfg = load_recipe_config(ROOT / "recipes/image/cpu.yaml", section="dataset")
+    cfg = load_config(ROOT / "recipes/image/cpu.yaml")
     with tempfile.TemporaryDirectory() as tmp:
         if folder is None or not (Path(folder) / "dataset.json").is_file():
             rng = np.random.default_rng(0)
@@ -89,7 +87,7 @@ def main():
     parser.add_argument("--batches", type=int, default=100)
     args = parser.parse_args()
     bench_images(args.images, args.batches)
-    _, cfg = load_recipe_config(ROOT / "recipes/speech/cpu.yaml")
+    cfg = load_config(ROOT / "recipes/speech/cpu.yaml")
     with tempfile.TemporaryDirectory() as tmp:
         manifest = args.manifest
         if manifest is None:

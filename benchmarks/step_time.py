@@ -1,40 +1,42 @@
-"""Training step time of CPC configurations, split into its parts, with achieved GFLOP/s.
+"""Training step time of seqcpc configurations, split into its parts, with achieved GFLOP/s.
 
     python benchmarks/step_time.py [--steps 10] [--configs audio_paper speech_cpu image_cpu] [--device cpu] [--compile] [--bf16]
 
-Each step is the real training step (forward, InfoNCE, backward, Adam); the parts are timed by running the
-model's stages one after another inside that step. FLOPs come from torch's FlopCounterMode on one step.
+Each step is the real training step: the model's own forward (which returns the loss), backward, Adam. The
+forward is split into parts by hooks on the model's submodules (encoder, context, predictor, loss, ...), so
+the benchmark times whatever the model does and never re-implements it; "other forward" is what runs
+between them (patch cutting, rotations, reshapes). FLOPs come from torch's FlopCounterMode on one step; the
+matmul peak is measured in the same run, so ratios compare across machines and absolute times do not.
 """
 import argparse
 import statistics
-import sys
 import time
+from collections import defaultdict
+from functools import partial
 from pathlib import Path
 
 import torch
-from einops import rearrange
+from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
-from common import machine, matmul_peak_gflops, sync, write_table  # noqa: E402
-from recipes.common import load_recipe_config  # noqa: E402
-
-from seqcpc.builders import build_model, check_config  # noqa: E402
-from seqcpc.config import Config, load_config  # noqa: E402
-from seqcpc.errors import SeqcpcError  # noqa: E402
-from seqcpc.image_store import read_info  # noqa: E402
+from benchmarks.common import machine, matmul_peak_gflops, sync, write_table
+from seqcpc.builders import build_model, check_config
+from seqcpc.config import load_config, resolve
+from seqcpc.errors import SeqcpcError
+from seqcpc.image.store import read_info
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {
     # the CPC paper: batch 8 x 20480 samples, 512-d encoder, GRU 256, K = 12, 128 negatives
-    "audio_paper": lambda: Config(),
-    "speech_cpu": lambda: load_recipe_config(ROOT / "recipes/speech/cpu.yaml")[1],
+    "audio_paper": lambda: resolve({}),
+    "speech_cpu": lambda: load_config(ROOT / "recipes/speech/cpu.yaml"),
     "synthetic_demo": lambda: load_config(ROOT / "recipes/synthetic/demo.yaml"),
-    "image_cpu": lambda: load_recipe_config(ROOT / "recipes/image/cpu.yaml", section="dataset")[1],
-    "image_cpu_nchw": lambda: load_recipe_config(ROOT / "recipes/image/cpu.yaml", section="dataset")[1],
-    "image_gpu": lambda: load_recipe_config(ROOT / "recipes/image/gpu.yaml", section="dataset")[1],
+    "image_cpu": lambda: load_config(ROOT / "recipes/image/cpu.yaml"),
+    "image_cpu_nchw": lambda: load_config(ROOT / "recipes/image/cpu.yaml"),
+    "image_gpu": lambda: load_config(ROOT / "recipes/image/gpu.yaml"),
 }
 SAMPLE_RATE = 16000
+ORDER = ("augment", "encoder", "context", "predictor", "loss", "other", "backward", "optimizer")  # table columns
 
 
 def image_size(cfg) -> tuple[int, int]:
@@ -45,40 +47,56 @@ def image_size(cfg) -> tuple[int, int]:
         return (28, 28)
 
 
-def one_step(model, opt, x, device, bf16=False):
-    """One training step (the forward under bf16 autocast if asked); returns the seconds spent in each part."""
-    with torch.autocast(torch.device(device).type, torch.bfloat16, enabled=bf16):
-        return timed_step(model, opt, x, device)
+def stages(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """(name, module) of the model's direct submodules, the members of a ModuleList under the list's name."""
+    out = []
+    for name, child in model.named_children():
+        # a list of per-direction modules (PatchCPC's contexts, predictors) is one stage: "context", "predictor"
+        out += [(name.rstrip("s"), m) for m in child] if isinstance(child, nn.ModuleList) else [(name, child)]
+    return out
 
 
-def timed_step(model, opt, x, device):
-    parts = {}
+class StageTimer:
+    """Seconds spent in each stage's forward, from forward hooks (synchronising the device at each edge)."""
 
-    def mark(name, t0):
-        sync(device)
-        now = time.perf_counter()
-        parts[name] = now - t0
-        return now
+    def __init__(self, model: nn.Module, device):
+        self.device, self.seconds, self.started = device, defaultdict(float), {}
+        for name, module in stages(model):
+            module.register_forward_pre_hook(partial(self.begin, name))
+            module.register_forward_hook(partial(self.end, name))
 
+    def begin(self, name, module, args):
+        sync(self.device)
+        self.started[name] = time.perf_counter()
+
+    def end(self, name, module, args, output):
+        sync(self.device)
+        self.seconds[name] += time.perf_counter() - self.started.pop(name)
+
+    def take(self) -> dict:
+        out, self.seconds = dict(self.seconds), defaultdict(float)
+        return out
+
+
+def one_step(model, opt, x, device, timer, bf16=False) -> dict:
+    """One training step; the seconds of each stage's forward, of the rest of the forward, backward, Adam."""
+    sync(device)
     t = time.perf_counter()
-    image = x.dim() == 4
-    z = model.encoder(model.patches(x) if image else x)  # (B, T, D) or (B, Gh, Gw, D)
-    t = mark("encoder", t)
-    if image:  # every direction: rotate, context, predictor (as PatchCPC.forward does)
-        outs = [(zd, p(rearrange(c, "b gh gw e -> (b gw) gh e")))
-                for p, (zd, c) in zip(model.predictors, (model.context(z, d) for d in range(len(model.predictors))))]
-        t = mark("context+predictor", t)
-        loss = sum(model.loss(preds, rearrange(zd, "b gh gw d -> (b gw) gh d"))[0] for zd, preds in outs) / len(outs)
-    else:
-        preds = model.predictor(model.context(z))  # (B, K, T, D)
-        t = mark("context+predictor", t)
-        loss, _ = model.loss(preds, z)
-    t = mark("loss", t)
+    with torch.autocast(torch.device(device).type, torch.bfloat16, enabled=bf16):
+        loss, _ = model(x)
+    sync(device)
+    forward = time.perf_counter() - t
+    parts = {f"{name} fwd": s for name, s in timer.take().items()}
+    parts["other fwd"] = forward - sum(parts.values())
+    t = time.perf_counter()
     loss.backward()
-    t = mark("backward", t)
+    sync(device)
+    parts["backward"] = time.perf_counter() - t
+    t = time.perf_counter()
     opt.step()
     opt.zero_grad(set_to_none=True)
-    mark("optimizer", t)
+    sync(device)
+    parts["optimizer"] = time.perf_counter() - t
     return parts
 
 
@@ -95,16 +113,23 @@ def bench(name, cfg, steps, warmup, device, compile=False, bf16=False):
     shape = image_size(cfg) if image else (cfg.data.window,)
     x = (torch.rand if image else torch.randn)(B, C, *shape, device=device)
     with FlopCounterMode(display=False) as counter:
-        one_step(model, opt, x, device, bf16)
+        loss, _ = model(x)
+        loss.backward()
+    opt.zero_grad(set_to_none=True)
     gflop = counter.get_total_flops() / 1e9
     t = time.perf_counter()
-    if compile:  # each stage on its own, so the parts can still be timed
-        for part in ("encoder", "loss") if image else ("encoder", "context", "predictor", "loss"):
-            setattr(model, part, torch.compile(getattr(model, part)))
+    if compile:  # each stage on its own, so that the hooks still time the parts
+        for child_name, child in list(model.named_children()):
+            if isinstance(child, nn.ModuleList):
+                for i, m in enumerate(child):
+                    child[i] = torch.compile(m)
+            elif any(True for _ in child.parameters()) or child_name == "loss":
+                setattr(model, child_name, torch.compile(child))
+    timer = StageTimer(model, device)
     for _ in range(warmup):
-        one_step(model, opt, x, device, bf16)
+        one_step(model, opt, x, device, timer, bf16)
     warmup_s = time.perf_counter() - t
-    runs = [one_step(model, opt, x, device, bf16) for _ in range(steps)]
+    runs = [one_step(model, opt, x, device, timer, bf16) for _ in range(steps)]
     totals = [sum(r.values()) for r in runs]
     step = statistics.mean(totals)
     size = "x".join(map(str, shape))
@@ -112,8 +137,7 @@ def bench(name, cfg, steps, warmup, device, compile=False, bf16=False):
            "warm-up s": f"{warmup_s:.1f}", "step s": f"{step:.3f}",
            "std s": f"{statistics.stdev(totals) if steps > 1 else 0:.3f}"}
     for part in runs[0]:
-        share = statistics.mean(r[part] for r in runs) / step
-        row[f"{part} %"] = f"{100 * share:.1f}"
+        row[f"{part} %"] = f"{100 * statistics.mean(r[part] for r in runs) / step:.1f}"
     row["throughput"] = f"{B / step:.0f} images/s" if image else f"{B * shape[0] / SAMPLE_RATE / step:.2f} audio s/s"
     row["GFLOP / step"] = f"{gflop:.1f}"
     row["GFLOP/s"] = f"{gflop / step:.1f}"
@@ -129,6 +153,7 @@ def main():
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--compile", action="store_true", help="also time each config with torch.compile")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast, as fabric.precision=bf16-mixed (GPUs)")
+    parser.add_argument("--out", default=None, help="results name (default step_time_<device>[_bf16])")
     args = parser.parse_args()
     torch.manual_seed(0)
     peak = matmul_peak_gflops(device=args.device)
@@ -139,10 +164,13 @@ def main():
             row["% of matmul peak"] = f"{100 * achieved / peak:.0f}"
             rows.append(row)
             print(row, flush=True)
-    columns = list(rows[0])
+    parts = [c for c in dict.fromkeys(c for row in rows for c in row) if c.endswith(" %")]
+    parts = sorted(parts, key=lambda c: [p in c for p in ORDER].index(True) if any(p in c for p in ORDER) else 0)
+    columns = ["config", "batch x input", "warm-up s", "step s", "std s", *parts,
+               "throughput", "GFLOP / step", "GFLOP/s", "% of matmul peak"]
     meta = {**machine(), "device": args.device, "precision": "bf16 autocast" if args.bf16 else "fp32",
             "matmul peak GFLOP/s": f"{peak:.1f}", "timed steps": args.steps}
-    write_table(f"step_time_{args.device}" + ("_bf16" if args.bf16 else ""), columns, rows, meta)
+    write_table(args.out or f"step_time_{args.device}" + ("_bf16" if args.bf16 else ""), columns, rows, meta)
 
 
 if __name__ == "__main__":

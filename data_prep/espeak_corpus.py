@@ -24,8 +24,9 @@ import numpy as np
 
 from data_prep import espeak_synth as es
 from data_prep.sentences import sentences
-from seqcpc.audio import write_flac
-from seqcpc.manifest import Utterance, atomic_write_text, write_manifest, write_phones
+from seqcpc.audio.io import write_flac
+from seqcpc.audio.manifest import Utterance, write_manifest, write_phones
+from seqcpc.files import atomic_write_text
 
 ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029")
 SAMPLE_RATE = 16000

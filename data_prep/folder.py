@@ -10,9 +10,9 @@ the second time.
 """
 from pathlib import Path
 
-from seqcpc.audio import AUDIO_EXTENSIONS
-from seqcpc.manifest import DataError
-from seqcpc.prepare import Source, assign_splits, hold_out_speakers, prep_parser, prepare
+from seqcpc.audio.io import AUDIO_EXTENSIONS
+from seqcpc.audio.prepare import Source, assign_splits, hold_out_speakers, prep_parser, prepare
+from seqcpc.errors import DataError
 
 
 def find_sources(root) -> list[Source]:

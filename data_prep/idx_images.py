@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from seqcpc.image_store import StoreResult, fingerprint, summary, up_to_date, write_dataset
-from seqcpc.manifest import DataError
+from seqcpc.errors import DataError
+from seqcpc.files import fingerprint
+from seqcpc.image.store import StoreResult, summary, up_to_date, write_dataset
 
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                    "Ankle boot"]
@@ -86,7 +87,7 @@ def main(argv=None, log=print) -> StoreResult:
     if not src.is_dir():
         raise DataError(f"IDX folder {src} does not exist")
     files = [(str(p), p) for names in FILES.values() for p in (find_file(src, n) for n in names)]
-    key = fingerprint(files, {"class_names": args.class_names})
+    key = fingerprint({"class_names": args.class_names}, files)
     if up_to_date(out, key):
         log(f"{out} is up to date with {src}; nothing to do")
         return StoreResult(out, written=False)

@@ -19,10 +19,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from seqcpc.image_store import (SPLITS, SplitWriter, StoreResult, begin_dataset, finish_dataset, fingerprint,
-                                summary, up_to_date)
-from seqcpc.manifest import DataError, atomic_write_text
-from seqcpc.prepare import split_of
+from seqcpc.errors import DataError
+from seqcpc.files import atomic_write_text, fingerprint, stable_split
+from seqcpc.image.store import SPLITS, SplitWriter, StoreResult, begin_dataset, finish_dataset, summary, up_to_date
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 GREY_MODES = ("1", "L", "LA", "I", "I;16")
@@ -67,7 +66,7 @@ def find_images(root: Path, test_fraction: float) -> tuple[list[ImageFile], list
         for name, class_dir in dirs.items():
             for path in class_images(class_dir):
                 rel = path.relative_to(root).as_posix()
-                found.append(ImageFile(rel, path, classes.index(name), split or split_of(rel, test_fraction)))
+                found.append(ImageFile(rel, path, classes.index(name), split or stable_split(rel, test_fraction)))
     return found, classes
 
 
@@ -138,7 +137,7 @@ def main(argv=None, log=print) -> StoreResult:
     root, out = Path(args.root), Path(args.out)
     files, classes = find_images(root, args.test_fraction)
     options = {"size": args.size, "mode": args.mode, "test_fraction": args.test_fraction}
-    key = fingerprint([(f.rel, f.path) for f in files], options)
+    key = fingerprint(options, [(f.rel, f.path) for f in files])
     if up_to_date(out, key):
         log(f"{out} is up to date with {root} ({len(files)} images); nothing to do")
         return StoreResult(out, written=False)

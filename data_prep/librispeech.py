@@ -14,8 +14,9 @@ that are not in the corpus are counted. Running it twice does nothing the second
 import re
 from pathlib import Path
 
-from seqcpc.manifest import DataError, read_phones
-from seqcpc.prepare import Source, assign_splits, hold_out_speakers, prep_parser, prepare, write_frame_labels
+from seqcpc.audio.manifest import read_phones
+from seqcpc.audio.prepare import Source, assign_splits, hold_out_speakers, prep_parser, prepare, write_frame_labels
+from seqcpc.errors import DataError
 
 NAME = re.compile(r"^(\d+)-(\d+)-(\d+)$")
 

@@ -1,8 +1,8 @@
-"""What every recipe's run.py shares: its config file, its data-preparation step, and pretraining that is
-skipped when finished and resumed when killed.
+"""What every recipe's run.py shares: data preparation, pretraining that is skipped when finished and resumed
+when killed, and the modality's evaluation, each skipped when its output exists.
 
-A recipe config is a seqcpc config plus one section naming a data_prep script and its options (`corpus:` for
-speech, `dataset:` for images). Each recipe step is skipped when its output exists.
+A recipe config is a seqcpc config whose `prepare:` section names a data_prep module and its options; it is
+read by the one config loader (seqcpc.config.load_config), so a recipe config is checked like any other.
 """
 import argparse
 import importlib
@@ -10,33 +10,22 @@ import json
 import sys
 from pathlib import Path
 
-import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # for data_prep/
-
-from seqcpc.config import Config, apply_override, resolve  # noqa: E402
-from seqcpc.errors import ConfigError, SeqcpcError  # noqa: E402
-from seqcpc.pretrain import pretrain  # noqa: E402
+from seqcpc import modalities
+from seqcpc.config import Config, PrepareConfig, load_config
+from seqcpc.errors import ConfigError, SeqcpcError
+from seqcpc.train.checkpoint import load_model
+from seqcpc.train.loop import pretrain
 
 
-def load_recipe_config(path, overrides=(), section: str = "corpus") -> tuple[dict, Config]:
-    data = yaml.safe_load(Path(path).read_text()) or {}
-    for override in overrides:
-        apply_override(data, override)
-    prep = data.pop(section, None)
-    if not isinstance(prep, dict) or "script" not in prep:
-        raise ConfigError(f"{path}: this recipe's config needs a `{section}:` section with `script:` (a module "
-                          f"of data_prep/) and its `options:`")
-    return prep, resolve(data)
-
-
-def prepare_data(prep: dict) -> None:
+def prepare_data(prep: PrepareConfig) -> None:
+    if not prep.script:
+        raise ConfigError("prepare.script: this recipe's config needs a `prepare:` section naming a module of "
+                          "data_prep/ (e.g. espeak_corpus, idx_images) and its `options:`")
     args = []
-    for key, value in prep.get("options", {}).items():
+    for key, value in prep.options.items():
         args += [f"--{key.replace('_', '-')}", str(value)]
-    print(f"== data: data_prep.{prep['script']} {' '.join(args)}", flush=True)
-    importlib.import_module(f"data_prep.{prep['script']}").main(args)
+    print(f"== data: data_prep.{prep.script} {' '.join(args)}", flush=True)
+    importlib.import_module(f"data_prep.{prep.script}").main(args)
 
 
 def pretrain_once(cfg: Config) -> Path:
@@ -52,29 +41,27 @@ def pretrain_once(cfg: Config) -> Path:
     return ckpt
 
 
-def probe_once(cfg: Config, ckpt: Path, run_probes) -> None:
-    """`run_probes(cfg, model, out_dir)` unless its results are there (then they are printed again)."""
-    from seqcpc.checkpoint import load_model
-
+def evaluate_once(cfg: Config, ckpt: Path) -> None:
+    """The modality's evaluation of the checkpoint, unless its results are there (then they are printed again)."""
     results = Path(cfg.train.out_dir) / "probes" / "results.md"
     if results.is_file():
         print(f"== probes: done before\n{results.read_text()}", flush=True)
         return
     print("== probes", flush=True)
-    run_probes(cfg, load_model(ckpt), results.parent)
+    modalities.get(cfg.model.modality).evaluate(cfg, load_model(ckpt), results.parent)
     print(f"results, plots and curves in {cfg.train.out_dir}", flush=True)
 
 
-def recipe_main(doc: str, section: str, run_probes, argv=None) -> int:
-    """Parse `--config F key=value ...`, prepare the data, pretrain, then `run_probes(cfg, model, out_dir)`."""
+def recipe_main(doc: str, argv=None) -> int:
+    """Parse `--config F key=value ...`, prepare the data, pretrain, then evaluate."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True)
     parser.add_argument("overrides", nargs="*", metavar="key=value")
     args = parser.parse_args(argv)
     try:
-        prep, cfg = load_recipe_config(args.config, args.overrides, section)
-        prepare_data(prep)
-        probe_once(cfg, pretrain_once(cfg), run_probes)
+        cfg = load_config(args.config, args.overrides)
+        prepare_data(cfg.prepare)
+        evaluate_once(cfg, pretrain_once(cfg))
     except (SeqcpcError, FileNotFoundError) as err:
         print(f"{Path(sys.argv[0]).parent.name} recipe: error: {err}", file=sys.stderr)
         return 1

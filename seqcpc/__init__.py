@@ -1,10 +1,14 @@
 """seqcpc: Contrastive Predictive Coding for any ordered sequence."""
-from seqcpc.builders import build_model, cpc_audio_paper, cpc_image_large, cpc_image_small, cpc_synthetic_tiny
-from seqcpc.checkpoint import load_model
+from seqcpc.audio.sizes import audio_paper, synthetic_tiny
+from seqcpc.builders import build_model, check_config, cpc_audio_paper, cpc_image_large, cpc_image_small, cpc_synthetic_tiny
 from seqcpc.config import Config, load_config
-from seqcpc.infonce import InfoNCE
-from seqcpc.model import CPC
-from seqcpc.patch_cpc import PatchCPC
+from seqcpc.core.model import CPC, Pretrainable
+from seqcpc.image.model import PatchCPC
+from seqcpc.image.sizes import image_large, image_small
+from seqcpc.modalities import Modality, register
+from seqcpc.objectives.infonce import InfoNCE
+from seqcpc.train.checkpoint import load_model
 
-__all__ = ["CPC", "Config", "InfoNCE", "PatchCPC", "build_model", "cpc_audio_paper", "cpc_image_large",
-           "cpc_image_small", "cpc_synthetic_tiny", "load_config", "load_model"]
+__all__ = ["CPC", "Config", "InfoNCE", "Modality", "PatchCPC", "Pretrainable", "audio_paper", "build_model",
+           "check_config", "cpc_audio_paper", "cpc_image_large", "cpc_image_small", "cpc_synthetic_tiny",
+           "image_large", "image_small", "load_config", "load_model", "register", "synthetic_tiny"]

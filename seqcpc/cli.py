@@ -1,13 +1,14 @@
-"""The `seqcpc` command line: `seqcpc pretrain ...` and `seqcpc extract ...`."""
+"""The `seqcpc` command line: `seqcpc pretrain ...`, `seqcpc extract ...` and `seqcpc probe ...`."""
 import argparse
 import sys
 
+from seqcpc import modalities
 from seqcpc.config import load_config
 from seqcpc.errors import SeqcpcError
 
 
 def pretrain_main(args) -> None:
-    from seqcpc.pretrain import pretrain
+    from seqcpc.train.loop import pretrain
 
     cfg = load_config(args.config, args.overrides)
     pretrain(cfg, resume=args.resume, overwrite=args.overwrite)
@@ -25,19 +26,11 @@ def extract_main(args) -> None:
 
 
 def probe_main(args) -> None:
-    from seqcpc.checkpoint import checkpoint_config, load_model, read_checkpoint
     from seqcpc.config import with_overrides
-    from seqcpc.image_eval import run_image_probes
-    from seqcpc.speech_eval import run_speech_probes
+    from seqcpc.train.checkpoint import checkpoint_config, load_model, read_checkpoint
 
     cfg = with_overrides(checkpoint_config(read_checkpoint(args.checkpoint)), args.overrides)
-    if cfg.data.kind == "images":
-        run_image_probes(cfg, load_model(args.checkpoint), args.out)
-    elif cfg.data.kind == "manifest":
-        run_speech_probes(cfg, load_model(args.checkpoint), cfg.data.manifest, args.out)
-    else:
-        raise SeqcpcError("seqcpc probe needs a speech corpus (data.kind=manifest data.manifest=PATH) or an image "
-                          "data set (data.kind=images data.images=PATH)")
+    modalities.get(cfg.model.modality).evaluate(cfg, load_model(args.checkpoint), args.out)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,8 +1,13 @@
 """Typed run configuration: dataclasses filled from YAML plus `key=value` overrides, checked strictly.
 
-An unknown key, a value of the wrong type or a value outside a field's choices fails with a ConfigError that
-names the key and what is allowed. `model.size` names a preset (see seqcpc.builders.MODEL_SIZES) whose fields
-are the base that the rest of `model:` overrides.
+A config has the sections model, data, probe (their fields depend on the modality), optim, fabric, train and
+prepare (the data-preparation step a recipe runs first; `seqcpc pretrain` does not run it). The modality is
+`model.modality`, else the one that owns `model.size`, else audio; its registry entry (seqcpc.modalities)
+gives the dataclasses of its model, data and probe sections and its named sizes. `model.size` names a preset
+whose fields are the base that the rest of `model:` overrides.
+
+An unknown key, a key of another modality, a value of the wrong type or a value outside a field's choices fails
+with a ConfigError that names the key and what is allowed. This module is the only config loader.
 """
 import dataclasses
 import difflib
@@ -13,50 +18,14 @@ from pathlib import Path
 
 import yaml
 
+from seqcpc import modalities
 from seqcpc.errors import ConfigError
+
+SECTIONS = ("model", "data", "probe")  # the sections whose fields depend on the modality
 
 
 def choice(default, choices):
     return field(default=default, metadata={"choices": tuple(choices)})
-
-
-@dataclass
-class EncoderConfig:
-    in_channels: int = 1
-    dim: int = 512
-    kernels: list[int] = field(default_factory=lambda: [10, 8, 4, 4, 4])
-    strides: list[int] = field(default_factory=lambda: [5, 4, 2, 2, 2])
-    norm: str = choice("batch", ["batch", "layer", "instance", "none"])
-
-
-@dataclass
-class ContextConfig:
-    kind: str = choice("gru", ["gru", "lstm", "transformer", "masked_conv"])  # masked_conv: image grids
-    dim: int = 256
-    layers: int = 1
-    heads: int = 4  # transformer only
-    kernel: int = 3  # masked_conv only: kernel side of its row-causal convolutions
-
-
-@dataclass
-class PatchConfig:
-    """Image models only: the patch grid and the per-patch ResNet."""
-    size: int = 8  # patch side in pixels
-    stride: int = 4  # pixels between patches (size / 2: 50% overlap)
-    widths: list[int] = field(default_factory=lambda: [32, 64, 128])  # ResNet stage widths; each halves the side
-    blocks: int = 1  # residual blocks per stage
-    directions: int = 1  # 1: top-down; up to 4 by rotating the grid
-    shared_context: bool = True  # one context network for every direction (else one each)
-
-
-@dataclass
-class AugmentConfig:
-    """Image models only: CPC v2's patch augmentations, applied in training (seqcpc/augment.py)."""
-    jitter: int = 1  # random shift of each patch, up to this many pixels
-    flip: bool = True  # random horizontal flips
-    colour_drop: float = 0.0  # RGB: chance of keeping one of the three channels
-    grey: float = 0.0  # chance of turning an RGB patch grey
-    per_patch: bool = True  # a draw per patch (else one per image)
 
 
 @dataclass
@@ -69,6 +38,7 @@ class PredictorConfig:
 
 @dataclass
 class LossConfig:
+    """The InfoNCE objective (seqcpc/objectives/infonce.py)."""
     negatives: str = choice("batch", ["batch", "sequence", "group", "all"])
     num_negatives: int = 128  # ignored when negatives = all
     normalize: bool = False  # cosine instead of dot-product scores
@@ -76,32 +46,12 @@ class LossConfig:
 
 
 @dataclass
-class ModelConfig:
-    size: typing.Optional[str] = None  # a named preset, applied before the fields below
-    modality: str = choice("audio", ["audio", "image"])
-    encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    context: ContextConfig = field(default_factory=ContextConfig)
-    predictor: PredictorConfig = field(default_factory=PredictorConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    patches: PatchConfig = field(default_factory=PatchConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-
-
-@dataclass
-class DataConfig:
-    kind: str = choice("synthetic", ["synthetic", "manifest", "images"])
-    window: int = 20480  # input samples per training window (audio)
-    batch_size: int = 8  # per device
-    num_workers: int = 0
-    batching: str = choice("uniform", ["uniform", "speaker", "utterance"])  # manifest: one speaker / utterance a batch
-    manifest: str = ""  # manifest: a prepared corpus's manifest.tsv (train split to train, test to validate)
-    sample_rate: int = 16000  # manifest: the rate windows are read at (files at other rates are resampled)
-    allow_outside_paths: bool = False  # manifest: let rows point outside the manifest's folder
-    on_bad_file: str = choice("skip", ["skip", "stop"])  # manifest: leave out (and list) or stop at a bad file
-    images: str = ""  # images: a folder written by data_prep/idx_images.py or data_prep/image_folder.py
-    num_sequences: int = 512  # synthetic: training sequences
-    val_sequences: int = 64  # synthetic: validation sequences
-    groups: int = 8  # synthetic: number of "speakers" (sources with their own frequencies)
+class FewShotConfig:
+    """The few-shot part of every modality's probe section: prototypical N-way K-shot episodes."""
+    n_way: int = 5
+    shots: list[int] = field(default_factory=lambda: [1, 5])
+    n_query: int = 5
+    episodes: int = 300
 
 
 @dataclass
@@ -133,36 +83,29 @@ class TrainConfig:
     ckpt_every: int = 100
     max_bad_steps: int = 10  # steps with non-finite loss or gradients skipped before the run stops
     compile: bool = False  # torch.compile the model: seconds to compile, 5-13% faster CPU steps (benchmarks/)
+    tensorboard: bool = False  # also write TensorBoard event files (needs the tensorboard package)
 
 
 @dataclass
-class ProbeConfig:
-    window: int = 0  # samples per probe window; 0: data.window
-    windows_per_utterance: int = 2  # speaker probes: non-overlapping windows cut from each utterance
-    utterances_per_speaker: int = 0  # speaker probes: utterances per speaker and split; 0: all
-    phone_utterances_per_speaker: int = 0  # phone probe: utterances per speaker and split; 0: all
-    phone_frames: int = 200_000  # cap on the frames (random subset) each split gives the phone probe
-    mfcc: int = 13  # coefficients of the MFCC baseline
-    n_way: int = 5  # few-shot episodes on held-out speakers
-    shots: list[int] = field(default_factory=lambda: [1, 5])
-    n_query: int = 5
-    episodes: int = 300
-    label_fractions: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0])  # images: label efficiency
-    l2_grid: list[float] = field(default_factory=lambda: [1e-4, 1e-3, 1e-2])  # images: probe penalties tried
-    pool: int = 2  # images: the latent grid is average-pooled to pool x pool cells, then flattened
-    supervised_epochs: int = 30  # images: the from-scratch baseline's epochs on each label subset ...
-    supervised_max_steps: int = 400  # ... capped at this many steps
-    supervised_lr: float = 2e-3
+class PrepareConfig:
+    """The data-preparation step of a recipe: a module of data_prep/ and its command-line options."""
+    script: str = ""
+    options: dict = field(default_factory=dict)
 
 
 @dataclass
 class Config:
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
+    model: typing.Any  # the modality's model config, e.g. seqcpc.audio.config.AudioModelConfig
+    data: typing.Any
+    probe: typing.Any
     optim: OptimConfig = field(default_factory=OptimConfig)
     fabric: FabricConfig = field(default_factory=FabricConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    prepare: PrepareConfig = field(default_factory=PrepareConfig)
+
+
+COMMON = {"optim": OptimConfig, "fabric": FabricConfig, "train": TrainConfig, "prepare": PrepareConfig}
+RENAMED = {"corpus": "prepare", "dataset": "prepare"}  # sections of earlier recipe configs
 
 
 def _convert(value, tp, key):
@@ -209,14 +152,42 @@ def from_dict(cls, data: dict, prefix: str = ""):
     for name, value in data.items():
         key = f"{prefix}.{name}" if prefix else name
         if name not in fields:
+            owners = [m for m in modalities.names() if has_key(modalities.get(m), key)]
+            if owners:
+                raise ConfigError(f"config key {key!r} applies only to {' and '.join(owners)} models, not to "
+                                  f"this config's model.modality; remove it")
             close = difflib.get_close_matches(str(name), fields, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(f"unknown config key {key!r}{hint}; allowed keys: {', '.join(fields)}")
         kwargs[name] = _convert(value, hints[name], key)
         choices = fields[name].metadata.get("choices")
         if choices and kwargs[name] not in choices:
-            raise ConfigError(f"{key}: {kwargs[name]!r} is not one of {', '.join(choices)}")
+            raise ConfigError(f"{key}: {kwargs[name]!r} is not one of {', '.join(map(str, choices))}")
     return cls(**kwargs)
+
+
+def schema(entry) -> dict:
+    """Section name -> dataclass, for a modality's registry entry."""
+    return {"model": entry.model_config, "data": entry.data_config, "probe": entry.probe_config, **COMMON}
+
+
+def has_key(entry, key: str) -> bool:
+    """Whether the dotted `key` (e.g. model.patches.size) is a field of the modality's config."""
+    section, *path = key.split(".")
+    cls = schema(entry).get(section)
+    for name in path:
+        if cls is None or not dataclasses.is_dataclass(cls) or name not in {f.name for f in dataclasses.fields(cls)}:
+            return False
+        cls = typing.get_type_hints(cls)[name]
+    return cls is not None
+
+
+def _prune(data, cls):
+    """Only the keys of `data` that are fields of dataclass `cls` (recursively)."""
+    if not dataclasses.is_dataclass(cls) or not isinstance(data, dict):
+        return data
+    hints, names = typing.get_type_hints(cls), {f.name for f in dataclasses.fields(cls)}
+    return {k: _prune(v, hints[k]) for k, v in data.items() if k in names}
 
 
 def _merge(base: dict, extra: dict) -> dict:
@@ -237,23 +208,55 @@ def apply_override(data: dict, override: str) -> None:
         node = node.setdefault(p, {})
         if not isinstance(node, dict):
             raise ConfigError(f"override {key!r}: {p!r} is not a section")
-    node[leaf] = yaml.safe_load(raw)
+    try:
+        node[leaf] = yaml.safe_load(raw)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"override {override!r}: the value is not valid YAML ({err})") from err
 
 
-def resolve(data: dict) -> Config:
-    """Nested dict (as in YAML) -> Config, with the named model size applied first."""
-    from seqcpc.builders import MODEL_SIZES
+def modality_of(model: dict):
+    """The registry entry of a `model:` section: model.modality, else the owner of model.size, else audio."""
+    size, name = model.get("size"), model.get("modality")
+    owner = None
+    if size is not None:
+        owner = next((m for m in map(modalities.get, modalities.names()) if size in m.sizes), None)
+        if owner is None:
+            known = [s for m in modalities.names() for s in modalities.get(m).sizes]
+            raise ConfigError(f"model.size: unknown size {size!r}; known sizes: {', '.join(known)}")
+    if name is None:
+        return owner or modalities.get("audio")
+    if name not in modalities.names():
+        raise ConfigError(f"model.modality: {name!r} is not one of {', '.join(modalities.names())}")
+    entry = modalities.get(name)
+    if owner is not None and owner is not entry:
+        raise ConfigError(f"model.size={size} is a {owner.name} model, but model.modality={name}")
+    return entry
 
+
+def resolve(data: dict, prune: bool = False) -> Config:
+    """Nested dict (as in YAML) -> Config, with the named model size applied first. `prune` drops keys that
+    are not fields of the modality (for configs saved before sections were split by modality)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"a config must be a mapping of sections, not {type(data).__name__}")
+    for old, new in RENAMED.items():
+        if old in data:
+            raise ConfigError(f"config section {old!r} is now called {new!r}")
     model = data.get("model") or {}
-    if isinstance(model, dict) and model.get("size") is not None:
-        size = model["size"]
-        if size not in MODEL_SIZES:
-            raise ConfigError(f"model.size: unknown size {size!r}; known sizes: {', '.join(MODEL_SIZES)}")
-        data = {**data, "model": _merge(dataclasses.asdict(MODEL_SIZES[size]()), model)}
-    return from_dict(Config, data)
-
-
-RECIPE_SECTIONS = ("corpus", "dataset")  # a recipe's data_prep step (recipes/common.py); not part of a run's config
+    if not isinstance(model, dict):
+        raise ConfigError(f"model: expected a mapping, got {model!r}")
+    entry = modality_of(model)
+    if model.get("size") is not None:
+        model = _merge(dataclasses.asdict(entry.sizes[model["size"]]()), model)
+    data = {**data, "model": model}
+    sections = schema(entry)
+    if prune:
+        data = {k: _prune(v, sections[k]) for k, v in data.items() if k in sections}
+    unknown = [k for k in data if k not in sections]
+    if unknown:
+        close = difflib.get_close_matches(str(unknown[0]), sections, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"unknown config section {unknown[0]!r}{hint}; allowed sections: {', '.join(sections)}")
+    return Config(**{name: _convert(data.get(name) or {}, cls, name) for name, cls in sections.items()})
 
 
 def load_config(path=None, overrides=()) -> Config:
@@ -262,12 +265,15 @@ def load_config(path=None, overrides=()) -> Config:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
-        data = yaml.safe_load(path.read_text()) or {}
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as err:
+            raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
         if not isinstance(data, dict):
             raise ConfigError(f"config file {path} must hold a mapping of sections, not {type(data).__name__}")
     for override in overrides:
         apply_override(data, override)
-    return resolve({k: v for k, v in data.items() if k not in RECIPE_SECTIONS})
+    return resolve(data)
 
 
 def to_dict(cfg) -> dict:

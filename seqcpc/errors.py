@@ -9,6 +9,10 @@ class ConfigError(SeqcpcError, ValueError):
     """A bad config key, type or value."""
 
 
+class DataError(SeqcpcError):
+    """A manifest, label file, data set or input file that cannot be used."""
+
+
 class RunDirError(SeqcpcError):
     """The run folder holds another run, or has no checkpoint to resume."""
 

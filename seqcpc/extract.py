@@ -1,7 +1,7 @@
-"""Frozen features: run a trained encoder and context over data and write z and/or c as .npy files.
+"""Frozen features: run a trained model's `embed` over data and write z and/or c as .npy files.
 
-Two sources: a split of the run's own dataset (windows stacked into `<what>.npy` of shape (N, T, D) plus
-`groups.npy`), or a folder of .npy sequences (each (L,) or (C, L); written as `<stem>.<what>.npy`, (T, D)).
+Two sources: a split of the run's own dataset (stacked into `<what>.npy`, (N, T, D) for sequences or
+(N, Gh, Gw, D) for images, plus `groups.npy`), or a folder of .npy inputs (each written as `<stem>.<what>.npy`).
 Feature extraction needs no Fabric or DDP: it calls `model.embed` directly.
 """
 from pathlib import Path
@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from seqcpc.checkpoint import checkpoint_config, load_model, read_checkpoint
-from seqcpc.data import build_datasets
+from seqcpc import modalities
+from seqcpc.train.checkpoint import checkpoint_config, load_model, read_checkpoint
 
 WHAT = ("z", "c")
 
@@ -26,11 +26,11 @@ def extract_split(checkpoint, out_dir, split="val", what=("z", "c"), batch_size=
     _check_what(what)
     cfg = checkpoint_config(read_checkpoint(checkpoint))
     model = load_model(checkpoint, device)
-    train, val = build_datasets(cfg.data, cfg.train.seed)
+    train, val = modalities.get(cfg.model.modality).datasets(cfg.data, cfg.train.seed)
     dataset = {"train": train, "val": val}[split]
     feats, groups = {w: [] for w in what}, []
     for x, g in DataLoader(dataset, batch_size=batch_size):
-        z, c = model.embed(x.to(device))  # (B, T, D), (B, T, E)
+        z, c = model.embed(x.to(device))  # (B, T, D) and (B, T, E), or (B, Gh, Gw, D) and (B, Gh, Gw, E)
         for w, f in (("z", z), ("c", c)):
             if w in what:
                 feats[w].append(f.float().cpu().numpy())
@@ -46,6 +46,7 @@ def extract_split(checkpoint, out_dir, split="val", what=("z", "c"), batch_size=
 
 
 def extract_files(checkpoint, in_dir, out_dir, what=("z", "c"), device="cpu") -> dict:
+    """Every 1-D sequence in in_dir/*.npy, each (L,) or (C, L), written as (T, D)."""
     _check_what(what)
     model = load_model(checkpoint, device)
     files = sorted(Path(in_dir).glob("*.npy"))

@@ -30,7 +30,7 @@ def librispeech_tree(root, speakers=("19", "26"), chapters=("198",), utts=3, sec
 def toy_speech_corpus(out, speakers=6, heldout=5, utts=6, seconds=1.5, rate=16000, seed=0):
     """Utterances made of 'phones' (tones of 4 pitches, 50-150 ms each) scaled by a per-speaker pitch, with
     manifest.tsv and phones.txt: enough structure for probes to beat chance. Returns the manifest path."""
-    from seqcpc.manifest import Utterance, write_manifest, write_phones
+    from seqcpc.audio.manifest import Utterance, write_manifest, write_phones
 
     out = Path(out)
     rng = np.random.default_rng(seed)

@@ -28,6 +28,16 @@ def run_cli(*args, check=True, timeout=300, **popen):
     return proc
 
 
+def cli(capsys, *args):
+    """Run `seqcpc ...` in this process (for refusals that stop before any training step); returns
+    (exit code, stdout, stderr)."""
+    from seqcpc.cli import main
+
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 def run_recipe(name: str, config):
     """Run recipes/<name>/run.py on a config file in a fresh interpreter; returns its stdout."""
     proc = subprocess.run([sys.executable, f"recipes/{name}/run.py", "--config", str(config)], cwd=ROOT,

@@ -2,7 +2,7 @@
 import numpy as np
 from PIL import Image
 
-from seqcpc.image_store import write_dataset
+from seqcpc.image.store import write_dataset
 
 
 def toy_images(n_per_class: int, size: int = 16, channels: int = 1, seed: int = 0):

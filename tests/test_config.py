@@ -5,16 +5,19 @@ import pytest
 import yaml
 
 from image_fixtures import toy_image_store
-from seqcpc.builders import MODEL_SIZES, build_model, check_config
-from seqcpc.config import RECIPE_SECTIONS, Config, load_config, resolve
+from seqcpc import modalities
+from seqcpc.builders import build_model, check_config
+from seqcpc.config import load_config, resolve, to_dict
 from seqcpc.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((ROOT / "recipes").rglob("*.yaml"))
+SIZES = [name for m in modalities.names() for name in modalities.get(m).sizes]
 
 
 def test_defaults_are_the_papers_audio_model():
-    cfg = Config()
+    cfg = resolve({})
+    assert cfg.model.modality == "audio"
     assert (cfg.model.encoder.dim, cfg.model.context.dim, cfg.model.predictor.steps) == (512, 256, 12)
     assert cfg.model.loss.num_negatives == 128 and cfg.data.window == 20480
 
@@ -76,7 +79,7 @@ def image_data(tmp_path, model: dict, size: int) -> dict:
     return {"kind": "images", "images": str(toy_image_store(tmp_path / "toy", 4, 2, size, channels))}
 
 
-@pytest.mark.parametrize("name", MODEL_SIZES)
+@pytest.mark.parametrize("name", SIZES)
 def test_every_named_size_builds(name, tmp_path):
     data = {"model": {"size": name}}
     if resolve(data).model.modality == "image":
@@ -90,13 +93,11 @@ def test_every_named_size_builds(name, tmp_path):
 def test_every_shipped_config_loads_and_builds(path, tmp_path):
     data = yaml.safe_load(path.read_text())
     assert path.read_text().startswith("# "), "a shipped config opens with the command that runs it"
-    for section in RECIPE_SECTIONS:  # a recipe's own section: the data_prep script it runs first
-        prep = data.pop(section, None)
-        if prep is not None:
-            assert importlib.util.find_spec(f"data_prep.{prep['script']}") is not None
+    prep = load_config(path).prepare  # the one loader reads a recipe config, prepare section included
+    if prep.script:
+        assert importlib.util.find_spec(f"data_prep.{prep.script}") is not None
     if data["data"]["kind"] == "images":  # the real data set is not here: a tiny one of the size it prepares
-        size = (prep.get("options") or {}).get("size", 28)
-        data["data"].update(image_data(tmp_path, data["model"], size))
+        data["data"].update(image_data(tmp_path, data["model"], prep.options.get("size", 28)))
     cfg = resolve(data)
     check_config(cfg)
     build_model(cfg.model)
@@ -111,25 +112,57 @@ def test_there_are_shipped_configs():
     ({"predictor": {"steps": 6}}, "rows of the 6x6 patch grid"),
     ({"encoder": {"in_channels": 3}}, "1 channel"),
     ({"patches": {"directions": 5}}, "directions=5"),
-    ({"context": {"kind": "gru"}}, "masked_conv"),
+    ({"context": {"kind": "gru"}}, "model.context.kind: 'gru' is not one of masked_conv"),
+    ({"loss": {"negatives": "group"}}, "negatives=group needs group ids"),
     ({"loss": {"negatives": "batch", "num_negatives": 10_000}}, "between 1 and the 288"),
 ])
 def test_impossible_image_configs_are_refused(tmp_path, model, match):
     toy_image_store(tmp_path / "toy", 4, 2, size=28)
-    cfg = resolve({"model": {"size": "image_small", **model}, "data": {"kind": "images", "images": str(tmp_path / "toy"),
-                                                                       "batch_size": 8}})
     with pytest.raises(ConfigError, match=match):
-        check_config(cfg)
+        check_config(resolve({"model": {"size": "image_small", **model},
+                              "data": {"kind": "images", "images": str(tmp_path / "toy"), "batch_size": 8}}))
 
 
 def test_speaker_batches_of_images_are_refused(tmp_path):
     toy_image_store(tmp_path / "toy", 4, 2, size=28)
-    cfg = resolve({"model": {"size": "image_small"},
-                   "data": {"kind": "images", "images": str(tmp_path / "toy"), "batching": "speaker"}})
-    with pytest.raises(ConfigError, match="data.batching=speaker"):
-        check_config(cfg)
+    with pytest.raises(ConfigError, match="'data.batching' applies only to audio models"):
+        resolve({"model": {"size": "image_small"},
+                 "data": {"kind": "images", "images": str(tmp_path / "toy"), "batching": "speaker"}})
 
 
-def test_an_image_model_on_audio_data_is_refused():
-    with pytest.raises(ConfigError, match="modality=image does not fit data.kind=synthetic"):
-        check_config(resolve({"model": {"size": "image_small"}}))
+@pytest.mark.parametrize("data, match", [
+    ({"model": {"size": "image_small", "encoder": {"kernels": [4]}}}, "'model.encoder.kernels' applies only to audio"),
+    ({"model": {"patches": {"size": 4}}}, "'model.patches' applies only to image"),
+    ({"model": {"modality": "audio"}, "probe": {"pool": 3}}, "'probe.pool' applies only to image"),
+    ({"model": {"size": "image_small"}, "data": {"kind": "synthetic"}}, "data.kind: 'synthetic' is not one of images"),
+    ({"model": {"size": "image_small", "modality": "audio"}}, "image_small is a image model, but model.modality=audio"),
+    ({"model": {"modality": "video"}}, "model.modality: 'video' is not one of audio, image"),
+    ({"corpus": {"script": "espeak_corpus"}}, "section 'corpus' is now called 'prepare'"),
+    ({"trian": {}}, "unknown config section 'trian' .did you mean 'train'"),
+])
+def test_fields_of_another_modality_and_unknown_sections_are_refused(data, match):
+    with pytest.raises(ConfigError, match=match):
+        resolve(data)
+
+
+def test_synthetic_speaker_batches_are_refused():
+    with pytest.raises(ConfigError, match="data.batching=speaker needs a speech corpus"):
+        check_config(resolve({"data": {"batching": "speaker"}}))
+
+
+def test_a_resolved_config_round_trips_through_a_dict():
+    for data in ({}, {"model": {"size": "image_small"}, "data": {"images": "x"}}):
+        cfg = resolve(data)
+        assert resolve(to_dict(cfg)) == cfg
+
+
+@pytest.mark.parametrize("text, match", [
+    ("model:\n\tsize: audio_paper\n", "not valid YAML"),
+    ("model: [", "not valid YAML"),
+    ("- 1\n- 2\n", "must hold a mapping"),
+])
+def test_malformed_yaml_is_one_clear_error(tmp_path, text, match):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        load_config(path)

@@ -1,0 +1,202 @@
+"""Frozen-feature probes for speech (the CPC paper's protocol), beside MFCC and random-init baselines.
+
+  speaker   linear classifier on a window's features pooled over time (and on its last frame), trained on
+            train-split windows, scored on test-split windows of the same speakers
+  phone     frame-level linear classifier at 100 Hz against the frame labels (phones.txt)
+  few-shot  prototypical N-way K-shot episodes on pooled windows of the held-out speakers
+
+Shapes: B windows, L samples, T frames (L // hop), D feature dim. A feature extractor maps waves (B, L) to
+frames (B, T, D) at the frame rate of the labels (10 ms).
+"""
+from collections import defaultdict
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from einops import rearrange
+
+from seqcpc.audio.build import build_audio_model
+from seqcpc.audio.io import read_audio
+from seqcpc.audio.manifest import manifest_roots, read_manifest, read_phones, resolve_path
+from seqcpc.audio.torchaudio_compat import import_torchaudio
+from seqcpc.config import Config
+from seqcpc.errors import DataError, SeqcpcError
+from seqcpc.eval.probes import feasible_shots, linear_probe, prototypical_episodes, random_init
+from seqcpc.eval.report import confusion_matrix, markdown_table, plot_accuracy_bars, plot_confusion, write_report
+
+
+class CPCFrames:
+    """Context (or latent) features of a CPC model."""
+
+    def __init__(self, model, which: str = "c"):
+        self.model, self.which = model.eval(), which
+
+    @torch.no_grad()
+    def __call__(self, waves):  # (B, L)
+        z, c = self.model.embed(waves[:, None])
+        return c if self.which == "c" else z  # (B, T, D)
+
+
+class MFCCFrames:
+    def __init__(self, n_mfcc: int, sample_rate: int, hop: int):
+        ta = import_torchaudio()
+        self.hop = hop
+        self.mfcc = ta.transforms.MFCC(sample_rate, n_mfcc, melkwargs={"n_fft": 2 * hop + hop // 2,
+                                                                       "hop_length": hop, "n_mels": 40})
+
+    @torch.no_grad()
+    def __call__(self, waves):  # (B, L)
+        frames = rearrange(self.mfcc(waves), "b d t -> b t d")
+        return frames[:, : waves.shape[1] // self.hop]  # (B, T, D)
+
+
+class WindowSpec(NamedTuple):
+    path: Path
+    start: int  # first sample, at the probe's sample rate
+    speaker: str
+
+
+class WindowFeatures(NamedTuple):
+    pooled: np.ndarray  # (N, D): each window's frames averaged
+    last: np.ndarray  # (N, D): each window's last frame
+
+
+def window_specs(manifest, split: str, window: int, sample_rate: int, per_utterance: int, per_speaker: int):
+    """[WindowSpec] of non-overlapping windows, at most `per_utterance` from each utterance and
+    utterances of each speaker capped at `per_speaker` (0: all), in a fixed order."""
+    roots, used, specs = manifest_roots(manifest), defaultdict(int), []
+    for row in read_manifest(manifest, [split]):
+        n = row.samples_at(sample_rate)
+        if n < window or (per_speaker and used[row.speaker] >= per_speaker):
+            continue
+        used[row.speaker] += 1
+        count = min(per_utterance, n // window)
+        starts = np.linspace(0, n - window, count).astype(int) if count > 1 else [(n - window) // 2]
+        path = resolve_path(manifest, row.path, roots)
+        specs += [WindowSpec(path, int(s), row.speaker) for s in starts]
+    return specs
+
+
+def embed_windows(extractors: dict, specs, window: int, sample_rate: int, batch: int = 32):
+    """{name: WindowFeatures} for every window of `specs`, each window read once."""
+    out = {name: ([], []) for name in extractors}
+    for i in range(0, len(specs), batch):
+        waves = torch.from_numpy(np.stack([read_audio(w.path, w.start, window, sample_rate) for w in specs[i:i + batch]]))
+        for name, fn in extractors.items():
+            frames = fn(waves).float()  # (B, T, D)
+            out[name][0].append(frames.mean(1).numpy())
+            out[name][1].append(frames[:, -1].numpy())
+    return {name: WindowFeatures(np.concatenate(p), np.concatenate(q)) for name, (p, q) in out.items()}
+
+
+def frame_dataset(extractors: dict, manifest, split: str, labels: dict, sample_rate: int, max_frames: int,
+                  per_speaker: int = 0, seed=0):
+    """{name: (X (F, D), y (F,))}: frame features of labelled utterances (at most `per_speaker` of each
+    speaker, 0: all), at most max_frames of them (a random subset)."""
+    roots, feats, ys, used = manifest_roots(manifest), defaultdict(list), [], defaultdict(int)
+    for row in read_manifest(manifest, [split]):
+        if row.id not in labels or (per_speaker and used[row.speaker] >= per_speaker):
+            continue
+        used[row.speaker] += 1
+        wave = torch.from_numpy(read_audio(resolve_path(manifest, row.path, roots), sample_rate=sample_rate))[None]
+        frames = {name: fn(wave)[0].float().numpy() for name, fn in extractors.items()}
+        T = min(len(labels[row.id]), *(len(f) for f in frames.values()))
+        for name, f in frames.items():
+            feats[name].append(f[:T])
+        ys.append(labels[row.id][:T])
+    if not ys:
+        raise DataError(f"{manifest}: no utterance of split {split!r} has phone labels")
+    y = np.concatenate(ys).astype(np.int64)
+    keep = np.sort(np.random.default_rng(seed).permutation(len(y))[:max_frames])
+    return {name: (np.concatenate(f)[keep], y[keep]) for name, f in feats.items()}
+
+
+def extractors_for(cfg: Config, model, sample_rate: int) -> dict:
+    """The features compared in every table: trained CPC, the same network untrained, MFCC."""
+    hop = round(sample_rate * 0.01)
+    return {"cpc": CPCFrames(model), "random_init": CPCFrames(random_init(build_audio_model, cfg.model, cfg.train.seed)),
+            f"mfcc{cfg.probe.mfcc}": MFCCFrames(cfg.probe.mfcc, sample_rate, hop)}
+
+
+def run_speech_probes(cfg: Config, model, out_dir, log=print) -> dict:
+    """Run every probe the corpus of data.manifest supports; write results.{json,md} and plots to out_dir;
+    return results."""
+    if cfg.data.kind != "manifest":
+        raise SeqcpcError("the speech probes need a speech corpus: data.kind=manifest data.manifest=PATH")
+    probe_cfg, manifest = cfg.probe, cfg.data.manifest
+    sr, window = cfg.data.sample_rate, probe_cfg.window or cfg.data.window
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    extractors = extractors_for(cfg, model, sr)
+    results = {name: {} for name in extractors}
+
+    log("speaker probe: embedding windows")
+    spec = {split: window_specs(manifest, split, window, sr, probe_cfg.windows_per_utterance,
+                                probe_cfg.utterances_per_speaker) for split in ("train", "test")}
+    speakers = sorted({w.speaker for w in spec["train"]})
+    index = {s: i for i, s in enumerate(speakers)}
+    unseen = {w.speaker for w in spec["test"]} - set(index)
+    if unseen:  # a speaker needs training windows to be a class of the probe
+        log(f"speaker probe: {len(unseen)} speakers have test but no training utterances and are left out")
+        spec["test"] = [w for w in spec["test"] if w.speaker in index]
+    if not spec["train"] or not spec["test"]:
+        raise DataError(f"{manifest}: the speaker probe needs train and test windows of the same speakers")
+    emb = {split: embed_windows(extractors, spec[split], window, sr) for split in spec}
+    y = {split: np.array([index[w.speaker] for w in spec[split]]) for split in spec}
+    for name in extractors:
+        for variant, field in (("speaker", "pooled"), ("speaker_last", "last")):
+            r = linear_probe(getattr(emb["train"][name], field), y["train"], getattr(emb["test"][name], field),
+                             y["test"], len(speakers))
+            results[name][variant] = r["acc"]
+            if name == "cpc" and variant == "speaker":
+                matrix = confusion_matrix(y["test"], r["pred"], len(speakers))
+        log(f"  {name}: speaker {results[name]['speaker']:.3f} (last frame {results[name]['speaker_last']:.3f})")
+    plot_confusion(matrix, out_dir / "speaker_confusion.png", speakers, "speaker probe on CPC features (test)")
+
+    phones_path = Path(manifest).parent / "phones.txt"
+    if phones_path.is_file():
+        log("phone probe: frame features")
+        labels = read_phones(phones_path)
+        train, test = (frame_dataset(extractors, manifest, split, labels, sr, probe_cfg.phone_frames,
+                                     probe_cfg.phone_utterances_per_speaker, cfg.train.seed)
+                       for split in ("train", "test"))
+        classes = int(max(max(labels[k].max() for k in labels), 0)) + 1
+        for name in extractors:
+            results[name]["phone"] = linear_probe(*train[name], *test[name], classes)["acc"]
+            log(f"  {name}: phone {results[name]['phone']:.3f}")
+
+    held = window_specs(manifest, "heldout", window, sr, probe_cfg.windows_per_utterance,
+                        probe_cfg.utterances_per_speaker)
+    _, labels_held, windows_per_speaker = np.unique([w.speaker for w in held], return_inverse=True,
+                                                    return_counts=True)
+    shots = feasible_shots(windows_per_speaker, probe_cfg, "held-out windows", log)
+    n_way = probe_cfg.n_way
+    if shots:
+        log("few-shot: held-out speakers")
+        emb_held = embed_windows(extractors, held, window, sr)
+        for name in extractors:
+            for k in shots:
+                r = prototypical_episodes(emb_held[name].pooled, labels_held, n_way=n_way, k_shot=k,
+                                          n_query=probe_cfg.n_query, episodes=probe_cfg.episodes, seed=cfg.train.seed)
+                results[name][f"{n_way}way_{k}shot"] = r["mean"]
+                results[name][f"{n_way}way_{k}shot_ci95"] = r["ci95"]
+            log(f"  {name}: " + ", ".join(f"{k}-shot {results[name][f'{n_way}way_{k}shot']:.3f}" for k in shots))
+
+    counts = {"speakers": len(speakers), "train_windows": len(spec["train"]), "test_windows": len(spec["test"]),
+              "heldout_windows": len(held)}
+    write_speech_report(results, counts, out_dir, log)
+    return {"results": results, "counts": counts}
+
+
+def write_speech_report(results: dict, counts: dict, out_dir: Path, log=print) -> str:
+    metrics = [m for m in next(iter(results.values())) if not m.endswith("ci95")]
+    rows = [[name] + [f"{100 * r[m]:.1f}" + (f" ± {100 * r[m + '_ci95']:.1f}" if m + "_ci95" in r else "")
+                      for m in metrics] for name, r in results.items()]
+    table = markdown_table(["features", *metrics], rows)
+    facts = ", ".join(f"{k}: {v}" for k, v in counts.items())
+    write_report(out_dir, "Speech probes (accuracy %, test split)", facts, table,
+                 {"results": results, "counts": counts}, log)
+    plot_accuracy_bars({m: {n: r[m] for n, r in results.items()} for m in metrics}, out_dir / "probe_accuracy.png",
+                       "frozen-feature probes (test accuracy)")
+    return table

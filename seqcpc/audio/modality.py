@@ -1,0 +1,39 @@
+"""The audio entry of the modality registry: 1-D sequences (raw audio from a manifest, or built-in synthetic
+sequences) through a strided conv encoder and a recurrent or transformer context."""
+from functools import partial
+
+import numpy as np
+
+from seqcpc.audio.build import build_audio_model, check_audio_config
+from seqcpc.audio.config import AudioDataConfig, AudioModelConfig, SpeechProbeConfig
+from seqcpc.audio.eval import run_speech_probes
+from seqcpc.audio.sizes import SIZES
+from seqcpc.audio.synthetic import DriftingSines
+from seqcpc.audio.windows import GroupBatchSampler, WindowDataset
+from seqcpc.modalities import Modality
+
+
+def audio_datasets(cfg: AudioDataConfig, seed: int):
+    """(train, validation): windows of a manifest's train and test splits, or synthetic sequences."""
+    if cfg.kind == "synthetic":
+        train = DriftingSines(cfg.num_sequences, cfg.window, cfg.groups, seed=seed)
+        return train, DriftingSines(cfg.val_sequences, cfg.window, cfg.groups, seed=seed + 1)
+    window = partial(WindowDataset, cfg.manifest, window=cfg.window, sample_rate=cfg.sample_rate, seed=seed,
+                     allow_outside_paths=cfg.allow_outside_paths, on_bad_file=cfg.on_bad_file)
+    train = window(["train"])
+    return train, window(["test"], speakers=train.speakers)
+
+
+def audio_batch_sampler(dataset, cfg: AudioDataConfig, world_size: int, rank: int, seed: int):
+    """Batches of one speaker (data.batching=speaker) or of one utterance (utterance); None for uniform."""
+    if cfg.batching == "uniform":
+        return None
+    groups = dataset.groups if cfg.batching == "speaker" else np.arange(len(dataset))
+    return GroupBatchSampler(groups, cfg.batch_size, world_size, rank, seed, dataset=dataset)
+
+
+AUDIO = Modality(
+    name="audio", model_config=AudioModelConfig, data_config=AudioDataConfig, probe_config=SpeechProbeConfig,
+    build=build_audio_model, check=check_audio_config, datasets=audio_datasets, evaluate=run_speech_probes,
+    batch_sampler=audio_batch_sampler, sizes=SIZES,
+)

@@ -1,0 +1,126 @@
+"""Shared steps of data preparation: check audio files, assign splits, write the manifest once.
+
+The data_prep/ scripts find a corpus's files and labels; this module turns them into a manifest. It is
+idempotent: a fingerprint of the inputs and options is stored beside the manifest, and a second run with
+the same inputs does nothing. A file that cannot be used is skipped and listed in `prep_report.txt`
+(on_error="skip"), or stops the preparation with its name (on_error="stop"); nothing already written is
+lost either way, since the manifest is written last and atomically.
+"""
+import argparse
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from seqcpc.audio.io import usable_audio_info
+from seqcpc.audio.manifest import Utterance, write_manifest, write_phones
+from seqcpc.errors import DataError
+from seqcpc.files import atomic_write_text, fingerprint, stable_split
+
+
+@dataclass
+class Source:
+    """One audio file found by a data_prep script."""
+    id: str
+    path: Path
+    speaker: str
+    split: str | None = None  # None: assigned by assign_splits
+    meta: str = ""
+
+
+@dataclass
+class PrepResult:
+    manifest: Path
+    written: bool  # False when the manifest was already up to date
+    rows: list[Utterance] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # "path: reason"
+
+
+def prep_parser(doc: str) -> argparse.ArgumentParser:
+    """The options every data_prep script for a speaker corpus shares."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", required=True, help="the corpus folder")
+    parser.add_argument("--out", required=True, help="folder for manifest.tsv and reports")
+    parser.add_argument("--test-fraction", type=float, default=0.2, help="share of each speaker's utterances")
+    parser.add_argument("--heldout-speakers", type=int, default=0, help="whole speakers kept for few-shot tests")
+    parser.add_argument("--on-error", choices=["skip", "stop"], default="skip", help="at an unreadable file")
+    return parser
+
+
+def hold_out_speakers(sources: list[Source], count: int) -> None:
+    """Move every utterance of `count` speakers (chosen by a hash of their names) to the "heldout" split."""
+    speakers = sorted({s.speaker for s in sources}, key=lambda sp: hashlib.sha1(sp.encode()).hexdigest())
+    heldout = set(speakers[:count])
+    for s in sources:
+        if s.speaker in heldout:
+            s.split = "heldout"
+
+
+def assign_splits(sources: list[Source], test_fraction: float) -> None:
+    """Give each source without a split "train" or "test" by a hash of its id."""
+    for s in sources:
+        if s.split is None:
+            s.split = stable_split(s.id, test_fraction)
+
+
+def prepare(sources: list[Source], out_dir, options: dict, on_error: str = "skip", audio_root=None,
+            log=print) -> PrepResult:
+    """Check every source file and write out_dir/manifest.tsv. Paths inside out_dir are stored relative to
+    it; files elsewhere must lie under `audio_root`, which is then listed in audio_roots.txt."""
+    if on_error not in ("skip", "stop"):
+        raise ValueError(f"on_error must be 'skip' or 'stop', not {on_error!r}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest, stamp = out_dir / "manifest.tsv", out_dir / "prep_fingerprint.txt"
+    if not sources:
+        raise DataError(f"no audio files found for {out_dir}")
+    key = fingerprint(options, [(f"{s.id}\t{s.path}\t{s.speaker}\t{s.split}", s.path) for s in sources])
+    if manifest.is_file() and stamp.is_file() and stamp.read_text().strip() == key:
+        log(f"{manifest} is up to date ({len(sources)} files); nothing to do")
+        return PrepResult(manifest, written=False)
+    rows, skipped = [], []
+    for i, s in enumerate(sorted(sources, key=lambda s: s.id)):
+        info = usable_audio_info(s.path, on_error, skipped)
+        if info is None:
+            continue
+        rate, channels, frames = info
+        rel = Path(s.path).resolve()
+        if out_dir.resolve() in rel.parents:
+            rel = rel.relative_to(out_dir.resolve())
+        rows.append(Utterance(s.id, str(rel), s.speaker, s.split or "train", round(frames / rate, 4), rate,
+                              channels, frames, s.meta))
+        if (i + 1) % 1000 == 0:
+            log(f"checked {i + 1}/{len(sources)} files")
+    if not rows:
+        raise DataError(f"none of the {len(sources)} audio files for {out_dir} could be read")
+    if audio_root is not None:
+        atomic_write_text(out_dir / "audio_roots.txt", f"{Path(audio_root).resolve()}\n")
+    write_manifest(manifest, rows)
+    report = [f"{len(rows)} utterances written, {len(skipped)} files skipped"] + skipped
+    atomic_write_text(out_dir / "prep_report.txt", "\n".join(report) + "\n")
+    atomic_write_text(stamp, key + "\n")
+    log(f"wrote {manifest}: {len(rows)} utterances" + (f", skipped {len(skipped)} (see prep_report.txt)" if skipped else ""))
+    return PrepResult(manifest, True, rows, skipped)
+
+
+def write_frame_labels(out_dir, labels: dict, rows: list[Utterance], frame_rate: int = 100, tolerance: int = 2,
+                       log=print) -> dict:
+    """Keep the frame labels of the manifest's utterances whose length agrees with the audio (within
+    `tolerance` frames) and write out_dir/phones.txt; return counts of what was dropped and why."""
+    kept, mismatched = {}, []
+    for row in rows:
+        if row.id not in labels:
+            continue
+        expected = int(row.duration * frame_rate)
+        if abs(len(labels[row.id]) - expected) > tolerance:
+            mismatched.append(f"{row.id}: {len(labels[row.id])} label frames for {expected} audio frames")
+            continue
+        kept[row.id] = labels[row.id]
+    ids = {r.id for r in rows}
+    unused = sum(uid not in ids for uid in labels)
+    write_phones(Path(out_dir) / "phones.txt", kept)
+    if mismatched:
+        atomic_write_text(Path(out_dir) / "phones_report.txt", "\n".join(mismatched) + "\n")
+    log(f"phone labels: {len(kept)} utterances kept, {len(mismatched)} dropped for a length mismatch "
+        f"(phones_report.txt), {unused} label lines without audio, {len(ids) - len(kept) - len(mismatched)} "
+        f"utterances without labels")
+    return {"kept": len(kept), "mismatched": len(mismatched), "unused": unused}

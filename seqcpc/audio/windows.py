@@ -1,0 +1,119 @@
+"""Training windows cut from a manifest's utterances, and a sampler of one-speaker or one-utterance batches.
+
+Item shapes: x (1, L) float32 with L = window samples at the corpus rate, group () int64 speaker index.
+Only metadata lives in memory; each item reads its window from disk. The window of item i in epoch e starts
+at a position drawn from (seed, e, i), so an epoch's windows are the same in a resumed run. Utterances
+shorter than the window are skipped (the count is kept in `skipped_short` and logged).
+
+Bad files: every file is checked when the dataset is built; with on_bad_file="skip" a missing, empty or
+unreadable one is left out and listed in `bad_files`, and a window that still fails to read (a truncated
+file, NaN samples) is replaced by the next item's window with a warning naming the file. With "stop" the
+first bad file raises a DataError naming it.
+"""
+import itertools
+import sys
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from seqcpc.audio.io import read_audio, usable_audio_info
+from seqcpc.audio.manifest import manifest_roots, read_manifest, resolve_path
+from seqcpc.errors import DataError
+
+
+class WindowDataset(Dataset):
+    def __init__(self, manifest, splits, window: int, sample_rate: int, seed: int = 0,
+                 allow_outside_paths: bool = False, speakers: list[str] | None = None, on_bad_file: str = "skip"):
+        if on_bad_file not in ("skip", "stop"):
+            raise ValueError(f"on_bad_file must be 'skip' or 'stop', not {on_bad_file!r}")
+        self.on_bad_file = on_bad_file
+        roots = manifest_roots(manifest)
+        self.window, self.sample_rate, self.seed, self.epoch = window, sample_rate, seed, 0
+        # the manifest is streamed and only (id, speaker, samples, path) is kept of each usable row, so memory
+        # grows by tens of bytes per utterance and never with the audio
+        self.skipped_short, self.bad_files, kept, total = 0, [], [], 0
+        for row in read_manifest(manifest, splits):
+            total += 1
+            n = row.samples_at(sample_rate)
+            if n < window:
+                self.skipped_short += 1
+                continue
+            path = resolve_path(manifest, row.path, roots, allow_outside_paths)
+            if usable_audio_info(path, on_bad_file, self.bad_files) is None:
+                continue
+            kept.append((row.id, row.speaker, n, str(path)))
+        if not kept:
+            raise DataError(f"{manifest}: no usable utterance among the {total} of {', '.join(splits)}: "
+                            f"{self.skipped_short} are shorter than the window of {window} samples, "
+                            f"{len(self.bad_files)} cannot be read")
+        ids, speaker_of, lengths, paths = zip(*kept)
+        # `speakers` fixes the speaker -> index map (e.g. the training split's) so ids agree across splits
+        self.speakers = speakers or sorted(set(speaker_of))
+        index = {s: i for i, s in enumerate(self.speakers)}
+        self.ids, self.paths = list(ids), list(paths)
+        self.lengths = np.array(lengths, dtype=np.int64)
+        self.groups = np.array([index.get(s, -1) for s in speaker_of], dtype=np.int64)
+
+    def __len__(self):
+        return len(self.paths)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def read(self, i, repeat: int = 0):
+        rng = np.random.default_rng([self.seed, self.epoch, i, repeat])
+        start = int(rng.integers(0, self.lengths[i] - self.window + 1))
+        x = read_audio(self.paths[i], start, self.window, self.sample_rate)  # (L,)
+        return torch.from_numpy(x)[None], torch.tensor(self.groups[i])
+
+    def __getitem__(self, i):
+        """Item i; an index of r * len(self) + i asks for another random window of utterance i (r > 0),
+        which is how a sampler puts several windows of one utterance in a batch."""
+        repeat, i = divmod(i, len(self))
+        for attempt in range(len(self)):
+            try:
+                return self.read((i + attempt) % len(self), repeat)
+            except DataError as err:
+                if self.on_bad_file == "stop":
+                    raise
+                print(f"warning: skipping a window: {err}", file=sys.stderr, flush=True)
+        raise DataError("no file of the dataset could be read")
+
+
+class GroupBatchSampler(Sampler):
+    """Batches whose windows all come from one group: a speaker (the CPC reference code's speaker sampler,
+    so negatives drawn from the batch are same-speaker negatives) or an utterance (several windows of one
+    recording). A group with fewer items than a batch is topped up with other random windows of its
+    utterances, never the same window twice. Each rank takes its own share of every epoch's shuffled
+    batches; `set_position` restarts an epoch after its first batches."""
+
+    def __init__(self, groups, batch_size: int, num_replicas: int = 1, rank: int = 0, seed: int = 0, dataset=None):
+        self.groups, self.batch_size = np.asarray(groups), batch_size
+        self.num_replicas, self.rank, self.seed, self.dataset = num_replicas, rank, seed, dataset
+        self.epoch, self.start = 0, 0
+        per_speaker = np.bincount(self.groups[self.groups >= 0])
+        self.total = int(sum(max(1, n // batch_size) for n in per_speaker if n > 0)) // num_replicas
+
+    def set_position(self, epoch: int, batches_done: int = 0) -> None:
+        self.epoch, self.start = epoch, batches_done
+        if self.dataset is not None:
+            self.dataset.set_epoch(epoch)
+
+    def batches(self) -> list[list[int]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        out = []
+        for g in np.unique(self.groups[self.groups >= 0]):
+            idx = rng.permutation(np.flatnonzero(self.groups == g))
+            if len(idx) < self.batch_size:  # r-th extra window of item i is index r * N + i (see WindowDataset)
+                extra = np.arange(len(idx), self.batch_size)
+                idx = np.concatenate([idx, idx[extra % len(idx)] + (extra // len(idx)) * len(self.groups)])
+            out += [idx[j:j + self.batch_size].tolist() for j in range(0, len(idx) - self.batch_size + 1, self.batch_size)]
+        order = rng.permutation(len(out))
+        return [out[j] for j in order[self.rank::self.num_replicas][: self.total]]
+
+    def __iter__(self):
+        return itertools.islice(iter(self.batches()), self.start, None)
+
+    def __len__(self):
+        return self.total - self.start

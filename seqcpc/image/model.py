@@ -1,0 +1,57 @@
+"""Image CPC (CPC v2): patch grid -> per-patch encoder -> masked-conv context -> predictions rows below.
+
+Shapes: B batch, C channels, H x W pixels, Gh x Gw patch grid, D latent dim, E context dim, K rows ahead.
+The context at row r predicts the latents of rows r + 1 .. r + K in its column. Each grid column is then a
+sequence along the rows, which is exactly what the core's predictor and InfoNCE take: (B Gw, Gh, D). With
+negatives='all' every other patch latent of the batch is a negative (one matmul per k).
+More directions (up to 4: top-down, then the grid rotated by 90, 180, 270 degrees, i.e. right-to-left,
+bottom-up, left-to-right) each get their own predictor and, unless the context is shared, their own context;
+the loss is their mean.
+"""
+import torch
+from einops import rearrange
+from torch import nn
+
+from seqcpc.core.model import Pretrainable
+from seqcpc.image.patches import patchify
+
+
+class PatchCPC(Pretrainable):
+    def __init__(self, encoder: nn.Module, contexts: nn.ModuleList, predictors: nn.ModuleList, loss: nn.Module,
+                 augment: nn.Module, patch: int, stride: int):
+        super().__init__()
+        self.encoder, self.contexts, self.predictors, self.loss = encoder, contexts, predictors, loss
+        self.augment, self.patch, self.stride = augment, patch, stride
+
+    def patches(self, x):
+        """(B, C, H, W) -> (B, Gh, Gw, C, p, p), augmented in training mode only."""
+        if not self.training:
+            return patchify(x, self.patch, self.stride)
+        return self.augment(patchify(x, self.patch, self.stride, self.augment.jitter))
+
+    def context(self, z, direction: int = 0):
+        """The context for one direction: z (B, Gh, Gw, D) is rotated so that it runs top-down."""
+        z = torch.rot90(z, direction, dims=(1, 2))
+        ctx = self.contexts[direction if len(self.contexts) > 1 else 0]
+        return z, ctx(z)  # rotated z (B, Gh', Gw', D), c (B, Gh', Gw', E)
+
+    def forward(self, x, groups=None):
+        """Returns (loss, metrics) averaged over the directions; `groups` is unused (all negatives)."""
+        z = self.encoder(self.patches(x))  # (B, Gh, Gw, D)
+        losses, metrics = [], []
+        for d, predictor in enumerate(self.predictors):
+            zd, c = self.context(z, d)
+            preds = predictor(rearrange(c, "b gh gw e -> (b gw) gh e"))  # (B Gw, K, Gh, D)
+            loss, m = self.loss(preds, rearrange(zd, "b gh gw d -> (b gw) gh d"))
+            losses.append(loss)
+            metrics.append(m)
+        return torch.stack(losses).mean(), {k: torch.stack([m[k] for m in metrics]).mean() for k in metrics[0]}
+
+    @torch.no_grad()
+    def embed(self, x):
+        """Frozen features of the un-augmented grid: (z (B, Gh, Gw, D), c (B, Gh, Gw, E)) top-down."""
+        z = self.encoder(patchify(x, self.patch, self.stride))
+        return z, self.context(z)[1]
+
+    def chance_loss(self, batch_size: int, positions: int) -> float:
+        return self.loss.chance_loss(batch_size, positions)

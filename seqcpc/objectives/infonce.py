@@ -1,0 +1,127 @@
+"""InfoNCE: score each prediction of z[t+k] against its positive and a set of negatives.
+
+Shapes: B batch, T latent steps, D latent dim, K horizon, S = T - K prediction positions (the same for every
+k, as in the CPC paper), N negatives per sequence, P = B * T positions in the batch.
+
+Negative sampling modes:
+  batch     N positions drawn from anywhere in the batch (the paper; default N = 128)
+  sequence  N positions drawn from the same sequence
+  group     N positions drawn from the sequences of the same group (e.g. speaker); needs `groups`
+  all       every position in the batch is a candidate (a full similarity matrix)
+Each sequence draws its own N negatives and shares them across its positions and horizons, so all scores
+come from one einsum; no (B, N, T, D) tensor of candidates is ever built. A negative that happens to be the
+positive itself is masked out, so every candidate is a true negative.
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from seqcpc.errors import ConfigError
+
+MODES = ("batch", "sequence", "group", "all")
+
+
+def check_negatives(negatives: str, num_negatives: int, temperature: float, batch_size: int, per_sample: int,
+                    per_sequence: int) -> None:
+    """Refuse a negative-sampling setup the batch cannot supply: `per_sample` latent positions per batch item,
+    `per_sequence` positions per scored sequence."""
+    positions = per_sequence if negatives == "sequence" else batch_size * per_sample
+    if negatives != "all" and not 1 <= num_negatives <= positions:
+        raise ConfigError(f"model.loss.num_negatives={num_negatives} must be between 1 and the {positions} "
+                          f"positions negatives are drawn from")
+    if batch_size < 1 or temperature <= 0:
+        raise ConfigError("data.batch_size must be >= 1 and model.loss.temperature > 0")
+
+
+def target_latents(z, steps: int):
+    """The positives: z[t+k] for k = 1..K and t < S.  (B, T, D) -> (B, K, S, D)."""
+    S = z.shape[1] - steps
+    windows = z.unfold(1, S, 1)  # (B, K+1, D, S): window j starts at step j
+    return rearrange(windows[:, 1:], "b k d s -> b k s d")
+
+
+class InfoNCE(nn.Module):
+    def __init__(self, negatives: str = "batch", num_negatives: int = 128, normalize: bool = False,
+                 temperature: float = 1.0):
+        super().__init__()
+        if negatives not in MODES:
+            raise ValueError(f"unknown negatives mode {negatives!r}; choose one of {MODES}")
+        self.mode, self.num_negatives = negatives, num_negatives
+        self.normalize, self.temperature = normalize, temperature
+
+    def sample_negatives(self, z, groups=None):
+        """Flat indices into the P positions of z (B, T, D): (B, N)."""
+        B, T, _ = z.shape
+        N, dev = self.num_negatives, z.device
+        if self.mode == "batch":
+            return torch.randint(0, B * T, (B, N), device=dev)
+        if self.mode == "sequence":
+            offsets = torch.arange(B, device=dev)[:, None] * T
+            return offsets + torch.randint(0, T, (B, N), device=dev)
+        if groups is None:
+            raise ValueError("negatives='group' needs the batch's group ids (e.g. speakers)")
+        same = (groups[:, None] == groups[None, :]).float()  # (B, B)
+        weights = same.repeat_interleave(T, dim=1)  # (B, P)
+        return torch.multinomial(weights, N, replacement=True)
+
+    def sampled_logits(self, preds, z, neg_idx):
+        """preds (B, K, S, D), z (B, T, D), neg_idx (B, N) -> logits (B, K, S, 1+N); the positive is column 0."""
+        B, K, S, _ = preds.shape
+        T = z.shape[1]
+        pos = (preds * target_latents(z, K)).sum(-1, keepdim=True)  # (B, K, S, 1)
+        negs = z.flatten(0, 1)[neg_idx]  # (B, N, D)
+        neg = torch.einsum("bksd,bnd->bksn", preds, negs)  # (B, K, S, N)
+        # flat index of each positive, to mask negatives that are the positive itself
+        t = torch.arange(S, device=z.device)
+        k = torch.arange(1, K + 1, device=z.device)
+        pos_idx = torch.arange(B, device=z.device)[:, None, None] * T + k[:, None] + t  # (B, K, S)
+        clash = pos_idx[..., None] == neg_idx[:, None, None, :]  # (B, K, S, N)
+        neg = neg.masked_fill(clash, float("-inf"))
+        return torch.cat([pos, neg], dim=-1)
+
+    def all_logits(self, preds, z):
+        """Every batch position is a candidate: logits (B, K, S, P) and the positive's column (B, K, S)."""
+        B, K, S, _ = preds.shape
+        T = z.shape[1]
+        logits = torch.einsum("bksd,pd->bksp", preds, z.flatten(0, 1))  # (B, K, S, P)
+        t = torch.arange(S, device=z.device)
+        k = torch.arange(1, K + 1, device=z.device)
+        target = torch.arange(B, device=z.device)[:, None, None] * T + k[:, None] + t  # (B, K, S)
+        return logits, target
+
+    def chance_loss(self, batch_size: int, positions: int) -> float:
+        """log(candidates per prediction): the loss when scores carry no information."""
+        return math.log(batch_size * positions if self.mode == "all" else 1 + self.num_negatives)
+
+    def forward(self, preds, z, groups=None):
+        """preds (B, K, T, D) from the predictor, z (B, T, D) -> (loss, {"acc": mean, "acc/k1".."acc/kK"})."""
+        loss_k, acc_k = self.per_horizon(preds, z, groups)
+        return loss_k.mean(), horizon_metrics(acc_k)
+
+    def per_horizon(self, preds, z, groups=None):
+        """(loss_k (K,), acc_k (K,)): cross-entropy and accuracy of each horizon k."""
+        B, K, T, _ = preds.shape
+        if T <= K:
+            raise ValueError(f"sequence of {T} latent steps is too short to predict {K} steps ahead")
+        preds = preds[:, :, : T - K]  # (B, K, S, D)
+        if self.normalize:
+            preds, z = F.normalize(preds, dim=-1), F.normalize(z, dim=-1)
+        if self.mode == "all":
+            logits, target = self.all_logits(preds, z)
+        else:
+            logits = self.sampled_logits(preds, z, self.sample_negatives(z, groups))
+            target = torch.zeros(logits.shape[:-1], dtype=torch.long, device=z.device)
+        # at least fp32 for the softmax, also under bf16 autocast
+        logits = logits.to(torch.promote_types(logits.dtype, torch.float32)) / self.temperature
+        ce = F.cross_entropy(rearrange(logits, "b k s n -> b n k s"), target, reduction="none")  # (B, K, S)
+        loss_k = ce.mean(dim=(0, 2))  # (K,)
+        acc_k = (logits.argmax(-1) == target).float().mean(dim=(0, 2))  # (K,)
+        return loss_k, acc_k.detach()
+
+
+def horizon_metrics(acc_k) -> dict:
+    """{"acc": mean over k, "acc/k1": ..., "acc/kK": ...} from the per-horizon accuracies (K,)."""
+    return {"acc": acc_k.mean(), **{f"acc/k{k + 1}": a for k, a in enumerate(acc_k)}}

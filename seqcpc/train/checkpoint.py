@@ -1,0 +1,62 @@
+"""Checkpoints: written atomically, read as data only, and enough to rebuild the model on their own.
+
+A checkpoint holds {"model", "optimizer", "scheduler", "step", "bad_steps", "config", "format"}; "config" is
+the resolved run config as plain data, so `load_model(path)` needs nothing but the file. Loading always uses
+`torch.load(weights_only=True)`: a checkpoint is data, never code. Format 1 (no "format" key) is the layout
+before configs were split by modality: its config holds the fields of every modality, and the fields that do
+not apply to its own are dropped when it is read.
+"""
+from pathlib import Path
+
+import torch
+
+from seqcpc import modalities
+from seqcpc.config import Config, resolve
+from seqcpc.errors import CheckpointError
+from seqcpc.files import replace_synced
+
+FORMAT = 2
+
+
+def save_checkpoint(fabric, path, state: dict) -> None:
+    """Write to a temporary file, flush it to disk, then rename over `path`: a crash at any moment leaves
+    either the previous checkpoint or the new one, never a torn file. Only rank 0 writes."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        fabric.save(tmp, {**state, "format": FORMAT})
+        if fabric.is_global_zero:
+            replace_synced(tmp, path)
+    except OSError as err:  # e.g. a full disk: drop the partial file, keep the previous checkpoint
+        tmp.unlink(missing_ok=True)
+        kept = "the previous checkpoint is kept" if path.exists() else "no earlier checkpoint exists"
+        raise CheckpointError(f"could not write checkpoint {path} ({err}); {kept}") from err
+    fabric.barrier()
+
+
+def read_checkpoint(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise CheckpointError(f"checkpoint {path} could not be read as a seqcpc checkpoint: {err}") from err
+    if not isinstance(ckpt, dict) or "model" not in ckpt:
+        raise CheckpointError(f"{path} is not a seqcpc checkpoint (it holds no model weights)")
+    return ckpt
+
+
+def checkpoint_config(ckpt: dict) -> Config:
+    if "config" not in ckpt:
+        raise CheckpointError("the checkpoint holds no run config, so its model cannot be rebuilt")
+    return resolve(ckpt["config"], prune=ckpt.get("format", 1) < 2)
+
+
+def load_model(path, device="cpu"):
+    """Rebuild the model from a checkpoint alone; returned in eval mode."""
+    ckpt = read_checkpoint(path)
+    cfg = checkpoint_config(ckpt)
+    model = modalities.get(cfg.model.modality).build(cfg.model)
+    model.load_state_dict(ckpt["model"])
+    return model.to(device).eval()

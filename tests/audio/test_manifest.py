@@ -1,0 +1,58 @@
+import pytest
+
+from seqcpc.audio.manifest import (Utterance, manifest_roots, read_manifest, read_phones,
+                             resolve_path, write_manifest, write_phones)
+from seqcpc.errors import DataError
+from seqcpc.audio.windows import WindowDataset
+
+
+def rows():
+    return [Utterance("a", "a.flac", "s1", "train", 1.5, 16000, 1, 24000, '{"pitch": 50}'),
+            Utterance("b", "sub/b.flac", "s2", "test", 2.0, 44100, 2, 88200)]
+
+
+def test_round_trip_and_split_filter(tmp_path):
+    path = tmp_path / "manifest.tsv"
+    assert write_manifest(path, rows()) == 2
+    assert list(read_manifest(path)) == rows()
+    assert [r.id for r in read_manifest(path, ["test"])] == ["b"]
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_empty_or_malformed_manifests_are_named(tmp_path):
+    path = tmp_path / "manifest.tsv"
+    write_manifest(path, [])
+    assert list(read_manifest(path)) == []
+    with pytest.raises(DataError, match="no usable utterance among the 0 of train"):
+        WindowDataset(path, ["train"], window=1000, sample_rate=16000)
+    path.write_text(path.read_text() + "x\ty\n")
+    with pytest.raises(DataError, match=r"manifest.tsv:2: expected 9"):
+        list(read_manifest(path))
+    with pytest.raises(DataError, match="does not exist"):
+        list(read_manifest(tmp_path / "none.tsv"))
+    (tmp_path / "bad.tsv").write_text("id\tpath\n")
+    with pytest.raises(DataError, match="header"):
+        list(read_manifest(tmp_path / "bad.tsv"))
+
+
+def test_paths_outside_the_roots_are_refused_unless_allowed(tmp_path):
+    manifest = tmp_path / "corpus" / "manifest.tsv"
+    manifest.parent.mkdir()
+    roots = manifest_roots(manifest)
+    assert resolve_path(manifest, "x/a.flac", roots) == (tmp_path / "corpus/x/a.flac").resolve()
+    for evil in ("../secret.flac", "/etc/passwd"):
+        with pytest.raises(DataError, match="outside the corpus folders"):
+            resolve_path(manifest, evil, roots)
+        assert resolve_path(manifest, evil, roots, allow_outside=True).name in ("secret.flac", "passwd")
+    (manifest.parent / "audio_roots.txt").write_text(f"{tmp_path / 'audio'}\n")
+    roots = manifest_roots(manifest)
+    assert resolve_path(manifest, str(tmp_path / "audio/s/a.flac"), roots).name == "a.flac"
+
+
+def test_phones_round_trip_and_bad_lines(tmp_path):
+    write_phones(tmp_path / "p.txt", {"a": [1, 2, 2], "b": [0]})
+    got = read_phones(tmp_path / "p.txt")
+    assert got["a"].tolist() == [1, 2, 2] and got["b"].tolist() == [0]
+    (tmp_path / "bad.txt").write_text("a 1 x\n")
+    with pytest.raises(DataError, match="bad.txt:1"):
+        read_phones(tmp_path / "bad.txt")

@@ -1,0 +1,65 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from audio_fixtures import toy_speech_corpus
+from seqcpc.builders import build_model
+from seqcpc.config import resolve
+from seqcpc.audio.manifest import read_manifest, write_manifest
+from seqcpc.audio.eval import MFCCFrames, run_speech_probes, window_specs
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return toy_speech_corpus(tmp_path_factory.mktemp("toy"))
+
+
+def small_cfg(manifest):
+    return resolve({"model": {"size": "synthetic_tiny", "encoder": {"kernels": [10, 8, 4, 4], "strides": [5, 4, 4, 2]}},
+                    "data": {"kind": "manifest", "manifest": str(manifest), "window": 8000},
+                    "probe": {"episodes": 50, "windows_per_utterance": 2}})
+
+
+def test_mfcc_frames_are_at_100_hz():
+    frames = MFCCFrames(13, 16000, 160)(torch.randn(2, 16000))
+    assert frames.shape == (2, 100, 13)
+
+
+def test_window_specs_cap_windows_and_utterances(corpus):
+    specs = window_specs(corpus, "train", 8000, 16000, per_utterance=2, per_speaker=3)
+    assert len(specs) == 6 * 3 * 2
+    assert all(0 <= start <= 24000 - 8000 for _, start, _ in specs)
+
+
+def test_probes_beat_chance_and_write_a_report(corpus, tmp_path):
+    cfg = small_cfg(corpus)
+    torch.manual_seed(0)
+    model = build_model(cfg.model)  # an untrained network: its random features already carry pitch
+    out = run_speech_probes(cfg, model, tmp_path, log=lambda *_: None)
+    res = out["results"]
+    assert set(res) == {"cpc", "random_init", "mfcc13"}
+    for name in res:
+        assert res[name]["speaker"] > 2 / 6, name  # chance 1/6
+        assert res[name]["phone"] > 2 / 4, name  # chance ~1/4
+    assert res["cpc"]["5way_5shot"] > 1 / 5 + res["cpc"]["5way_5shot_ci95"]
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["counts"]["speakers"] == 6 and saved["counts"]["heldout_windows"] == 5 * 6 * 2
+    for name in ("results.md", "probe_accuracy.png", "speaker_confusion.png"):
+        assert (tmp_path / name).stat().st_size > 0
+
+
+def test_speakers_with_too_few_utterances_are_left_out_with_a_message(tmp_path):
+    manifest = toy_speech_corpus(tmp_path, speakers=6, heldout=5, utts=6, seconds=1.5)
+    rows = [r for r in read_manifest(manifest)
+            if not (r.speaker == "s0" and r.split == "train")  # s0: test utterances only
+            and not (r.speaker == "s6" and r.id != "s6_u0")]  # s6: one held-out utterance, too few for 5-shot
+    write_manifest(manifest, rows)
+    cfg = small_cfg(manifest)
+    logs = []
+    out = run_speech_probes(cfg, build_model(cfg.model), tmp_path / "out", log=logs.append)
+    assert out["counts"]["speakers"] == 5
+    assert any("1 speakers have test but no training utterances" in line for line in logs)
+    # only 4 held-out speakers keep enough windows (k + 5 queries) for 5-way episodes: few-shot is skipped
+    assert any("few-shot 1-shot skipped" in line for line in logs) and "5way_1shot" not in out["results"]["cpc"]

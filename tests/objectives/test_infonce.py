@@ -1,0 +1,121 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from seqcpc.builders import build_model, synthetic_tiny
+from seqcpc.objectives.infonce import InfoNCE
+
+
+def loop_reference(preds, z, neg_idx=None, temperature=1.0):
+    """Plain loops over batch, horizon and position: the candidates of each prediction built one by one."""
+    B, K, T, D = preds.shape  # predictions at every step; only the first S = T - K have targets
+    S, flat = T - K, z.reshape(B * T, D)
+    loss, acc = torch.zeros(K, dtype=preds.dtype), torch.zeros(K)
+    for b in range(B):
+        for k in range(1, K + 1):
+            for t in range(S):
+                positive = b * T + t + k
+                if neg_idx is None:  # every position is a candidate
+                    cands, target = list(range(B * T)), positive
+                else:
+                    cands, target = [positive] + [i for i in neg_idx[b].tolist() if i != positive], 0
+                scores = torch.stack([preds[b, k - 1, t] @ flat[i] for i in cands]) / temperature
+                loss[k - 1] += -F.log_softmax(scores, 0)[target]
+                acc[k - 1] += float(scores.argmax() == target)
+    return loss / (B * S), acc / (B * S)
+
+
+@pytest.mark.parametrize("mode", ["batch", "sequence", "group"])
+def test_batched_scores_equal_the_loop(mode):
+    B, K, T, D, N = 3, 4, 9, 5, 7
+    preds, z = torch.randn(B, K, T, D, dtype=torch.float64), torch.randn(B, T, D, dtype=torch.float64)
+    groups = torch.tensor([0, 1, 0])
+    crit = InfoNCE(mode, N, temperature=0.5)
+    torch.manual_seed(3)
+    neg_idx = crit.sample_negatives(z, groups)
+    if mode == "sequence":
+        neg_idx[0, 0] = 0 * T + 0 + 1  # force a negative that is also a positive (t=0, k=1): it must be masked
+    torch.manual_seed(3)
+    crit.sample_negatives = lambda *_: neg_idx  # the loss below uses exactly these negatives
+    loss, metrics = crit(preds, z, groups)
+    loss_k, acc_k = crit.per_horizon(preds, z, groups)
+    ref_loss, ref_acc = loop_reference(preds, z, neg_idx, temperature=0.5)
+    torch.testing.assert_close(loss_k, ref_loss)
+    torch.testing.assert_close(acc_k, ref_acc)
+    torch.testing.assert_close(loss, ref_loss.mean())
+    torch.testing.assert_close(metrics["acc"], ref_acc.mean())
+    torch.testing.assert_close(torch.stack([metrics[f"acc/k{k}"] for k in range(1, K + 1)]), ref_acc)
+
+
+def test_all_positions_mode_equals_the_loop():
+    B, K, T, D = 2, 3, 8, 4
+    preds, z = torch.randn(B, K, T, D, dtype=torch.float64), torch.randn(B, T, D, dtype=torch.float64)
+    loss_k, acc_k = InfoNCE("all").per_horizon(preds, z)
+    ref_loss, ref_acc = loop_reference(preds, z)
+    torch.testing.assert_close(loss_k, ref_loss)
+    torch.testing.assert_close(acc_k, ref_acc)
+
+
+def test_random_features_give_log_one_plus_n():
+    N = 128
+    preds, z = 1e-3 * torch.randn(8, 12, 128, 64), torch.randn(8, 128, 64)
+    crit = InfoNCE("batch", N)
+    loss, _ = crit(preds, z)
+    assert loss.item() == pytest.approx(math.log(1 + N), rel=1e-3)
+    assert crit.chance_loss(8, 128) == pytest.approx(math.log(1 + N))
+    assert InfoNCE("all").chance_loss(8, 128) == pytest.approx(math.log(8 * 128))
+
+
+def test_untrained_model_starts_near_log_one_plus_n():
+    # random weights give scores of some spread, so the loss starts a little above chance, never below it
+    model = build_model(synthetic_tiny())
+    loss, _ = model(torch.randn(8, 1, 4096))
+    assert math.log(1 + 32) - 0.05 < loss.item() < 1.15 * math.log(1 + 32)
+
+
+def test_perfect_predictions_have_accuracy_one():
+    z = F.normalize(torch.randn(4, 20, 32), dim=-1)
+    K = 5
+    preds = torch.stack([torch.roll(z, -k, dims=1) for k in range(1, K + 1)], dim=1)  # preds[:, k-1, t] = z[t+k]
+    for mode in ("batch", "sequence", "all"):
+        loss, metrics = InfoNCE(mode, 16, normalize=True, temperature=0.01)(preds, z)
+        assert metrics["acc"] == 1 and all(metrics[f"acc/k{k}"] == 1 for k in range(1, K + 1)), mode
+        assert loss.item() < 1e-3, mode
+
+
+def test_group_negatives_come_from_the_same_group():
+    z = torch.randn(6, 10, 4)
+    groups = torch.tensor([0, 1, 2, 0, 1, 2])
+    idx = InfoNCE("group", 50).sample_negatives(z, groups)
+    assert torch.equal(groups[idx // 10], groups[:, None].expand(-1, 50))
+
+
+def test_group_mode_without_groups_is_refused():
+    with pytest.raises(ValueError, match="group ids"):
+        InfoNCE("group", 4)(torch.randn(2, 2, 8, 3), torch.randn(2, 8, 3))
+
+
+def test_too_short_sequence_is_refused():
+    with pytest.raises(ValueError, match="too short"):
+        InfoNCE("batch", 4)(torch.randn(2, 5, 5, 3), torch.randn(2, 5, 3))
+
+
+def test_gradcheck():
+    preds = torch.randn(2, 2, 6, 3, dtype=torch.float64, requires_grad=True)
+    z = torch.randn(2, 6, 3, dtype=torch.float64, requires_grad=True)
+    crit = InfoNCE("batch", 5)
+    neg_idx = crit.sample_negatives(z)
+    crit.sample_negatives = lambda *_: neg_idx
+    assert torch.autograd.gradcheck(lambda p, q: crit(p, q)[0], (preds, z))
+
+
+def test_gradients_reach_encoder_context_and_predictor():
+    model = build_model(synthetic_tiny())
+    loss, _ = model(torch.randn(4, 1, 2048))
+    loss.backward()
+    for part in (model.encoder, model.context, model.predictor):
+        grads = [p.grad for p in part.parameters()]
+        assert all(g is not None and torch.isfinite(g).all() for g in grads)
+        assert sum(g.abs().sum() for g in grads) > 0

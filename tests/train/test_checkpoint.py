@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+import torch
+from lightning_fabric import Fabric
+
+from seqcpc import modalities
+from seqcpc.builders import build_model
+from seqcpc.config import load_config, to_dict
+from seqcpc.errors import CheckpointError
+from seqcpc.train.checkpoint import load_model, save_checkpoint
+
+from conftest import TINY, run_cli
+
+
+@pytest.fixture
+def saved(tmp_path):
+    cfg = load_config(None, TINY)
+    model = build_model(cfg.model)
+    with torch.no_grad():  # make the weights differ from a fresh build's
+        for p in model.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    fabric = Fabric(accelerator="cpu", devices=1)
+    path = tmp_path / "last.ckpt"
+    save_checkpoint(fabric, path, {"model": model, "step": 3, "config": to_dict(cfg)})
+    return cfg, model.eval(), path
+
+
+def test_load_model_rebuilds_identical_embeddings(saved):
+    cfg, model, path = saved
+    assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]  # no temporary file left behind
+    loaded = load_model(path)
+    x = torch.randn(2, 1, cfg.data.window)
+    for a, b in zip(model.embed(x), loaded.embed(x)):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_extract_writes_the_embeddings_of_the_split(saved, tmp_path):
+    cfg, model, path = saved
+    run_cli("extract", "--checkpoint", path, "--out", tmp_path / "feats", "--split", "val")
+    z, c, groups = (np.load(tmp_path / "feats" / f"{n}.npy") for n in ("z", "c", "groups"))
+    _, val = modalities.get("audio").datasets(cfg.data, cfg.train.seed)
+    assert z.shape[0] == c.shape[0] == groups.shape[0] == len(val)
+    x, g = val[5]
+    z5, c5 = model.embed(x[None])
+    np.testing.assert_allclose(z[5], z5[0].numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(c[5], c5[0].numpy(), rtol=1e-5, atol=1e-6)
+    assert groups[5] == g
+
+
+def test_extract_from_a_folder_of_npy_sequences(saved, tmp_path):
+    cfg, model, path = saved
+    (tmp_path / "seqs").mkdir()
+    x = np.random.randn(3000).astype(np.float32)
+    np.save(tmp_path / "seqs" / "a.npy", x)
+    run_cli("extract", "--checkpoint", path, "--out", tmp_path / "f", "--npy-dir", tmp_path / "seqs",
+            "--features", "c")
+    c = np.load(tmp_path / "f" / "a.c.npy")
+    np.testing.assert_allclose(c, model.embed(torch.from_numpy(x)[None, None])[1][0].numpy(), rtol=1e-5, atol=1e-6)
+    assert not (tmp_path / "f" / "a.z.npy").exists()
+
+
+class Exploit:
+    def __reduce__(self):
+        return (exec, ("import pathlib; pathlib.Path('PWNED').write_text('code ran')",))
+
+
+def test_a_pickled_payload_in_a_checkpoint_does_not_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "evil.ckpt"
+    torch.save({"model": {}, "config": {}, "payload": Exploit()}, path)
+    with pytest.raises(CheckpointError, match="could not be read"):
+        load_model(path)
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_missing_checkpoint_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.ckpt"):
+        load_model(tmp_path / "nope.ckpt")
