@@ -86,7 +86,7 @@ def mean_metrics(fabric, rows: list[dict]) -> dict:
     """The mean of each metric over `rows` (dicts of scalar tensors), averaged over the ranks."""
     if not rows:
         return {}
-    keys = sorted(rows[0])
+    keys = list(rows[0])  # the objective's order; every rank reports the same keys
     mean = torch.stack([torch.stack([r[k].float() for k in keys]) for r in rows]).mean(0)
     mean = fabric.all_reduce(mean.to(fabric.device), reduce_op="mean").cpu()
     return dict(zip(keys, mean.tolist()))

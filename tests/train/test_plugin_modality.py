@@ -1,0 +1,119 @@
+"""A modality and an objective that seqcpc has never seen, registered from outside, train through the unchanged
+loop: its own config sections, its metrics in the log and the plot, its chance level in the summary, and its
+per-step and per-epoch hooks called when they should be."""
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Optional
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
+from seqcpc import modalities
+from seqcpc.config import FewShotConfig, load_config
+from seqcpc.core.model import Pretrainable
+from seqcpc.errors import ConfigError
+from seqcpc.train.checkpoint import load_model
+from seqcpc.train.loop import pretrain
+
+
+@dataclass
+class ToyModelConfig:
+    size: Optional[str] = None
+    modality: str = "toy"
+    dim: int = 8
+
+
+@dataclass
+class ToyDataConfig:
+    batch_size: int = 4
+    num_workers: int = 0
+    items: int = 16
+
+
+class Points(Dataset):
+    """Items (x (2,), class id): two classes of noisy points."""
+
+    def __init__(self, items: int, seed: int):
+        g = torch.Generator().manual_seed(seed)
+        self.y = torch.arange(items) % 2
+        self.x = torch.randn(items, 2, generator=g) * 0.1 + self.y[:, None].float()
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        return self.x[i], self.y[i]
+
+
+class CountingObjective(Pretrainable):
+    """A toy contrastive objective (each item against the batch) that counts its hook calls in buffers, so that
+    checkpoints hold the counts."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.to_latent = nn.Linear(2, dim)
+        self.register_buffer("steps_seen", torch.zeros((), dtype=torch.long))
+        self.register_buffer("epochs_seen", torch.zeros((), dtype=torch.long))
+
+    def forward(self, x, groups=None):
+        z = F.normalize(self.to_latent(x), dim=-1)  # (B, D)
+        logits = z @ (z + 0.01 * torch.randn_like(z)).T / 0.5  # (B, B): an item's noisy copy is its positive
+        target = torch.arange(len(x))
+        return F.cross_entropy(logits, target), {"hit": (logits.argmax(1) == target).float().mean(),
+                                                 "margin/top": logits.max(1).values.mean()}
+
+    @torch.no_grad()
+    def embed(self, x):
+        return self.to_latent(x)
+
+    def chance_loss(self, batch_size: int, positions: int) -> float:
+        return math.log(batch_size)
+
+    def on_step_end(self, step: int) -> None:
+        self.steps_seen += 1
+
+    def on_epoch_start(self, epoch: int) -> None:
+        self.epochs_seen += 1
+
+
+def check_toy(cfg) -> int:
+    if cfg.model.dim < 1:
+        raise ConfigError("model.dim must be >= 1")
+    return 1
+
+
+TOY = modalities.register(modalities.Modality(
+    name="toy", model_config=ToyModelConfig, data_config=ToyDataConfig, probe_config=FewShotConfig,
+    build=lambda cfg: CountingObjective(cfg.dim), check=check_toy,
+    datasets=lambda cfg, seed: (Points(cfg.items, seed), Points(cfg.items, seed + 1)),
+    evaluate=lambda cfg, model, out_dir, log=print: {},
+))
+
+
+def test_a_registered_modality_trains_through_the_unchanged_loop(tmp_path):
+    cfg = load_config(None, ["model.modality=toy", "model.dim=4", "data.items=16", "data.batch_size=4",
+                             "train.max_steps=10", "train.log_every=5", "train.val_every=5", "train.ckpt_every=5",
+                             "optim.warmup_steps=1", f"train.out_dir={tmp_path}"])
+    summary = pretrain(cfg)
+    assert summary["step"] == 10 and summary["chance_loss"] == math.log(4)
+    assert set(summary["val_metrics"]) == {"hit", "margin/top"}
+    with open(tmp_path / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert {"hit", "margin/top"} <= set(rows[0]) and [r["step"] for r in rows] == ["5", "5", "10", "10"]
+    assert (tmp_path / "curves.png").is_file()
+    model = load_model(tmp_path / "checkpoints" / "last.ckpt")
+    # 4 batches an epoch, 10 steps: epochs 0, 1 and 2 start, and the hook ran after every step
+    assert int(model.steps_seen) == 10 and int(model.epochs_seen) == 3
+    assert json.loads((tmp_path / "summary.json").read_text())["step"] == 10
+
+
+def test_fields_of_a_registered_modality_are_checked_like_any_other():
+    with pytest.raises(ConfigError, match="unknown config key 'model.window'"):
+        load_config(None, ["model.modality=toy", "model.window=3"])
+    with pytest.raises(ConfigError, match="'model.patches' applies only to image models"):
+        load_config(None, ["model.modality=toy", "model.patches.size=3"])
