@@ -3,7 +3,7 @@
     python -m data_prep.folder --root /data/my_corpus --out data/my_corpus [--test-fraction 0.2]
         [--heldout-speakers 0] [--on-error skip|stop]
 
-The audio stays where it is; data/my_corpus gets manifest.tsv (see seqcpc/manifest.py), audio_roots.txt
+The audio stays where it is; data/my_corpus gets manifest.tsv (see seqcpc/audio/manifest.py), audio_roots.txt
 and prep_report.txt. Splits: each speaker's utterances go to train or test by a hash of their id;
 --heldout-speakers moves whole speakers to "heldout" (few-shot evaluation). Running it twice does nothing
 the second time.

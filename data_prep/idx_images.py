@@ -6,7 +6,7 @@
 --src holds train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and
 t10k-labels-idx1-ubyte, each optionally ending in .gz; t10k becomes the "test" split. Class names: the
 --class-names list, else the Fashion-MNIST names when the --src folder's name contains "fashion", else
-"0", "1", ... up to the largest label. Writes the format of seqcpc/image_store.py (grey, C = 1). Running it
+"0", "1", ... up to the largest label. Writes the format of seqcpc/image/store.py (grey, C = 1). Running it
 twice does nothing the second time.
 """
 import argparse

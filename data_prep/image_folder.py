@@ -8,7 +8,7 @@ path, so adding files never moves old ones), or <root>/train/<class>/... and <ro
 given). Classes are the folder names, sorted. Images of any size are resized (shorter side to --size) and
 centre-cropped to size x size. --mode auto keeps grey when every image is grey, else converts the grey ones
 to RGB. Decoded images stream to disk one by one, so a folder larger than memory is fine. A file that cannot be decoded is skipped and listed in <out>/bad_files.txt, or stops the run
-(--on-bad-file stop) before anything is written. Writes the format of seqcpc/image_store.py; running it
+(--on-bad-file stop) before anything is written. Writes the format of seqcpc/image/store.py; running it
 twice does nothing the second time.
 """
 import argparse

@@ -28,11 +28,31 @@ def choice(default, choices):
     return field(default=default, metadata={"choices": tuple(choices)})
 
 
+def number(default, *, min=None, above=None, max=None):
+    """A numeric field (or list of numbers) with its valid range: >= min, > above, <= max."""
+    bounds = {k: v for k, v in (("min", min), ("above", above), ("max", max)) if v is not None}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=bounds)
+    return field(default=default, metadata=bounds)
+
+
+def check_range(key: str, value, meta) -> None:
+    """Refuse a value (each item of a list) outside the field's range, naming the key and the range."""
+    for v in value if isinstance(value, list) else [value]:
+        if v is None or not isinstance(v, (int, float)):
+            continue
+        low, above, high = meta.get("min"), meta.get("above"), meta.get("max")
+        if (low is not None and v < low) or (above is not None and v <= above) or (high is not None and v > high):
+            allowed = " and ".join(s for s in (low is not None and f">= {low}", above is not None and f"> {above}",
+                                               high is not None and f"<= {high}") if s)
+            raise ConfigError(f"{key}={value}: must be {allowed}" + (" (each item)" if isinstance(value, list) else ""))
+
+
 @dataclass
 class PredictorConfig:
     kind: str = choice("linear", ["linear", "mlp"])
-    steps: int = 12  # K: predict z[t+1] .. z[t+K]
-    hidden: int = 256  # mlp only
+    steps: int = number(12, min=1)  # K: predict z[t+1] .. z[t+K]
+    hidden: int = number(256, min=1)  # mlp only
     per_step: bool = False  # mlp only: one network per k instead of a shared hidden layer
 
 
@@ -40,27 +60,27 @@ class PredictorConfig:
 class LossConfig:
     """The InfoNCE objective (seqcpc/objectives/infonce.py)."""
     negatives: str = choice("batch", ["batch", "sequence", "group", "all"])
-    num_negatives: int = 128  # ignored when negatives = all
+    num_negatives: int = number(128, min=1)  # ignored when negatives = all
     normalize: bool = False  # cosine instead of dot-product scores
-    temperature: float = 1.0
+    temperature: float = number(1.0, above=0)
 
 
 @dataclass
 class FewShotConfig:
     """The few-shot part of every modality's probe section: prototypical N-way K-shot episodes."""
-    n_way: int = 5
-    shots: list[int] = field(default_factory=lambda: [1, 5])
-    n_query: int = 5
-    episodes: int = 300
+    n_way: int = number(5, min=2)
+    shots: list[int] = number([1, 5], min=1)
+    n_query: int = number(5, min=1)
+    episodes: int = number(300, min=1)
 
 
 @dataclass
 class OptimConfig:
-    lr: float = 2e-4  # peak learning rate
-    warmup_steps: int = 100
-    min_lr_ratio: float = 0.1  # cosine decay ends at lr * min_lr_ratio
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0  # max gradient norm; 0 disables clipping
+    lr: float = number(2e-4, above=0)  # peak learning rate
+    warmup_steps: int = number(100, min=0)
+    min_lr_ratio: float = number(0.1, min=0, max=1)  # cosine decay ends at lr * min_lr_ratio
+    weight_decay: float = number(0.0, min=0)
+    grad_clip: float = number(1.0, min=0)  # max gradient norm; 0 disables clipping
 
 
 @dataclass
@@ -68,20 +88,20 @@ class FabricConfig:
     accelerator: str = "auto"
     devices: typing.Union[int, str] = 1
     strategy: str = "auto"
-    num_nodes: int = 1
+    num_nodes: int = number(1, min=1)
     precision: str = "auto"  # 32-true on CPU, bf16-mixed on GPU
 
 
 @dataclass
 class TrainConfig:
     out_dir: str = "runs/default"
-    seed: int = 0
-    max_steps: int = 1000
-    log_every: int = 10
-    val_every: int = 100
-    val_batches: int = 0  # batches per validation (a fixed subset); 0: the whole validation split
-    ckpt_every: int = 100
-    max_bad_steps: int = 10  # steps with non-finite loss or gradients skipped before the run stops
+    seed: int = number(0, min=0)
+    max_steps: int = number(1000, min=1)
+    log_every: int = number(10, min=1)
+    val_every: int = number(100, min=1)
+    val_batches: int = number(0, min=0)  # batches per validation (a fixed subset); 0: the whole validation split
+    ckpt_every: int = number(100, min=1)
+    max_bad_steps: int = number(10, min=0)  # steps with non-finite loss or gradients skipped before the run stops
     compile: bool = False  # torch.compile the model: seconds to compile, 5-13% faster CPU steps (benchmarks/)
     tensorboard: bool = False  # also write TensorBoard event files (needs the tensorboard package)
 
@@ -163,6 +183,7 @@ def from_dict(cls, data: dict, prefix: str = ""):
         choices = fields[name].metadata.get("choices")
         if choices and kwargs[name] not in choices:
             raise ConfigError(f"{key}: {kwargs[name]!r} is not one of {', '.join(map(str, choices))}")
+        check_range(key, kwargs[name], fields[name].metadata)
     return cls(**kwargs)
 
 

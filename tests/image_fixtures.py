@@ -22,7 +22,7 @@ def toy_images(n_per_class: int, size: int = 16, channels: int = 1, seed: int = 
 
 
 def toy_image_store(root, n_train: int = 40, n_test: int = 20, size: int = 16, channels: int = 1):
-    """A prepared dataset folder (seqcpc/image_store.py format) of toy_images; returns its path."""
+    """A prepared dataset folder (seqcpc/image/store.py format) of toy_images; returns its path."""
     splits = {"train": toy_images(n_train, size, channels, seed=0), "test": toy_images(n_test, size, channels, seed=1)}
     write_dataset(root, splits, ["horizontal", "vertical", "diagonal"], "tests", key="toy")
     return root

@@ -166,3 +166,36 @@ def test_malformed_yaml_is_one_clear_error(tmp_path, text, match):
     path.write_text(text)
     with pytest.raises(ConfigError, match=match):
         load_config(path)
+
+
+@pytest.mark.parametrize("override, match", [
+    ("optim.grad_clip=-1", r"optim.grad_clip=-1.0: must be >= 0"),
+    ("optim.lr=-0.001", r"optim.lr=-0.001: must be > 0"),
+    ("optim.lr=0", r"optim.lr=0.0: must be > 0"),
+    ("optim.weight_decay=-1", "must be >= 0"),
+    ("optim.min_lr_ratio=2", "must be >= 0 and <= 1"),
+    ("data.num_workers=-1", r"data.num_workers=-1: must be >= 0"),
+    ("train.log_every=0", r"train.log_every=0: must be >= 1"),
+    ("train.val_every=0", "must be >= 1"),
+    ("train.ckpt_every=0", "must be >= 1"),
+    ("train.val_batches=-2", "must be >= 0"),
+    ("train.max_steps=0", "must be >= 1"),
+    ("model.encoder.kernels=[10,-8]", r"model.encoder.kernels=\[10, -8\]: must be >= 1 \(each item\)"),
+    ("model.loss.temperature=0", "must be > 0"),
+    ("probe.n_way=1", "must be >= 2"),
+    ("probe.shots=[0]", "must be >= 1"),
+])
+def test_numbers_outside_their_range_are_refused_with_the_key(override, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config(None, [override])
+
+
+@pytest.mark.parametrize("override, match", [
+    ("model.patches.directions=5", "must be >= 1 and <= 4"),
+    ("model.augment.colour_drop=1.5", "must be >= 0 and <= 1"),
+    ("probe.label_fractions=[0.5,0]", r"must be > 0 and <= 1 \(each item\)"),
+    ("probe.l2_grid=[-1]", "must be >= 0"),
+])
+def test_image_numbers_outside_their_range_are_refused(override, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config(None, ["model.size=image_small", override])

@@ -2,24 +2,24 @@
 import typing
 from dataclasses import dataclass, field
 
-from seqcpc.config import FewShotConfig, LossConfig, PredictorConfig, choice
+from seqcpc.config import FewShotConfig, LossConfig, PredictorConfig, choice, number
 
 
 @dataclass
 class ConvEncoderConfig:
-    in_channels: int = 1
-    dim: int = 512
-    kernels: list[int] = field(default_factory=lambda: [10, 8, 4, 4, 4])
-    strides: list[int] = field(default_factory=lambda: [5, 4, 2, 2, 2])
+    in_channels: int = number(1, min=1)
+    dim: int = number(512, min=1)
+    kernels: list[int] = number([10, 8, 4, 4, 4], min=1)
+    strides: list[int] = number([5, 4, 2, 2, 2], min=1)
     norm: str = choice("batch", ["batch", "layer", "instance", "none"])
 
 
 @dataclass
 class SequenceContextConfig:
     kind: str = choice("gru", ["gru", "lstm", "transformer"])
-    dim: int = 256
-    layers: int = 1
-    heads: int = 4  # transformer only
+    dim: int = number(256, min=1)
+    layers: int = number(1, min=1)
+    heads: int = number(4, min=1)  # transformer only
 
 
 @dataclass
@@ -35,25 +35,25 @@ class AudioModelConfig:
 @dataclass
 class AudioDataConfig:
     kind: str = choice("synthetic", ["synthetic", "manifest"])
-    window: int = 20480  # input samples per training window
-    batch_size: int = 8  # per device
-    num_workers: int = 0
+    window: int = number(20480, min=1)  # input samples per training window
+    batch_size: int = number(8, min=1)  # per device
+    num_workers: int = number(0, min=0)
     batching: str = choice("uniform", ["uniform", "speaker", "utterance"])  # manifest: one speaker / utterance a batch
     manifest: str = ""  # manifest: a prepared corpus's manifest.tsv (train split to train, test to validate)
-    sample_rate: int = 16000  # manifest: the rate windows are read at (files at other rates are resampled)
+    sample_rate: int = number(16000, min=1)  # manifest: the rate windows are read at (files at other rates are resampled)
     allow_outside_paths: bool = False  # manifest: let rows point outside the manifest's folder
     on_bad_file: str = choice("skip", ["skip", "stop"])  # manifest: leave out (and list) or stop at a bad file
-    num_sequences: int = 512  # synthetic: training sequences
-    val_sequences: int = 64  # synthetic: validation sequences
-    groups: int = 8  # synthetic: number of "speakers" (sources with their own frequencies)
+    num_sequences: int = number(512, min=1)  # synthetic: training sequences
+    val_sequences: int = number(64, min=1)  # synthetic: validation sequences
+    groups: int = number(8, min=1)  # synthetic: number of "speakers" (sources with their own frequencies)
 
 
 @dataclass
 class SpeechProbeConfig(FewShotConfig):
     """Speaker, phone and few-shot probes (seqcpc/audio/eval.py); few-shot episodes on held-out speakers."""
-    window: int = 0  # samples per probe window; 0: data.window
-    windows_per_utterance: int = 2  # speaker probes: non-overlapping windows cut from each utterance
-    utterances_per_speaker: int = 0  # speaker probes: utterances per speaker and split; 0: all
-    phone_utterances_per_speaker: int = 0  # phone probe: utterances per speaker and split; 0: all
-    phone_frames: int = 200_000  # cap on the frames (random subset) each split gives the phone probe
-    mfcc: int = 13  # coefficients of the MFCC baseline
+    window: int = number(0, min=0)  # samples per probe window; 0: data.window
+    windows_per_utterance: int = number(2, min=1)  # speaker probes: non-overlapping windows cut from each utterance
+    utterances_per_speaker: int = number(0, min=0)  # speaker probes: utterances per speaker and split; 0: all
+    phone_utterances_per_speaker: int = number(0, min=0)  # phone probe: utterances per speaker and split; 0: all
+    phone_frames: int = number(200_000, min=1)  # cap on the frames (random subset) each split gives the phone probe
+    mfcc: int = number(13, min=1)  # coefficients of the MFCC baseline

@@ -118,8 +118,15 @@ class InfoNCE(nn.Module):
         logits = logits.to(torch.promote_types(logits.dtype, torch.float32)) / self.temperature
         ce = F.cross_entropy(rearrange(logits, "b k s n -> b n k s"), target, reduction="none")  # (B, K, S)
         loss_k = ce.mean(dim=(0, 2))  # (K,)
-        acc_k = (logits.argmax(-1) == target).float().mean(dim=(0, 2))  # (K,)
-        return loss_k, acc_k.detach()
+        return loss_k, hit_rate(logits.detach(), target).mean(dim=(0, 2))  # (K,), (K,)
+
+
+def hit_rate(logits, target):
+    """1 where the positive scores strictly above every other candidate, else 0: a tie is a miss, so features
+    that carry no information (all scores equal, e.g. silence) score 0, not 1.  (..., C), (...) -> (...)."""
+    positive = logits.gather(-1, target[..., None])  # (..., 1)
+    others = logits.scatter(-1, target[..., None], float("-inf"))  # (..., C)
+    return (positive[..., 0] > others.amax(-1)).float()
 
 
 def horizon_metrics(acc_k) -> dict:

@@ -10,7 +10,6 @@ one on any number of devices.
 import itertools
 import json
 import math
-import shutil
 import time
 from functools import partial
 from pathlib import Path
@@ -25,7 +24,8 @@ from seqcpc.errors import ConfigError, RunDirError, TrainingError
 from seqcpc.files import atomic_write_text
 from seqcpc.train.checkpoint import save_checkpoint
 from seqcpc.train.loaders import make_loader
-from seqcpc.train.progress import MetricsLog, Progress, count_flops, headline, metrics_row, plot_curves
+from seqcpc.train.progress import MetricsLog, Progress, headline, metrics_row, plot_curves, with_flops
+from seqcpc.train.run_dir import check_run_dir, open_run_dir
 
 
 def lr_factor(step: int, warmup: int, max_steps: int, min_ratio: float) -> float:
@@ -67,19 +67,19 @@ def tensorboard_loggers(cfg: Config) -> list:
                           "pip install tensorboard") from err
 
 
-def prepare_run_dir(fabric, out: Path, resume: bool, overwrite: bool) -> Path:
-    ckpt = out / "checkpoints" / "last.ckpt"
-    if resume and not ckpt.is_file():
-        raise RunDirError(f"--resume: no checkpoint at {ckpt}")
-    if not resume and out.exists() and any(out.iterdir()) and not overwrite:
-        raise RunDirError(f"{out} already holds a run; pass --resume to continue it or --overwrite to replace it")
-    fabric.barrier()
+def prepare_run_dir(fabric, out: Path, resume: bool, overwrite: bool):
+    """Check, lock and (for --overwrite) clear the run folder on rank 0; every rank raises the same refusal.
+    Returns (checkpoint path, the lock or None on other ranks)."""
+    lock, refusal = None, None
     if fabric.is_global_zero:
-        if overwrite and not resume:
-            shutil.rmtree(out, ignore_errors=True)
-        ckpt.parent.mkdir(parents=True, exist_ok=True)
-    fabric.barrier()
-    return ckpt
+        try:
+            lock = open_run_dir(out, resume, overwrite, log=lambda m: fabric.print(m, flush=True))
+        except RunDirError as err:
+            refusal = str(err)
+    refusal = fabric.broadcast(refusal, src=0)
+    if refusal:
+        raise RunDirError(refusal)
+    return out / "checkpoints" / "last.ckpt", lock
 
 
 def mean_metrics(fabric, rows: list[dict]) -> dict:
@@ -128,9 +128,7 @@ def train(fabric, cfg: Config, state: dict, loaders: dict, log: MetricsLog, ckpt
                 return loss, metrics
 
             if flops_per_step is None and not tc.compile:  # count the FLOPs of the first step, then just run
-                out = {}
-                flops_per_step = count_flops(lambda: out.update(result=forward_backward()))
-                loss, metrics = out["result"]
+                (loss, metrics), flops_per_step = with_flops(forward_backward)
             else:
                 loss, metrics = forward_backward()
             norm = fabric.clip_gradients(model, opt, max_norm=cfg.optim.grad_clip or math.inf,
@@ -204,12 +202,20 @@ def report_skipped(fabric, out: Path, datasets: dict) -> None:
 def pretrain(cfg: Config, resume: bool = False, overwrite: bool = False) -> dict:
     entry = modalities.get(cfg.model.modality)
     positions = entry.check(cfg)
+    out = Path(cfg.train.out_dir)
+    check_run_dir(out, resume, overwrite)  # before Fabric starts processes or anything is written
     fabric = make_fabric(cfg.fabric, tensorboard_loggers(cfg))
     fabric.launch()
-    out = Path(cfg.train.out_dir)
-    ckpt_path = prepare_run_dir(fabric, out, resume, overwrite)
-    t0 = time.time()
+    ckpt_path, lock = prepare_run_dir(fabric, out, resume, overwrite)
+    try:
+        return run_training(fabric, cfg, out, ckpt_path, resume, entry, positions)
+    finally:
+        if lock is not None:
+            lock.release()
 
+
+def run_training(fabric, cfg: Config, out: Path, ckpt_path: Path, resume: bool, entry, positions: int) -> dict:
+    t0 = time.time()
     fabric.seed_everything(cfg.train.seed, verbose=False)  # identical initial weights on every rank
     model = entry.build(cfg.model)
     train_ds, val_ds = entry.datasets(cfg.data, cfg.train.seed)

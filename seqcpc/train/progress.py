@@ -68,13 +68,13 @@ def headline(metrics: dict) -> str:
     return " | ".join(f"{k} {v:.3f}" for k, v in metrics.items() if "/" not in k)
 
 
-def count_flops(step_fn) -> int:
-    """FLOPs of one call of `step_fn` (forward and backward of a real training step)."""
+def with_flops(fn):
+    """(fn(), the FLOPs it ran): for one real training step, forward and backward."""
     from torch.utils.flop_counter import FlopCounterMode
 
     with FlopCounterMode(display=False) as counter:
-        step_fn()
-    return counter.get_total_flops()
+        result = fn()
+    return result, counter.get_total_flops()
 
 
 class Progress:

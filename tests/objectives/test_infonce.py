@@ -23,7 +23,8 @@ def loop_reference(preds, z, neg_idx=None, temperature=1.0):
                     cands, target = [positive] + [i for i in neg_idx[b].tolist() if i != positive], 0
                 scores = torch.stack([preds[b, k - 1, t] @ flat[i] for i in cands]) / temperature
                 loss[k - 1] += -F.log_softmax(scores, 0)[target]
-                acc[k - 1] += float(scores.argmax() == target)
+                others = torch.cat([scores[:target], scores[target + 1:]])
+                acc[k - 1] += float(bool(scores[target] > others.max()))
     return loss / (B * S), acc / (B * S)
 
 
@@ -119,3 +120,15 @@ def test_gradients_reach_encoder_context_and_predictor():
         grads = [p.grad for p in part.parameters()]
         assert all(g is not None and torch.isfinite(g).all() for g in grads)
         assert sum(g.abs().sum() for g in grads) > 0
+
+
+@pytest.mark.parametrize("mode", ["batch", "sequence", "all"])
+def test_latents_without_information_score_no_hits(mode):
+    """Silence: every latent and prediction the same, so every candidate ties with the positive. A tie is a miss
+    (argmax would pick the positive, listed first, and report perfect accuracy)."""
+    z, preds = torch.ones(4, 20, 8), torch.ones(4, 3, 20, 8)
+    crit = InfoNCE(mode, 16)
+    loss, metrics = crit(preds, z)
+    assert metrics["acc"] == 0 and all(metrics[f"acc/k{k}"] == 0 for k in (1, 2, 3))
+    # chance level (a little below with sampled negatives: a drawn negative that is the positive is masked)
+    assert 0.97 * crit.chance_loss(4, 20) < loss.item() <= crit.chance_loss(4, 20) + 1e-5

@@ -139,3 +139,11 @@ def test_a_compiled_run_trains_and_saves_a_plain_checkpoint(tmp_path):
     model = load_model(tmp_path / "checkpoints" / "last.ckpt")
     loss, _ = model(torch.randn(2, 1, 2048))
     assert torch.isfinite(loss)
+
+
+def test_tensorboard_event_files_are_written_when_asked(tmp_path, capsys):
+    code, _, err = cli(capsys, "pretrain", *TINY, "train.max_steps=4", "train.log_every=2", "train.val_every=4",
+                       "train.tensorboard=true", f"train.out_dir={tmp_path}")
+    assert code == 0, err
+    events = list((tmp_path / "tensorboard").rglob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0

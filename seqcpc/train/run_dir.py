@@ -1,0 +1,131 @@
+"""The run folder: recognised before anything in it is replaced, and locked while a run uses it.
+
+A folder is a seqcpc run folder when it holds `.seqcpc_run` (written when a run starts in it), or, for runs
+from before that file existed, both `config.yaml` and `checkpoints/`. `--overwrite` removes only the entries a
+run writes (RUN_ENTRIES) from such a folder and keeps anything else; any other non-empty folder (the current
+folder, a parent holding other runs, a corpus) is refused with its path.
+
+While a run trains, `.seqcpc_lock` holds its process id, host and process start time. A second run on the same
+folder is refused with the holder's process id; a lock whose process is gone (a killed run) is stale and is
+taken over with a message.
+"""
+import json
+import os
+import shutil
+import socket
+from pathlib import Path
+
+from seqcpc.errors import RunDirError
+
+MARKER, LOCK = ".seqcpc_run", ".seqcpc_lock"
+RUN_ENTRIES = (MARKER, "checkpoints", "config.yaml", "metrics.csv", "summary.json", "curves.png", "bad_files.txt",
+               "probes", "tensorboard")
+
+
+def is_run_folder(folder: Path) -> bool:
+    return (folder / MARKER).is_file() or ((folder / "config.yaml").is_file() and (folder / "checkpoints").is_dir())
+
+
+def process_start(pid: int) -> str | None:
+    """The start time of a process in clock ticks since boot (Linux), to tell a reused process id apart."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def holder_alive(holder: dict) -> bool:
+    if holder.get("host") != socket.gethostname():
+        return True  # another machine's process cannot be checked from here: assume it runs
+    pid = int(holder.get("pid", -1))
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, owned by someone else
+    started = process_start(pid)
+    return started is None or holder.get("started") in (None, started)
+
+
+class RunLock:
+    """Holds `.seqcpc_lock` in a run folder from `acquire` to `release`."""
+
+    def __init__(self, folder: Path, log=print):
+        self.path, self.log, self.held = Path(folder) / LOCK, log, False
+
+    def acquire(self) -> None:
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "started": process_start(os.getpid())}
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                try:
+                    holder = json.loads(self.path.read_text())
+                except (OSError, ValueError):
+                    holder = {}
+                if holder and holder_alive(holder):
+                    raise RunDirError(f"{self.path.parent} is in use by process {holder.get('pid')} on "
+                                      f"{holder.get('host')}; wait for it to end or stop it (if it is gone, delete "
+                                      f"{self.path})") from None
+                self.log(f"note: taking over the stale lock of process {holder.get('pid', '?')}, which is gone")
+                self.path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w") as f:
+                json.dump(me, f)
+            self.held = True
+            return
+        raise RunDirError(f"could not lock {self.path.parent}: another run took it at the same moment")
+
+    def release(self) -> None:
+        if self.held:
+            self.path.unlink(missing_ok=True)
+            self.held = False
+
+
+def check_run_dir(out: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse, before anything is written, a run folder that cannot be used as asked."""
+    if str(out) in ("", "."):
+        raise RunDirError("train.out_dir must name a folder for this run, not the current folder")
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"train.out_dir {out} is a file, not a folder")
+    ckpt = out / "checkpoints" / "last.ckpt"
+    if resume and not ckpt.is_file():
+        raise RunDirError(f"--resume: no checkpoint at {ckpt}")
+    if resume or not out.exists() or not any(out.iterdir()):
+        return
+    if not overwrite:
+        raise RunDirError(f"{out} already holds a run; pass --resume to continue it or --overwrite to replace it")
+    if not is_run_folder(out):
+        raise RunDirError(f"--overwrite refused: {out} is not a seqcpc run folder (it has no {MARKER}), so nothing "
+                          f"in it is removed; choose a new or empty train.out_dir")
+
+
+def clear_run(out: Path, log=print) -> None:
+    """Remove what a run writes from a recognised run folder; everything else stays."""
+    for name in RUN_ENTRIES:
+        path = out / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    kept = sorted(p.name for p in out.iterdir() if p.name != LOCK)
+    if kept:
+        log(f"--overwrite: kept {len(kept)} entries of {out} that a run does not write: {', '.join(kept[:5])}")
+
+
+def open_run_dir(out: Path, resume: bool, overwrite: bool, log=print) -> RunLock:
+    """Check the folder, lock it, clear it for --overwrite and mark it as a run folder (rank 0 only)."""
+    check_run_dir(out, resume, overwrite)
+    out.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(out, log)
+    lock.acquire()
+    try:
+        if overwrite and not resume:
+            clear_run(out, log)
+        (out / "checkpoints").mkdir(exist_ok=True)
+        (out / MARKER).write_text(json.dumps({"kind": "seqcpc run"}) + "\n")
+    except BaseException:
+        lock.release()
+        raise
+    return lock
