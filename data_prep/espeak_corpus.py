@@ -16,6 +16,7 @@ the same options does nothing, and a run killed midway resumes with the utteranc
 """
 import argparse
 import json
+import sys
 import time
 from multiprocessing import get_context
 from pathlib import Path
@@ -26,6 +27,8 @@ from data_prep import espeak_synth as es
 from data_prep.sentences import sentences
 from seqcpc.audio.io import write_flac
 from seqcpc.audio.manifest import Utterance, write_manifest, write_phones
+from seqcpc.cli import count, positive
+from seqcpc.errors import report_errors
 from seqcpc.files import atomic_write_text
 
 ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029")
@@ -142,16 +145,16 @@ def build(out, speakers=100, heldout_speakers=20, utterances=40, variation=True,
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True)
-    parser.add_argument("--speakers", type=int, default=100, help="speakers used for pretraining and probes")
-    parser.add_argument("--heldout-speakers", type=int, default=20, help="extra speakers for few-shot tests")
-    parser.add_argument("--utterances", type=int, default=40, help="utterances per speaker")
+    parser.add_argument("--speakers", type=positive, default=100, help="speakers used for pretraining and probes")
+    parser.add_argument("--heldout-speakers", type=count, default=20, help="extra speakers for few-shot tests")
+    parser.add_argument("--utterances", type=positive, default=40, help="utterances per speaker")
     parser.add_argument("--variation", choices=["on", "off"], default="on")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=positive, default=2)
+    parser.add_argument("--seed", type=count, default=0)
     args = parser.parse_args(argv)
     return build(args.out, args.speakers, args.heldout_speakers, args.utterances, args.variation == "on",
                  args.workers, args.seed)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(report_errors(main, "data_prep.espeak_corpus"))

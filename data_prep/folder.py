@@ -8,11 +8,12 @@ and prep_report.txt. Splits: each speaker's utterances go to train or test by a 
 --heldout-speakers moves whole speakers to "heldout" (few-shot evaluation). Running it twice does nothing
 the second time.
 """
+import sys
 from pathlib import Path
 
 from seqcpc.audio.io import AUDIO_EXTENSIONS
 from seqcpc.audio.prepare import Source, assign_splits, hold_out_speakers, prep_parser, prepare
-from seqcpc.errors import DataError
+from seqcpc.errors import DataError, report_errors
 
 
 def find_sources(root) -> list[Source]:
@@ -41,4 +42,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(report_errors(main, "data_prep.folder"))

@@ -12,12 +12,13 @@ twice does nothing the second time.
 import argparse
 import gzip
 import struct
+import sys
 import zlib
 from pathlib import Path
 
 import numpy as np
 
-from seqcpc.errors import DataError
+from seqcpc.errors import DataError, report_errors
 from seqcpc.files import fingerprint
 from seqcpc.image.store import StoreResult, summary, up_to_date, write_dataset
 
@@ -100,4 +101,4 @@ def main(argv=None, log=print) -> StoreResult:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(report_errors(main, "data_prep.idx_images"))

@@ -13,13 +13,15 @@ twice does nothing the second time.
 """
 import argparse
 import struct
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 
-from seqcpc.errors import DataError
+from seqcpc.cli import fraction, positive
+from seqcpc.errors import DataError, report_errors
 from seqcpc.files import atomic_write_text, fingerprint, stable_split
 from seqcpc.image.store import SPLITS, SplitWriter, StoreResult, begin_dataset, finish_dataset, summary, up_to_date
 
@@ -127,9 +129,9 @@ def main(argv=None, log=print) -> StoreResult:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", required=True, help="the image folder")
     parser.add_argument("--out", required=True, help="the image dataset folder to write")
-    parser.add_argument("--size", type=int, default=32, help="side of the square images written")
+    parser.add_argument("--size", type=positive, default=32, help="side of the square images written")
     parser.add_argument("--mode", choices=["auto", "grey", "rgb"], default="auto")
-    parser.add_argument("--test-fraction", type=float, default=0.2, help="share of each class (one-folder layout)")
+    parser.add_argument("--test-fraction", type=fraction, default=0.2, help="share of each class (one-folder layout)")
     parser.add_argument("--on-bad-file", choices=["skip", "stop"], default="skip")
     args = parser.parse_args(argv)
     if args.size < 1:
@@ -161,4 +163,4 @@ def main(argv=None, log=print) -> StoreResult:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(report_errors(main, "data_prep.image_folder"))

@@ -12,11 +12,12 @@ disagrees with the audio by more than two frames are dropped and listed in phone
 that are not in the corpus are counted. Running it twice does nothing the second time.
 """
 import re
+import sys
 from pathlib import Path
 
 from seqcpc.audio.manifest import read_phones
 from seqcpc.audio.prepare import Source, assign_splits, hold_out_speakers, prep_parser, prepare, write_frame_labels
-from seqcpc.errors import DataError
+from seqcpc.errors import DataError, report_errors
 
 NAME = re.compile(r"^(\d+)-(\d+)-(\d+)$")
 
@@ -76,4 +77,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(report_errors(main, "data_prep.librispeech"))

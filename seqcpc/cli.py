@@ -4,7 +4,31 @@ import sys
 
 from seqcpc import modalities
 from seqcpc.config import load_config
-from seqcpc.errors import SeqcpcError
+from seqcpc.errors import report_errors
+
+
+def fraction(text: str) -> float:
+    """An argparse type: a number strictly between 0 and 1."""
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1 (exclusive)")
+    return value
+
+
+def count(text: str) -> int:
+    """An argparse type: a whole number >= 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
+
+
+def positive(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a whole number >= 1")
+    return value
 
 
 def pretrain_main(args) -> None:
@@ -35,6 +59,7 @@ def probe_main(args) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seqcpc", description="Contrastive Predictive Coding on sequences")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error (for bug reports)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("pretrain", help="pretrain a CPC model")
@@ -50,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--features", default="z,c", help="comma-separated: z, c or z,c")
     e.add_argument("--split", default="val", choices=["train", "val"], help="split of the run's dataset")
     e.add_argument("--npy-dir", help="extract from every .npy sequence in this folder instead of a split")
-    e.add_argument("--batch-size", type=int, default=16)
+    e.add_argument("--batch-size", type=positive, default=16)
     e.add_argument("--device", default="cpu")
     e.set_defaults(run=extract_main)
 
@@ -75,12 +100,4 @@ def main(argv=None) -> int:
     if args.command == "pretrain" and args.resume and args.overwrite:
         print("seqcpc: error: --resume and --overwrite exclude each other", file=sys.stderr)
         return 2
-    try:
-        args.run(args)
-    except (SeqcpcError, FileNotFoundError) as err:
-        # an error raised in a DataLoader worker arrives with the worker's traceback in its message: keep
-        # only the error itself
-        message = str(err).strip().splitlines()[-1] if "Original Traceback" in str(err) else str(err)
-        print(f"seqcpc: error: {message}", file=sys.stderr)
-        return 1
-    return 0
+    return report_errors(lambda: args.run(args), "seqcpc", debug=args.debug)

@@ -1,4 +1,7 @@
-"""Errors that the command line reports as one clear line instead of a traceback."""
+"""Errors that the command line reports as one clear line instead of a traceback, and the one place that does
+the reporting for every entry point (`seqcpc`, data_prep scripts, recipes)."""
+import os
+import sys
 
 
 class SeqcpcError(Exception):
@@ -23,3 +26,20 @@ class TrainingError(SeqcpcError):
 
 class CheckpointError(SeqcpcError):
     """A checkpoint file that cannot be read as a seqcpc checkpoint."""
+
+
+def report_errors(run, prog: str, debug: bool = False) -> int:
+    """Call `run()`; a user's mistake (a SeqcpcError, or a file that is missing, unreadable or cannot be
+    written) ends with one line naming it and exit code 1. `debug` or SEQCPC_DEBUG=1 shows the traceback
+    instead, for bug reports."""
+    try:
+        run()
+    except (SeqcpcError, OSError) as err:
+        if debug or os.environ.get("SEQCPC_DEBUG", "") not in ("", "0"):
+            raise
+        # an error raised in a DataLoader worker arrives with the worker's traceback in its message: keep
+        # only the error itself
+        message = str(err).strip().splitlines()[-1] if "Original Traceback" in str(err) else str(err)
+        print(f"{prog}: error: {message} (run with SEQCPC_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
+    return 0

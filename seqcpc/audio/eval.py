@@ -142,6 +142,10 @@ def run_speech_probes(cfg: Config, model, out_dir, log=print) -> dict:
         spec["test"] = [w for w in spec["test"] if w.speaker in index]
     if not spec["train"] or not spec["test"]:
         raise DataError(f"{manifest}: the speaker probe needs train and test windows of the same speakers")
+    if len(speakers) < 2:
+        raise DataError(f"{manifest}: the speaker probe needs at least two speakers with training and test "
+                        f"utterances, and this corpus has {len(speakers)} ({speakers[0]}): every feature set would "
+                        f"score 100%")
     emb = {split: embed_windows(extractors, spec[split], window, sr) for split in spec}
     y = {split: np.array([index[w.speaker] for w in spec[split]]) for split in spec}
     for name in extractors:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from seqcpc.audio.io import usable_audio_info
 from seqcpc.audio.manifest import Utterance, write_manifest, write_phones
+from seqcpc.cli import count, fraction
 from seqcpc.errors import DataError
 from seqcpc.files import atomic_write_text, fingerprint, stable_split
 
@@ -40,8 +41,8 @@ def prep_parser(doc: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", required=True, help="the corpus folder")
     parser.add_argument("--out", required=True, help="folder for manifest.tsv and reports")
-    parser.add_argument("--test-fraction", type=float, default=0.2, help="share of each speaker's utterances")
-    parser.add_argument("--heldout-speakers", type=int, default=0, help="whole speakers kept for few-shot tests")
+    parser.add_argument("--test-fraction", type=fraction, default=0.2, help="share of each speaker's utterances")
+    parser.add_argument("--heldout-speakers", type=count, default=0, help="whole speakers kept for few-shot tests")
     parser.add_argument("--on-error", choices=["skip", "stop"], default="skip", help="at an unreadable file")
     return parser
 
@@ -49,6 +50,9 @@ def prep_parser(doc: str) -> argparse.ArgumentParser:
 def hold_out_speakers(sources: list[Source], count: int) -> None:
     """Move every utterance of `count` speakers (chosen by a hash of their names) to the "heldout" split."""
     speakers = sorted({s.speaker for s in sources}, key=lambda sp: hashlib.sha1(sp.encode()).hexdigest())
+    if count >= len(speakers) and count > 0:
+        raise DataError(f"--heldout-speakers {count}: the corpus has {len(speakers)} speakers, and at least one "
+                        f"must stay for pretraining and the probes")
     heldout = set(speakers[:count])
     for s in sources:
         if s.speaker in heldout:

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seqcpc.errors import DataError
+
 # Above this many feature elements (N * D) the full-batch L-BFGS probe would hold too much in memory at once
 # (the features, their logits and L-BFGS's history on the device), so training falls back to mini-batch Adam.
 FULL_BATCH_MAX_ELEMENTS = 50_000_000
@@ -141,6 +143,10 @@ def linear_probe(x_train, y_train, x_test, y_test, num_classes: int | None = Non
     max_iter, device).
     """
     y_train, y_test = _labels(y_train), _labels(y_test)
+    present = torch.unique(y_train)
+    if len(present) < 2:  # every feature set would score 100%: a number that says nothing
+        raise DataError(f"a linear probe needs at least two classes, but its training labels hold only "
+                        f"{present.tolist()}")
     if num_classes is None:
         num_classes = int(max(y_train.max(), y_test.max())) + 1
     scale = Standardizer.fit(x_train)

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from seqcpc import modalities
-from seqcpc.config import Config, resolve
+from seqcpc.config import Config, resolve, to_dict
 from seqcpc.errors import CheckpointError
 from seqcpc.files import replace_synced
 
@@ -60,3 +60,24 @@ def load_model(path, device="cpu"):
     model = modalities.get(cfg.model.modality).build(cfg.model)
     model.load_state_dict(ckpt["model"])
     return model.to(device).eval()
+
+
+def flat_fields(data: dict, prefix: str = "") -> dict:
+    """{"encoder.dim": 256, ...} of a nested config dict."""
+    out = {}
+    for k, v in data.items():
+        out.update(flat_fields(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def check_resumable(path, cfg: Config) -> None:
+    """Refuse --resume from a file that is not a readable checkpoint, or whose model is not the config's (a
+    changed shape would fail deep inside the load, or a changed norm or loss would load and train on silently)."""
+    saved = flat_fields(to_dict(checkpoint_config(read_checkpoint(path)).model))
+    wanted = flat_fields(to_dict(cfg.model))
+    differ = [f"model.{k}: {saved.get(k)!r} in the checkpoint, {wanted.get(k)!r} now"
+              for k in sorted(set(saved) | set(wanted)) if k != "size" and saved.get(k) != wanted.get(k)]
+    if differ:
+        raise CheckpointError(f"--resume: the checkpoint {path} holds another model ({'; '.join(differ[:4])}"
+                              f"{'; ...' if len(differ) > 4 else ''}); resume with the run's own config (config.yaml "
+                              f"in its folder) or start a new run")

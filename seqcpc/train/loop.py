@@ -20,9 +20,9 @@ from lightning_fabric import Fabric
 
 from seqcpc import modalities
 from seqcpc.config import Config, FabricConfig, to_dict
-from seqcpc.errors import ConfigError, RunDirError, TrainingError
+from seqcpc.errors import CheckpointError, ConfigError, RunDirError, TrainingError
 from seqcpc.files import atomic_write_text
-from seqcpc.train.checkpoint import save_checkpoint
+from seqcpc.train.checkpoint import check_resumable, save_checkpoint
 from seqcpc.train.loaders import make_loader
 from seqcpc.train.progress import MetricsLog, Progress, headline, metrics_row, plot_curves, with_flops
 from seqcpc.train.run_dir import check_run_dir, open_run_dir
@@ -204,6 +204,8 @@ def pretrain(cfg: Config, resume: bool = False, overwrite: bool = False) -> dict
     positions = entry.check(cfg)
     out = Path(cfg.train.out_dir)
     check_run_dir(out, resume, overwrite)  # before Fabric starts processes or anything is written
+    if resume:
+        check_resumable(out / "checkpoints" / "last.ckpt", cfg)
     fabric = make_fabric(cfg.fabric, tensorboard_loggers(cfg))
     fabric.launch()
     ckpt_path, lock = prepare_run_dir(fabric, out, resume, overwrite)
@@ -242,7 +244,10 @@ def run_training(fabric, cfg: Config, out: Path, ckpt_path: Path, resume: bool, 
 
     state = {"model": model, "optimizer": opt, "scheduler": sched, "step": 0, "bad_steps": 0, "config": to_dict(cfg)}
     if resume:
-        fabric.load(ckpt_path, state, weights_only=True)
+        try:
+            fabric.load(ckpt_path, state, weights_only=True)
+        except (RuntimeError, KeyError, ValueError) as err:  # e.g. optimizer state of another shape
+            raise CheckpointError(f"--resume: {ckpt_path} could not be loaded into this run ({err})") from err
         state["config"] = to_dict(cfg)
         fabric.print(f"resumed from {ckpt_path} at step {state['step']}", flush=True)
     if fabric.is_global_zero:

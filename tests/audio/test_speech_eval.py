@@ -9,6 +9,7 @@ from seqcpc.builders import build_model
 from seqcpc.config import resolve
 from seqcpc.audio.manifest import read_manifest, write_manifest
 from seqcpc.audio.eval import MFCCFrames, run_speech_probes, window_specs
+from seqcpc.errors import DataError
 
 
 @pytest.fixture(scope="module")
@@ -63,3 +64,11 @@ def test_speakers_with_too_few_utterances_are_left_out_with_a_message(tmp_path):
     assert any("1 speakers have test but no training utterances" in line for line in logs)
     # only 4 held-out speakers keep enough windows (k + 5 queries) for 5-way episodes: few-shot is skipped
     assert any("few-shot 1-shot skipped" in line for line in logs) and "5way_1shot" not in out["results"]["cpc"]
+
+
+def test_a_corpus_of_one_speaker_is_refused_not_scored_100_percent(tmp_path):
+    manifest = toy_speech_corpus(tmp_path, speakers=2, heldout=0, utts=6, seconds=1.5)
+    write_manifest(manifest, [r for r in read_manifest(manifest) if r.speaker == "s0"])
+    cfg = small_cfg(manifest)
+    with pytest.raises(DataError, match="at least two speakers"):
+        run_speech_probes(cfg, build_model(cfg.model), tmp_path / "out", log=lambda *_: None)

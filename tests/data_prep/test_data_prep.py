@@ -71,3 +71,28 @@ def test_librispeech_heldout_speakers_and_hash_splits(tmp_path):
     heldout = {r.speaker for r in rows if r.split == "heldout"}
     assert len(heldout) == 1 and all(r.split == "heldout" for r in rows if r.speaker in heldout)
     assert {r.split for r in rows if r.speaker not in heldout} <= {"train", "test"}
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--heldout-speakers", "-1"], "-1 is negative"),
+    (["--test-fraction", "1.5"], "1.5 is not between 0 and 1"),
+    (["--test-fraction", "0"], "0 is not between 0 and 1"),
+])
+def test_options_that_make_no_sense_are_refused_before_anything_is_written(tmp_path, capsys, option, message):
+    librispeech_tree(tmp_path / "ls")
+    with pytest.raises(SystemExit) as stop:
+        folder.main(["--root", str(tmp_path / "ls"), "--out", str(tmp_path / "out"), *option])
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_more_heldout_speakers_than_the_corpus_has_is_refused_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    librispeech_tree(tmp_path / "ls")  # 2 speakers
+    proc = subprocess.run([sys.executable, "-m", "data_prep.librispeech", "--root", str(tmp_path / "ls"),
+                           "--out", str(tmp_path / "out"), "--heldout-speakers", "2"], capture_output=True, text=True)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "--heldout-speakers 2: the corpus has 2 speakers" in proc.stderr
+    assert not (tmp_path / "out" / "manifest.tsv").exists()

@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from seqcpc.errors import DataError
 from seqcpc.eval import probes
 from seqcpc.eval.probes import Standardizer, linear_probe, prototypical_episodes, train_linear_probe
 from seqcpc.eval.report import confusion_matrix, plot_accuracy_bars, plot_confusion
@@ -178,3 +179,10 @@ def test_plots_write_png(tmp_path):
                         "phone": {"cpc": 0.64, "mfcc": 0.45}}, tmp_path / "bars.png", title="probes")
     for name in ("small.png", "big.png", "bars.png"):
         assert is_png(tmp_path / name)
+
+
+def test_a_probe_with_a_single_class_is_refused():
+    x, y = blobs(n_per_class=20, num_classes=3)
+    one = y == y[0]
+    with pytest.raises(DataError, match="at least two classes"):
+        linear_probe(x[one], y[one], x, y)

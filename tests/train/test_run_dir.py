@@ -85,3 +85,15 @@ def test_a_number_out_of_range_is_refused_before_anything_is_written(tmp_path, c
     code, _, err = cli(capsys, "pretrain", *QUICK, override, f"train.out_dir={out}")
     assert code == 1 and override.split("=")[0] in err and "must be" in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_resume_from_a_checkpoint_that_is_not_one_or_holds_another_model_is_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli(capsys, "pretrain", *QUICK, f"train.out_dir={out}")[0] == 0
+    code, _, err = cli(capsys, "pretrain", *QUICK, "model.encoder.dim=32", "model.encoder.norm=batch",
+                       "train.max_steps=4", f"train.out_dir={out}", "--resume")
+    assert code == 1 and "holds another model" in err and "model.encoder.dim: 64 in the checkpoint, 32 now" in err
+    ckpt = out / "checkpoints" / "last.ckpt"
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])  # truncated
+    code, _, err = cli(capsys, "pretrain", *QUICK, "train.max_steps=4", f"train.out_dir={out}", "--resume")
+    assert code == 1 and "could not be read as a seqcpc checkpoint" in err and "Traceback" not in err
