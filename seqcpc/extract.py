@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from seqcpc import modalities
+from seqcpc.errors import DataError
 from seqcpc.train.checkpoint import checkpoint_config, load_model, read_checkpoint
 
 WHAT = ("z", "c")
@@ -45,9 +46,30 @@ def extract_split(checkpoint, out_dir, split="val", what=("z", "c"), batch_size=
     return written
 
 
+def read_sequence(path: Path, channels: int) -> torch.Tensor:
+    """A 1-D sequence from a .npy file as (C, L) float32, refusing anything else with the file's name."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        raise DataError(f"{path} is not a plain .npy array ({err})") from err
+    if not isinstance(array, np.ndarray) or not (np.issubdtype(array.dtype, np.floating)
+                                                 or np.issubdtype(array.dtype, np.integer)):
+        raise DataError(f"{path}: expected numbers, got {getattr(array, 'dtype', type(array).__name__)}")
+    x = torch.from_numpy(np.asarray(array, dtype=np.float32))
+    x = x[None] if x.dim() == 1 else x  # (1, L)
+    if x.dim() != 2 or x.shape[0] != channels:
+        raise DataError(f"{path}: expected a sequence of shape (L,) or ({channels}, L) for a model of {channels} "
+                        f"input channel(s), got {tuple(array.shape)}")
+    return x
+
+
 def extract_files(checkpoint, in_dir, out_dir, what=("z", "c"), device="cpu") -> dict:
     """Every 1-D sequence in in_dir/*.npy, each (L,) or (C, L), written as (T, D)."""
     _check_what(what)
+    cfg = checkpoint_config(read_checkpoint(checkpoint))
+    if cfg.model.modality != "audio":
+        raise DataError(f"--npy-dir takes 1-D sequences, and {checkpoint} holds a {cfg.model.modality} model; "
+                        f"extract a split of its data set instead (--split train or val)")
     model = load_model(checkpoint, device)
     files = sorted(Path(in_dir).glob("*.npy"))
     if not files:
@@ -56,9 +78,7 @@ def extract_files(checkpoint, in_dir, out_dir, what=("z", "c"), device="cpu") ->
     out_dir.mkdir(parents=True, exist_ok=True)
     written = {}
     for path in files:
-        x = torch.from_numpy(np.load(path, allow_pickle=False)).float()
-        if x.dim() == 1:
-            x = x[None]  # (1, L)
+        x = read_sequence(path, cfg.model.encoder.in_channels)  # (C, L)
         z, c = model.embed(x[None].to(device))  # (1, T, D), (1, T, E)
         for w, f in (("z", z), ("c", c)):
             if w in what:

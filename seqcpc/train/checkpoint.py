@@ -12,7 +12,7 @@ import torch
 
 from seqcpc import modalities
 from seqcpc.config import Config, resolve, to_dict
-from seqcpc.errors import CheckpointError
+from seqcpc.errors import CheckpointError, SeqcpcError
 from seqcpc.files import replace_synced
 
 FORMAT = 2
@@ -55,6 +55,8 @@ def checkpoint_config(ckpt: dict) -> Config:
 
 def load_model(path, device="cpu"):
     """Rebuild the model from a checkpoint alone; returned in eval mode."""
+    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        raise SeqcpcError(f"--device {device}: torch sees no GPU on this machine; use --device cpu")
     ckpt = read_checkpoint(path)
     cfg = checkpoint_config(ckpt)
     model = modalities.get(cfg.model.modality).build(cfg.model)

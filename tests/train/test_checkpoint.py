@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,7 @@ from seqcpc.config import load_config, to_dict
 from seqcpc.errors import CheckpointError
 from seqcpc.train.checkpoint import load_model, save_checkpoint
 
-from conftest import TINY, run_cli
+from conftest import TINY, cli, run_cli
 
 
 @pytest.fixture
@@ -57,6 +59,35 @@ def test_extract_from_a_folder_of_npy_sequences(saved, tmp_path):
     c = np.load(tmp_path / "f" / "a.c.npy")
     np.testing.assert_allclose(c, model.embed(torch.from_numpy(x)[None, None])[1][0].numpy(), rtol=1e-5, atol=1e-6)
     assert not (tmp_path / "f" / "a.z.npy").exists()
+
+
+@pytest.mark.parametrize("content, message", [
+    (np.zeros((2, 3, 100), np.float32), r"expected a sequence of shape \(L,\) or \(1, L\)"),
+    (np.array(["a", "b"]), "expected numbers"),
+    (b"not an array", "not a plain .npy array"),
+])
+def test_extract_refuses_npy_inputs_it_cannot_read_with_the_files_name(saved, tmp_path, capsys, content, message):
+    _, _, path = saved
+    (tmp_path / "seqs").mkdir()
+    if isinstance(content, bytes):
+        (tmp_path / "seqs" / "bad.npy").write_bytes(content)
+    else:
+        np.save(tmp_path / "seqs" / "bad.npy", content)
+    code, _, err = cli(capsys, "extract", "--checkpoint", path, "--out", tmp_path / "f", "--npy-dir", tmp_path / "seqs")
+    assert code == 1 and "bad.npy" in err and re.search(message, err) and "Traceback" not in err
+
+
+def test_extract_on_a_gpu_that_is_not_there_is_one_clear_error(saved, tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    code, _, err = cli(capsys, "extract", "--checkpoint", saved[2], "--out", tmp_path / "f", "--device", "cuda")
+    assert code == 1 and "torch sees no GPU" in err
+
+
+def test_extract_to_a_path_under_a_file_is_one_clear_error(saved, tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    code, _, err = cli(capsys, "extract", "--checkpoint", saved[2], "--out", tmp_path / "file" / "feats")
+    assert code == 1 and "file" in err and "Traceback" not in err
 
 
 class Exploit:
