@@ -11,6 +11,7 @@ with a ConfigError that names the key and what is allowed. This module is the on
 """
 import dataclasses
 import difflib
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -34,6 +35,18 @@ def number(default, *, min=None, above=None, max=None):
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=bounds)
     return field(default=default, metadata=bounds)
+
+
+def path(default: str = ""):
+    """A file or folder field: `~` and $VARIABLES in it are expanded when the config is read."""
+    return field(default=default, metadata={"path": True})
+
+
+def expand_path(key: str, value: str) -> str:
+    expanded = os.path.expanduser(os.path.expandvars(value))
+    if "$" in expanded:
+        raise ConfigError(f"{key}={value}: the environment variable in it is not set")
+    return expanded
 
 
 def check_range(key: str, value, meta) -> None:
@@ -94,7 +107,7 @@ class FabricConfig:
 
 @dataclass
 class TrainConfig:
-    out_dir: str = "runs/default"
+    out_dir: str = path("runs/default")
     seed: int = number(0, min=0)
     max_steps: int = number(1000, min=1)
     log_every: int = number(10, min=1)
@@ -111,6 +124,10 @@ class PrepareConfig:
     """The data-preparation step of a recipe: a module of data_prep/ and its command-line options."""
     script: str = ""
     options: dict = field(default_factory=dict)
+
+    def __post_init__(self):  # the options are paths and numbers for the script's command line
+        self.options = {k: expand_path(f"prepare.options.{k}", v) if isinstance(v, str) else v
+                        for k, v in self.options.items()}
 
 
 @dataclass
@@ -184,6 +201,8 @@ def from_dict(cls, data: dict, prefix: str = ""):
         if choices and kwargs[name] not in choices:
             raise ConfigError(f"{key}: {kwargs[name]!r} is not one of {', '.join(map(str, choices))}")
         check_range(key, kwargs[name], fields[name].metadata)
+        if fields[name].metadata.get("path") and isinstance(kwargs[name], str):
+            kwargs[name] = expand_path(key, kwargs[name])
     return cls(**kwargs)
 
 
@@ -280,6 +299,20 @@ def resolve(data: dict, prune: bool = False) -> Config:
     return Config(**{name: _convert(data.get(name) or {}, cls, name) for name, cls in sections.items()})
 
 
+class StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (plain YAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def load_config(path=None, overrides=()) -> Config:
     data = {}
     if path is not None:
@@ -287,9 +320,12 @@ def load_config(path=None, overrides=()) -> Config:
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            text = path.read_text()
+            data = yaml.load(text, Loader=StrictLoader)
         except (yaml.YAMLError, UnicodeDecodeError) as err:
             raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
+        if data is None:
+            raise ConfigError(f"config file {path} is empty (or only comments); give it at least one section")
         if not isinstance(data, dict):
             raise ConfigError(f"config file {path} must hold a mapping of sections, not {type(data).__name__}")
     for override in overrides:

@@ -199,3 +199,28 @@ def test_numbers_outside_their_range_are_refused_with_the_key(override, match):
 def test_image_numbers_outside_their_range_are_refused(override, match):
     with pytest.raises(ConfigError, match=match):
         load_config(None, ["model.size=image_small", override])
+
+
+@pytest.mark.parametrize("text, match", [
+    ("", "is empty"),
+    ("# only a comment\n", "is empty"),
+    ("optim:\n  lr: 1.0e-3\n  lr: 2.0e-3\n", "key 'lr' is given twice"),
+    ("train: {}\ntrain: {}\n", "key 'train' is given twice"),
+])
+def test_empty_files_and_duplicate_keys_are_refused(tmp_path, text, match):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        load_config(path)
+
+
+def test_home_and_environment_variables_in_paths_are_expanded(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("SEQCPC_TEST_DATA", "/data/corpora")
+    cfg = load_config(None, ["train.out_dir=~/runs/a", "data.manifest=$SEQCPC_TEST_DATA/ls/manifest.tsv",
+                             "prepare.options={out: ~/prepared}"])
+    assert cfg.train.out_dir == f"{tmp_path}/runs/a" and cfg.data.manifest == "/data/corpora/ls/manifest.tsv"
+    assert cfg.prepare.options["out"] == f"{tmp_path}/prepared"
+    monkeypatch.delenv("SEQCPC_TEST_DATA")
+    with pytest.raises(ConfigError, match=r"data.manifest=\$SEQCPC_TEST_DATA/m.tsv: the environment variable"):
+        load_config(None, ["data.manifest=$SEQCPC_TEST_DATA/m.tsv"])

@@ -2,7 +2,7 @@
 import typing
 from dataclasses import dataclass, field
 
-from seqcpc.config import FewShotConfig, LossConfig, PredictorConfig, choice, number
+from seqcpc.config import FewShotConfig, LossConfig, PredictorConfig, choice, number, path
 
 
 @dataclass
@@ -39,7 +39,7 @@ class AudioDataConfig:
     batch_size: int = number(8, min=1)  # per device
     num_workers: int = number(0, min=0)
     batching: str = choice("uniform", ["uniform", "speaker", "utterance"])  # manifest: one speaker / utterance a batch
-    manifest: str = ""  # manifest: a prepared corpus's manifest.tsv (train split to train, test to validate)
+    manifest: str = path()  # manifest: a prepared corpus's manifest.tsv (train split to train, test to validate)
     sample_rate: int = number(16000, min=1)  # manifest: the rate windows are read at (files at other rates are resampled)
     allow_outside_paths: bool = False  # manifest: let rows point outside the manifest's folder
     on_bad_file: str = choice("skip", ["skip", "stop"])  # manifest: leave out (and list) or stop at a bad file

@@ -2,7 +2,7 @@
 import typing
 from dataclasses import dataclass, field
 
-from seqcpc.config import FewShotConfig, LossConfig, PredictorConfig, choice, number
+from seqcpc.config import FewShotConfig, LossConfig, PredictorConfig, choice, number, path
 
 
 @dataclass
@@ -55,7 +55,7 @@ class ImageModelConfig:
 @dataclass
 class ImageDataConfig:
     kind: str = choice("images", ["images"])
-    images: str = ""  # a folder written by data_prep/idx_images.py or data_prep/image_folder.py
+    images: str = path()  # a folder written by data_prep/idx_images.py or data_prep/image_folder.py
     batch_size: int = number(8, min=1)  # per device
     num_workers: int = number(0, min=0)
 
