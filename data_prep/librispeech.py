@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from seqcpc.audio.manifest import read_phones
-from seqcpc.audio.prepare import Source, assign_splits, hold_out_speakers, prep_parser, prepare, write_frame_labels
+from seqcpc.audio.prepare import Source, assign_splits, hold_out_speakers, prep_parser, prepare
 from seqcpc.errors import DataError, report_errors
 
 NAME = re.compile(r"^(\d+)-(\d+)-(\d+)$")
@@ -42,6 +42,10 @@ def read_ids(path) -> set[str]:
 
 def apply_split_files(sources: list[Source], train_split, test_split, log=print) -> list[Source]:
     train, test = read_ids(train_split), read_ids(test_split)
+    both = sorted(train & test)
+    if both:
+        raise DataError(f"{len(both)} utterance ids are in both {train_split} and {test_split}, e.g. {both[0]}: "
+                        f"a probe would be scored on utterances it was trained on; fix the split files")
     known = {s.id for s in sources}
     missing = len((train | test) - known)
     if missing:
@@ -64,16 +68,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if bool(args.train_split) != bool(args.test_split):
         parser.error("--train-split and --test-split go together")
+    labels = read_phones(args.phones) if args.phones else None  # a bad label file stops before anything is written
     sources = find_sources(args.root)
     if args.train_split:
         sources = apply_split_files(sources, args.train_split, args.test_split)
     hold_out_speakers(sources, args.heldout_speakers)
     assign_splits(sources, args.test_fraction)
     options = {k: str(v) for k, v in vars(args).items()}
-    result = prepare(sources, args.out, options, args.on_error, audio_root=args.root)
-    if args.phones and result.written:
-        write_frame_labels(args.out, read_phones(args.phones), result.rows)
-    return result
+    return prepare(sources, args.out, options, args.on_error, audio_root=args.root, frame_labels=labels)
 
 
 if __name__ == "__main__":

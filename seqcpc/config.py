@@ -117,6 +117,9 @@ class TrainConfig:
     max_bad_steps: int = number(10, min=0)  # steps with non-finite loss or gradients skipped before the run stops
     compile: bool = False  # torch.compile the model: seconds to compile, 5-13% faster CPU steps (benchmarks/)
     tensorboard: bool = False  # also write TensorBoard event files (needs the tensorboard package)
+    # bit-identical runs (and resumed runs) on CPU: one thread and torch's deterministic algorithms; slower
+    # (benchmarks/results/step_time_cpu_1thread.md)
+    deterministic: bool = False
 
 
 @dataclass

@@ -110,9 +110,13 @@ def read_phones(path) -> dict[str, np.ndarray]:
             if not parts:
                 continue
             try:
-                labels[parts[0]] = np.asarray(parts[1:], dtype=np.int16)
-            except ValueError as err:
+                ids = np.asarray(parts[1:], dtype=np.int64)
+            except (ValueError, OverflowError) as err:
                 raise DataError(f"{path}:{line_no}: phone indices must be integers ({err})") from err
+            if len(ids) and (ids.min() < 0 or ids.max() > np.iinfo(np.int16).max):
+                bad = ids.min() if ids.min() < 0 else ids.max()
+                raise DataError(f"{path}:{line_no}: phone index {bad} is outside 0..{np.iinfo(np.int16).max}")
+            labels[parts[0]] = ids.astype(np.int16)
     return labels
 
 

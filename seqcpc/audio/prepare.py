@@ -66,10 +66,25 @@ def assign_splits(sources: list[Source], test_fraction: float) -> None:
             s.split = stable_split(s.id, test_fraction)
 
 
+def refuse_duplicate_ids(sources: list[Source]) -> None:
+    """Two files under one utterance id (names that differ only in extension, or collide once sanitised) would
+    be merged into one manifest row: refuse them, naming the files."""
+    by_id = {}
+    for s in sources:
+        by_id.setdefault(s.id, []).append(str(s.path))
+    clashes = {uid: paths for uid, paths in by_id.items() if len(paths) > 1}
+    if clashes:
+        uid, paths = next(iter(clashes.items()))
+        raise DataError(f"{len(clashes)} utterance ids name more than one file, e.g. {uid!r}: {', '.join(paths)}; "
+                        f"rename the files so that their names differ beyond the extension and spaces")
+
+
 def prepare(sources: list[Source], out_dir, options: dict, on_error: str = "skip", audio_root=None,
-            log=print) -> PrepResult:
-    """Check every source file and write out_dir/manifest.tsv. Paths inside out_dir are stored relative to
-    it; files elsewhere must lie under `audio_root`, which is then listed in audio_roots.txt."""
+            frame_labels: dict | None = None, log=print) -> PrepResult:
+    """Check every source file and write out_dir/manifest.tsv (and phones.txt from `frame_labels`, read and
+    checked before anything is written). Paths inside out_dir are stored relative to it; files elsewhere must
+    lie under `audio_root`, which is then listed in audio_roots.txt. The fingerprint is written last, so a
+    preparation that stops half-way is redone by the next run."""
     if on_error not in ("skip", "stop"):
         raise ValueError(f"on_error must be 'skip' or 'stop', not {on_error!r}")
     out_dir = Path(out_dir)
@@ -77,6 +92,7 @@ def prepare(sources: list[Source], out_dir, options: dict, on_error: str = "skip
     manifest, stamp = out_dir / "manifest.tsv", out_dir / "prep_fingerprint.txt"
     if not sources:
         raise DataError(f"no audio files found for {out_dir}")
+    refuse_duplicate_ids(sources)
     key = fingerprint(options, [(f"{s.id}\t{s.path}\t{s.speaker}\t{s.split}", s.path) for s in sources])
     if manifest.is_file() and stamp.is_file() and stamp.read_text().strip() == key:
         log(f"{manifest} is up to date ({len(sources)} files); nothing to do")
@@ -99,9 +115,11 @@ def prepare(sources: list[Source], out_dir, options: dict, on_error: str = "skip
     if audio_root is not None:
         atomic_write_text(out_dir / "audio_roots.txt", f"{Path(audio_root).resolve()}\n")
     write_manifest(manifest, rows)
+    if frame_labels is not None:
+        write_frame_labels(out_dir, frame_labels, rows, log=log)
     report = [f"{len(rows)} utterances written, {len(skipped)} files skipped"] + skipped
     atomic_write_text(out_dir / "prep_report.txt", "\n".join(report) + "\n")
-    atomic_write_text(stamp, key + "\n")
+    atomic_write_text(stamp, key + "\n")  # last: only a complete preparation is marked as done
     log(f"wrote {manifest}: {len(rows)} utterances" + (f", skipped {len(skipped)} (see prep_report.txt)" if skipped else ""))
     return PrepResult(manifest, True, rows, skipped)
 

@@ -10,6 +10,7 @@ one on any number of devices.
 import itertools
 import json
 import math
+import os
 import time
 from functools import partial
 from pathlib import Path
@@ -209,9 +210,17 @@ def pretrain(cfg: Config, resume: bool = False, overwrite: bool = False) -> dict
     fabric = make_fabric(cfg.fabric, tensorboard_loggers(cfg))
     fabric.launch()
     ckpt_path, lock = prepare_run_dir(fabric, out, resume, overwrite)
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     try:
+        if cfg.train.deterministic:
+            # multi-threaded CPU kernels sum in an order that varies from run to run; one thread does not
+            torch.set_num_threads(1)
+            torch.use_deterministic_algorithms(True)
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # what cuBLAS needs to be deterministic
         return run_training(fabric, cfg, out, ckpt_path, resume, entry, positions)
     finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
         if lock is not None:
             lock.release()
 

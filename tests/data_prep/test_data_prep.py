@@ -96,3 +96,38 @@ def test_more_heldout_speakers_than_the_corpus_has_is_refused_in_one_line(tmp_pa
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "--heldout-speakers 2: the corpus has 2 speakers" in proc.stderr
     assert not (tmp_path / "out" / "manifest.tsv").exists()
+
+
+def test_files_that_share_an_id_are_refused_not_merged(tmp_path):
+    root = tmp_path / "corpus"
+    write(root / "alice" / "a.wav", tone(1.0))
+    write(root / "alice" / "a.flac", tone(1.2))
+    with pytest.raises(DataError, match="1 utterance ids name more than one file, e.g. 'alice/a'"):
+        folder.main(["--root", str(root), "--out", str(tmp_path / "p")])
+    assert not (tmp_path / "p" / "manifest.tsv").exists()
+
+
+def test_ids_in_both_split_files_are_refused(tmp_path):
+    root = librispeech_tree(tmp_path / "ls")
+    (tmp_path / "train.txt").write_text("19-198-0000\n19-198-0001\n")
+    (tmp_path / "test.txt").write_text("19-198-0001\n26-198-0000\n")
+    with pytest.raises(DataError, match="1 utterance ids are in both .* e.g. 19-198-0001"):
+        librispeech.main(["--root", str(root), "--out", str(tmp_path / "p"), "--train-split", str(tmp_path / "train.txt"),
+                          "--test-split", str(tmp_path / "test.txt")])
+
+
+@pytest.mark.parametrize("bad_line, message", [
+    ("19-198-0001 3 x 3", "phone indices must be integers"),
+    ("19-198-0001 3 -1 3", "phone index -1 is outside"),
+    ("19-198-0001 3 70000 3", "phone index 70000 is outside"),
+])
+def test_a_bad_label_file_stops_before_anything_is_marked_done(tmp_path, bad_line, message):
+    root = librispeech_tree(tmp_path / "ls")
+    phones = tmp_path / "phones.txt"
+    phones.write_text("19-198-0000 " + " ".join(["3"] * 150) + f"\n{bad_line}\n")
+    args = ["--root", str(root), "--out", str(tmp_path / "p"), "--phones", str(phones)]
+    with pytest.raises(DataError, match=message):
+        librispeech.main(args)
+    assert not (tmp_path / "p" / "prep_fingerprint.txt").exists()
+    phones.write_text("19-198-0000 " + " ".join(["3"] * 150) + "\n")  # fixed: the rerun writes the labels
+    assert librispeech.main(args).written and (tmp_path / "p" / "phones.txt").read_text().startswith("19-198-0000 3")
