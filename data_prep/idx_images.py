@@ -20,7 +20,7 @@ import numpy as np
 
 from seqcpc.errors import DataError, report_errors
 from seqcpc.files import fingerprint
-from seqcpc.image.store import StoreResult, summary, up_to_date, write_dataset
+from seqcpc.image.store import StoreResult, content_warnings, summary, up_to_date, write_dataset
 
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                    "Ankle boot"]
@@ -97,6 +97,8 @@ def main(argv=None, log=print) -> StoreResult:
     classes = class_names(src, args.class_names, max_label)
     info = write_dataset(out, splits, classes, source=str(src.resolve()), key=key)
     log(summary(out, info))
+    for warning in content_warnings(out):
+        log(f"WARNING: {warning}")
     return StoreResult(out, True, info)
 
 

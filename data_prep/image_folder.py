@@ -23,10 +23,11 @@ from PIL import Image, ImageOps
 from seqcpc.cli import fraction, positive
 from seqcpc.errors import DataError, report_errors
 from seqcpc.files import atomic_write_text, fingerprint, stable_split
-from seqcpc.image.store import SPLITS, SplitWriter, StoreResult, begin_dataset, finish_dataset, summary, up_to_date
+from seqcpc.image.store import (SPLITS, SplitWriter, StoreResult, begin_dataset, content_warnings, finish_dataset,
+                                summary, up_to_date)
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
-GREY_MODES = ("1", "L", "LA", "I", "I;16")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 # what Pillow raises on truncated, corrupt or non-image files (DecompressionBombError for absurd sizes)
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, Image.DecompressionBombError)
 
@@ -82,11 +83,27 @@ def is_colour(path: Path) -> bool:
         return False
 
 
+def to_8_bits(im: Image.Image) -> Image.Image:
+    """An image with more than 8 bits a channel (16-bit and 32-bit integer grey, float grey) scaled into 8 bits,
+    keeping its content: Pillow's own conversion clips values above 255, which makes most 16-bit images one
+    flat white. Integer images use the range their bit depth allows; float images 0..1 when they lie in it,
+    else their own minimum and maximum."""
+    if im.mode not in ("I", "F") and not im.mode.startswith("I;16"):
+        return im
+    x = np.asarray(im, dtype=np.float64)
+    if im.mode == "F":
+        low, high = (0.0, 1.0) if x.min() >= 0 and x.max() <= 1 else (x.min(), x.max())
+    else:
+        low, high = 0.0, 255.0 if x.max() <= 255 else 65535.0 if x.max() <= 65535 else float(x.max())
+    scaled = (x - low) / max(high - low, 1e-12) * 255
+    return Image.fromarray(np.clip(np.round(scaled), 0, 255).astype(np.uint8), mode="L")
+
+
 def decode(path: Path, size: int, rgb: bool) -> np.ndarray:
     """One image as uint8 (size, size, 3 if rgb else 1); raises DECODE_ERRORS."""
     with Image.open(path) as im:
         im.load()  # decode fully now: truncated files fail here, not halfway through training
-        im = ImageOps.exif_transpose(im)  # photos stored sideways with an orientation tag
+        im = to_8_bits(ImageOps.exif_transpose(im))  # exif: photos stored sideways with an orientation tag
         im = im.convert("RGB" if rgb else "L")  # a grey image among colour ones gets three equal channels
     w, h = im.size
     scale = size / min(w, h)
@@ -159,6 +176,8 @@ def main(argv=None, log=print) -> StoreResult:
     atomic_write_text(out / "bad_files.txt", "\n".join(report) + "\n")
     info = finish_dataset(out, classes, source=str(root.resolve()), key=key, skipped=len(skipped))
     log(summary(out, info) + (" (see bad_files.txt)" if skipped else ""))
+    for warning in content_warnings(out):
+        log(f"WARNING: {warning}")
     return StoreResult(out, True, info, skipped)
 
 

@@ -10,6 +10,7 @@ so a folder whose dataset.json agrees with its arrays is complete. Arrays are re
 and memory-mapped, so opening a large dataset costs nothing until images are read.
 Shapes: N images, H/W height/width in pixels, C channels.
 """
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -234,3 +235,23 @@ def summary(out_dir, info: dict) -> str:
     skipped = f", skipped {info['skipped']} bad files" if info.get("skipped") else ""
     return (f"wrote {out_dir}: {counts} images of {h}x{w}x{info['channels']}, "
             f"{len(info['classes'])} classes ({classes}){skipped}")
+
+
+def content_warnings(out_dir) -> list[str]:
+    """What a prepared data set's content says went wrong: a class whose images are all one image (e.g. flattened
+    by a bad conversion), and classes that hold the same set of distinct images (a probe cannot tell them apart)."""
+    classes, distinct, counts = read_info(out_dir)["classes"], {}, {}
+    for split in SPLITS:
+        images, labels = load_split(out_dir, split)
+        for image, label in zip(images, labels):
+            distinct.setdefault(int(label), set()).add(hashlib.sha1(np.ascontiguousarray(image).tobytes()).digest())
+            counts[int(label)] = counts.get(int(label), 0) + 1
+    warnings = [f"class {classes[c]!r}: its {counts[c]} images are all the same image"
+                for c, digests in sorted(distinct.items()) if len(digests) == 1 and counts[c] > 1]
+    seen = {}
+    for c, digests in sorted(distinct.items()):
+        key = frozenset(digests)
+        if key in seen:
+            warnings.append(f"classes {classes[seen[key]]!r} and {classes[c]!r} hold the same images")
+        seen.setdefault(key, c)
+    return warnings

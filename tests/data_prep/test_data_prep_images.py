@@ -218,3 +218,31 @@ def test_images_stream_to_disk_in_chunks(tmp_path, monkeypatch):
     assert len(images) == len(expected) > 6
     for image, label, f in zip(images, labels, expected):  # every image in order, with its own label
         assert np.array_equal(image, image_folder.decode(f.path, 8, rgb=True)) and label == f.label
+
+
+@pytest.mark.parametrize("mode, dtype, top", [("I;16", np.uint16, 65535), ("I", np.int32, 65535), ("F", np.float32, 1.0)])
+def test_images_of_more_than_8_bits_keep_their_content(tmp_path, capsys, mode, dtype, top):
+    root = tmp_path / "deep"
+    rng = np.random.default_rng(0)
+    for name, ramp in (("rising", np.linspace(0, top, 16)), ("falling", np.linspace(top, 0, 16))):
+        for i in range(5):
+            pixels = (np.tile(ramp, (16, 1)) * rng.uniform(0.6, 1.0)).astype(dtype)
+            (root / name).mkdir(parents=True, exist_ok=True)
+            image = Image.fromarray(pixels)
+            assert image.mode == mode
+            image.save(root / name / f"{i}.tif")
+    image_folder.main(folder_args(root, tmp_path / "out", "--size", "16"))
+    images, labels = load_split(tmp_path / "out", "train")
+    for image in images:  # a ramp from dark to light, not an image clipped to white (or to 0 and 1)
+        assert image.max() - image.min() > 100 and (image == image.max()).mean() < 0.2, image[..., 0]
+    assert "WARNING" not in capsys.readouterr().out
+
+
+def test_classes_that_hold_the_same_images_are_warned_about(tmp_path, capsys):
+    root = tmp_path / "same"
+    for name in ("left", "right"):
+        for i in range(4):
+            save(root / name / f"{i}.png", (12, 12), color=(40 * i, 10, 10))
+    image_folder.main(folder_args(root, tmp_path / "out", "--size", "12", "--test-fraction", "0.3"))
+    out = capsys.readouterr().out
+    assert "WARNING: classes 'left' and 'right' hold the same" in out
