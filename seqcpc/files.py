@@ -15,6 +15,12 @@ from typing import Callable, Iterable
 import numpy as np
 
 
+def laid_out(path) -> Path:
+    """The absolute path as the user laid it out: `..` and `.` folded, symbolic links kept (not followed), so a
+    corpus of links is read through its links everywhere: in data preparation, training, probes, extraction."""
+    return Path(os.path.abspath(os.path.expanduser(str(path))))
+
+
 def fsync_dir(folder) -> None:
     fd = os.open(folder, os.O_RDONLY)
     try:

@@ -62,7 +62,8 @@ class WindowFeatures(NamedTuple):
     last: np.ndarray  # (N, D): each window's last frame
 
 
-def window_specs(manifest, split: str, window: int, sample_rate: int, per_utterance: int, per_speaker: int):
+def window_specs(manifest, split: str, window: int, sample_rate: int, per_utterance: int, per_speaker: int,
+                 allow_outside: bool = False):
     """[WindowSpec] of non-overlapping windows, at most `per_utterance` from each utterance and
     utterances of each speaker capped at `per_speaker` (0: all), in a fixed order."""
     roots, used, specs = manifest_roots(manifest), defaultdict(int), []
@@ -73,7 +74,7 @@ def window_specs(manifest, split: str, window: int, sample_rate: int, per_uttera
         used[row.speaker] += 1
         count = min(per_utterance, n // window)
         starts = np.linspace(0, n - window, count).astype(int) if count > 1 else [(n - window) // 2]
-        path = resolve_path(manifest, row.path, roots)
+        path = resolve_path(manifest, row.path, roots, allow_outside)
         specs += [WindowSpec(path, int(s), row.speaker) for s in starts]
     return specs
 
@@ -91,7 +92,7 @@ def embed_windows(extractors: dict, specs, window: int, sample_rate: int, batch:
 
 
 def frame_dataset(extractors: dict, manifest, split: str, labels: dict, sample_rate: int, max_frames: int,
-                  per_speaker: int = 0, seed=0):
+                  per_speaker: int = 0, seed=0, allow_outside: bool = False):
     """{name: (X (F, D), y (F,))}: frame features of labelled utterances (at most `per_speaker` of each
     speaker, 0: all), at most max_frames of them (a random subset)."""
     roots, feats, ys, used = manifest_roots(manifest), defaultdict(list), [], defaultdict(int)
@@ -99,7 +100,7 @@ def frame_dataset(extractors: dict, manifest, split: str, labels: dict, sample_r
         if row.id not in labels or (per_speaker and used[row.speaker] >= per_speaker):
             continue
         used[row.speaker] += 1
-        wave = torch.from_numpy(read_audio(resolve_path(manifest, row.path, roots), sample_rate=sample_rate))[None]
+        wave = torch.from_numpy(read_audio(resolve_path(manifest, row.path, roots, allow_outside), sample_rate=sample_rate))[None]
         frames = {name: fn(wave)[0].float().numpy() for name, fn in extractors.items()}
         T = min(len(labels[row.id]), *(len(f) for f in frames.values()))
         for name, f in frames.items():
@@ -132,8 +133,9 @@ def run_speech_probes(cfg: Config, model, out_dir, log=print) -> dict:
     results = {name: {} for name in extractors}
 
     log("speaker probe: embedding windows")
+    outside = cfg.data.allow_outside_paths
     spec = {split: window_specs(manifest, split, window, sr, probe_cfg.windows_per_utterance,
-                                probe_cfg.utterances_per_speaker) for split in ("train", "test")}
+                                probe_cfg.utterances_per_speaker, outside) for split in ("train", "test")}
     speakers = sorted({w.speaker for w in spec["train"]})
     index = {s: i for i, s in enumerate(speakers)}
     unseen = {w.speaker for w in spec["test"]} - set(index)
@@ -163,7 +165,7 @@ def run_speech_probes(cfg: Config, model, out_dir, log=print) -> dict:
         log("phone probe: frame features")
         labels = read_phones(phones_path)
         train, test = (frame_dataset(extractors, manifest, split, labels, sr, probe_cfg.phone_frames,
-                                     probe_cfg.phone_utterances_per_speaker, cfg.train.seed)
+                                     probe_cfg.phone_utterances_per_speaker, cfg.train.seed, outside)
                        for split in ("train", "test"))
         classes = int(max(max(labels[k].max() for k in labels), 0)) + 1
         for name in extractors:
@@ -171,7 +173,7 @@ def run_speech_probes(cfg: Config, model, out_dir, log=print) -> dict:
             log(f"  {name}: phone {results[name]['phone']:.3f}")
 
     held = window_specs(manifest, "heldout", window, sr, probe_cfg.windows_per_utterance,
-                        probe_cfg.utterances_per_speaker)
+                        probe_cfg.utterances_per_speaker, outside)
     _, labels_held, windows_per_speaker = np.unique([w.speaker for w in held], return_inverse=True,
                                                     return_counts=True)
     shots = feasible_shots(windows_per_speaker, probe_cfg, "held-out windows", log)

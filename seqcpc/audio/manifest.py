@@ -20,7 +20,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from seqcpc.errors import DataError
-from seqcpc.files import atomic_write_text
+from seqcpc.files import atomic_write_text, laid_out
 
 SPLITS = ("train", "test", "heldout")
 
@@ -82,15 +82,15 @@ def read_manifest(path, splits: Iterable[str] | None = None) -> Iterator[Utteran
 def manifest_roots(manifest) -> list[Path]:
     """Folders a manifest may read audio from: its own, and those listed in audio_roots.txt beside it
     (written by data_prep when the audio stays where the user keeps it)."""
-    folder = Path(manifest).resolve().parent
+    folder = laid_out(manifest).parent
     listed = folder / "audio_roots.txt"
-    extra = [Path(line).resolve() for line in listed.read_text().splitlines() if line.strip()] if listed.is_file() else []
+    extra = [laid_out(line) for line in listed.read_text().splitlines() if line.strip()] if listed.is_file() else []
     return [folder, *extra]
 
 
 def resolve_path(manifest, path: str, roots: list[Path], allow_outside: bool = False) -> Path:
     """The audio file of a manifest row; refuses a path outside the manifest's roots unless allowed."""
-    full = (roots[0] / path).resolve()
+    full = laid_out(roots[0] / path)
     if not allow_outside and not any(root == full or root in full.parents for root in roots):
         raise DataError(f"manifest {manifest}: {path!r} points outside the corpus folders "
                         f"{', '.join(map(str, roots))} (set data.allow_outside_paths=true to allow it)")

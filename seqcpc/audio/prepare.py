@@ -15,7 +15,7 @@ from seqcpc.audio.io import usable_audio_info
 from seqcpc.audio.manifest import Utterance, write_manifest, write_phones
 from seqcpc.cli import count, fraction
 from seqcpc.errors import DataError
-from seqcpc.files import atomic_write_text, fingerprint, stable_split
+from seqcpc.files import atomic_write_text, fingerprint, laid_out, stable_split
 
 
 @dataclass
@@ -103,9 +103,9 @@ def prepare(sources: list[Source], out_dir, options: dict, on_error: str = "skip
         if info is None:
             continue
         rate, channels, frames = info
-        rel = Path(s.path).resolve()
-        if out_dir.resolve() in rel.parents:
-            rel = rel.relative_to(out_dir.resolve())
+        rel = laid_out(s.path)
+        if laid_out(out_dir) in rel.parents:
+            rel = rel.relative_to(laid_out(out_dir))
         rows.append(Utterance(s.id, str(rel), s.speaker, s.split or "train", round(frames / rate, 4), rate,
                               channels, frames, s.meta))
         if (i + 1) % 1000 == 0:
@@ -113,7 +113,7 @@ def prepare(sources: list[Source], out_dir, options: dict, on_error: str = "skip
     if not rows:
         raise DataError(f"none of the {len(sources)} audio files for {out_dir} could be read")
     if audio_root is not None:
-        atomic_write_text(out_dir / "audio_roots.txt", f"{Path(audio_root).resolve()}\n")
+        atomic_write_text(out_dir / "audio_roots.txt", f"{laid_out(audio_root)}\n")
     write_manifest(manifest, rows)
     if frame_labels is not None:
         write_frame_labels(out_dir, frame_labels, rows, log=log)

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -72,3 +73,38 @@ def test_a_corpus_of_one_speaker_is_refused_not_scored_100_percent(tmp_path):
     cfg = small_cfg(manifest)
     with pytest.raises(DataError, match="at least two speakers"):
         run_speech_probes(cfg, build_model(cfg.model), tmp_path / "out", log=lambda *_: None)
+
+
+def test_a_corpus_of_symlinks_is_read_through_its_links_in_prep_training_and_probes(tmp_path):
+    """One policy everywhere: paths are kept as the user laid them out (links are not resolved), so files that
+    are links into another folder are inside the corpus for data_prep, the training windows and the probes."""
+    from data_prep import folder
+    from seqcpc.audio.windows import WindowDataset
+
+    real = toy_speech_corpus(tmp_path / "real", speakers=3, heldout=0, utts=6, seconds=1.5).parent
+    links = tmp_path / "links"
+    for row in read_manifest(real / "manifest.tsv"):
+        link = links / row.speaker / Path(row.path).name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(real / row.path)
+    manifest = folder.main(["--root", str(links), "--out", str(tmp_path / "prep"), "--test-fraction", "0.3"]).manifest
+    assert all(str(links) in r.path and "real" not in r.path for r in read_manifest(manifest))
+    WindowDataset(manifest, ["train"], window=8000, sample_rate=16000)  # no "outside the corpus" refusal
+    cfg = small_cfg(manifest)
+    out = run_speech_probes(cfg, build_model(cfg.model), tmp_path / "out", log=lambda *_: None)
+    assert out["counts"]["speakers"] == 3
+
+
+def test_the_probes_honour_the_outside_paths_override_their_error_recommends(tmp_path):
+    manifest = toy_speech_corpus(tmp_path / "c", speakers=3, heldout=0, utts=6, seconds=1.5)
+    rows = list(read_manifest(manifest))
+    elsewhere = tmp_path / "elsewhere" / "moved.flac"
+    elsewhere.parent.mkdir()
+    (manifest.parent / rows[0].path).rename(elsewhere)
+    rows[0].path = str(elsewhere)
+    write_manifest(manifest, rows)
+    cfg = small_cfg(manifest)
+    with pytest.raises(DataError, match="data.allow_outside_paths=true"):
+        run_speech_probes(cfg, build_model(cfg.model), tmp_path / "out", log=lambda *_: None)
+    cfg.data.allow_outside_paths = True
+    assert run_speech_probes(cfg, build_model(cfg.model), tmp_path / "out", log=lambda *_: None)["counts"]["speakers"] == 3
