@@ -68,7 +68,7 @@ def extract_files(checkpoint, in_dir, out_dir, what=("z", "c"), device="cpu") ->
     _check_what(what)
     cfg = checkpoint_config(read_checkpoint(checkpoint))
     if cfg.model.modality != "audio":
-        raise DataError(f"--npy-dir takes 1-D sequences, and {checkpoint} holds a {cfg.model.modality} model; "
+        raise DataError(f"--npy-dir takes 1-D sequences, and {checkpoint} holds an {cfg.model.modality} model; "
                         f"extract a split of its data set instead (--split train or val)")
     model = load_model(checkpoint, device)
     files = sorted(Path(in_dir).glob("*.npy"))

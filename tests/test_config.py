@@ -160,10 +160,11 @@ def test_a_resolved_config_round_trips_through_a_dict():
     ("model:\n\tsize: audio_paper\n", "not valid YAML"),
     ("model: [", "not valid YAML"),
     ("- 1\n- 2\n", "must hold a mapping"),
+    (b"\x00\xff\xfe\x89PNG binary", "not valid YAML"),
 ])
 def test_malformed_yaml_is_one_clear_error(tmp_path, text, match):
     path = tmp_path / "bad.yaml"
-    path.write_text(text)
+    path.write_bytes(text) if isinstance(text, bytes) else path.write_text(text)
     with pytest.raises(ConfigError, match=match):
         load_config(path)
 

@@ -11,7 +11,7 @@ from seqcpc.config import load_config, to_dict
 from seqcpc.errors import CheckpointError
 from seqcpc.train.checkpoint import load_model, save_checkpoint
 
-from conftest import TINY, cli, run_cli
+from conftest import ROOT, TINY, cli, run_cli
 
 
 @pytest.fixture
@@ -107,3 +107,11 @@ def test_a_pickled_payload_in_a_checkpoint_does_not_run(tmp_path, monkeypatch):
 def test_missing_checkpoint_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.ckpt"):
         load_model(tmp_path / "nope.ckpt")
+
+
+def test_an_image_checkpoint_given_sequences_is_one_clear_error(tmp_path, capsys):
+    (tmp_path / "seqs").mkdir()
+    np.save(tmp_path / "seqs" / "a.npy", np.zeros(3000, np.float32))
+    image_ckpt = ROOT / "tests" / "fixtures" / "legacy_v1" / "image.ckpt"
+    code, _, err = cli(capsys, "extract", "--checkpoint", image_ckpt, "--out", tmp_path / "f", "--npy-dir", tmp_path / "seqs")
+    assert code == 1 and "holds an image model" in err and "--split" in err

@@ -97,3 +97,11 @@ def test_resume_from_a_checkpoint_that_is_not_one_or_holds_another_model_is_refu
     ckpt.write_bytes(ckpt.read_bytes()[:1000])  # truncated
     code, _, err = cli(capsys, "pretrain", *QUICK, "train.max_steps=4", f"train.out_dir={out}", "--resume")
     assert code == 1 and "could not be read as a seqcpc checkpoint" in err and "Traceback" not in err
+
+
+def test_an_out_dir_under_a_file_is_one_line_and_debug_shows_the_traceback(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    code, _, err = cli(capsys, "pretrain", *QUICK, f"train.out_dir={tmp_path / 'file' / 'run'}")
+    assert code == 1 and "Traceback" not in err and "SEQCPC_DEBUG=1" in err
+    with pytest.raises(Exception):  # --debug lets the error through, traceback and all, for a bug report
+        cli(capsys, "--debug", "pretrain", *QUICK, f"train.out_dir={tmp_path / 'file' / 'run'}")
