@@ -1,6 +1,7 @@
 """Training step time of seqcpc configurations, split into its parts, with achieved GFLOP/s.
 
-    python benchmarks/step_time.py [--steps 10] [--configs audio_paper speech_cpu image_cpu] [--device cpu] [--compile] [--bf16]
+    python benchmarks/step_time.py [--steps 10] [--configs audio_paper speech_cpu image_cpu] [--device cpu] [--compile]
+                                   [--bf16] [--threads 1]
 
 Each step is the real training step: the model's own forward (which returns the loss), backward, Adam. The
 forward is split into parts by hooks on the model's submodules (encoder, context, predictor, loss, ...), so
@@ -153,8 +154,12 @@ def main():
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--compile", action="store_true", help="also time each config with torch.compile")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast, as fabric.precision=bf16-mixed (GPUs)")
-    parser.add_argument("--out", default=None, help="results name (default step_time_<device>[_bf16])")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="CPU threads (0: torch's default); 1 is what train.deterministic=true uses")
+    parser.add_argument("--out", default=None, help="results name (default step_time_<device>[_bf16][_<n>thread])")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     peak = matmul_peak_gflops(device=args.device)
     rows = []
@@ -170,7 +175,8 @@ def main():
                "throughput", "GFLOP / step", "GFLOP/s", "% of matmul peak"]
     meta = {**machine(), "device": args.device, "precision": "bf16 autocast" if args.bf16 else "fp32",
             "matmul peak GFLOP/s": f"{peak:.1f}", "timed steps": args.steps}
-    write_table(args.out or f"step_time_{args.device}" + ("_bf16" if args.bf16 else ""), columns, rows, meta)
+    name = f"step_time_{args.device}" + ("_bf16" if args.bf16 else "") + (f"_{args.threads}thread" if args.threads else "")
+    write_table(args.out or name, columns, rows, meta)
 
 
 if __name__ == "__main__":
