@@ -12,7 +12,7 @@ from pathlib import Path
 
 from seqcpc import modalities
 from seqcpc.config import Config, PrepareConfig, load_config
-from seqcpc.errors import ConfigError, SeqcpcError
+from seqcpc.errors import ConfigError, report_errors
 from seqcpc.train.checkpoint import load_model
 from seqcpc.train.loop import pretrain
 
@@ -58,11 +58,10 @@ def recipe_main(doc: str, argv=None) -> int:
     parser.add_argument("--config", required=True)
     parser.add_argument("overrides", nargs="*", metavar="key=value")
     args = parser.parse_args(argv)
-    try:
+
+    def run():
         cfg = load_config(args.config, args.overrides)
         prepare_data(cfg.prepare)
         evaluate_once(cfg, pretrain_once(cfg))
-    except (SeqcpcError, FileNotFoundError) as err:
-        print(f"{Path(sys.argv[0]).parent.name} recipe: error: {err}", file=sys.stderr)
-        return 1
-    return 0
+
+    return report_errors(run, f"{Path(sys.argv[0]).parent.name} recipe")

@@ -1,0 +1,63 @@
+"""Mistakes a new user makes, injected through the real entry points (`seqcpc ...` in process, data_prep
+scripts' `main`): each ends in one clear line or in numbers that do not mislead, and loses nothing."""
+import json
+
+import numpy as np
+import pytest
+
+from audio_fixtures import toy_speech_corpus, write
+from conftest import cli
+from data_prep import folder
+from seqcpc.audio.manifest import read_manifest, write_manifest
+
+SPEECH = ["data.kind=manifest", "model.size=audio_paper", "model.encoder.dim=16", "model.context.dim=16",
+          "model.predictor.steps=4", "model.loss.num_negatives=16", "data.window=8000", "data.batch_size=4",
+          "train.val_batches=2", "train.log_every=2", "probe.episodes=20", "probe.phone_frames=2000"]
+
+
+@pytest.mark.parametrize("text", ["model:\n\tsize: audio_paper\n", "", "optim: {lr: 1.0e-3}\noptim: {lr: 1.0e-2}\n",
+                                  "model: [unclosed\n"])
+def test_a_malformed_config_file_is_one_line(tmp_path, capsys, text):
+    (tmp_path / "c.yaml").write_text(text)
+    code, _, err = cli(capsys, "pretrain", "--config", tmp_path / "c.yaml", f"train.out_dir={tmp_path / 'run'}")
+    assert code == 1 and str(tmp_path / "c.yaml") in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_corpus_of_silence_trains_to_chance_and_reports_no_hits(tmp_path, capsys):
+    """Silent audio carries no information: every candidate scores the same. Accuracy must say so (ties are
+    misses), not report the positive, listed first, as always found."""
+    manifest = toy_speech_corpus(tmp_path / "c", speakers=2, heldout=0, utts=4, seconds=1.0)
+    for row in read_manifest(manifest):
+        write(manifest.parent / row.path, np.zeros(16000), 16000)
+    code, _, err = cli(capsys, "pretrain", *SPEECH, f"data.manifest={manifest}", "train.max_steps=4",
+                       "train.val_every=4", "model.encoder.norm=layer", f"train.out_dir={tmp_path / 'run'}")
+    assert code == 0, err
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["val_metrics"]["acc"] == 0.0 and summary["val_loss"] == pytest.approx(summary["chance_loss"], rel=0.05)
+
+
+def test_a_probe_on_a_single_speaker_is_refused_not_scored_100_percent(tmp_path, capsys):
+    manifest = toy_speech_corpus(tmp_path / "c", speakers=2, heldout=0, utts=6, seconds=1.0)
+    run = tmp_path / "run"
+    assert cli(capsys, "pretrain", *SPEECH, f"data.manifest={manifest}", "train.max_steps=2", "train.val_every=2",
+               f"train.out_dir={run}")[0] == 0
+    write_manifest(manifest, [r for r in read_manifest(manifest) if r.speaker == "s0"])
+    code, _, err = cli(capsys, "probe", "--checkpoint", run / "checkpoints" / "last.ckpt", "--out", tmp_path / "p")
+    assert code == 1 and "at least two speakers" in err and "Traceback" not in err
+
+
+def test_a_corpus_of_links_is_prepared_trained_on_and_probed_through_its_links(tmp_path, capsys):
+    real = toy_speech_corpus(tmp_path / "real", speakers=3, heldout=0, utts=6, seconds=1.0).parent
+    links = tmp_path / "links"
+    for row in read_manifest(real / "manifest.tsv"):
+        (links / row.speaker).mkdir(parents=True, exist_ok=True)
+        (links / row.speaker / row.path.split("/")[-1]).symlink_to(real / row.path)
+    manifest = folder.main(["--root", str(links), "--out", str(tmp_path / "prep"), "--test-fraction", "0.3"]).manifest
+    run = tmp_path / "run"
+    code, _, err = cli(capsys, "pretrain", *SPEECH, f"data.manifest={manifest}", "train.max_steps=2",
+                       "train.val_every=2", f"train.out_dir={run}")
+    assert code == 0, err
+    code, _, err = cli(capsys, "probe", "--checkpoint", run / "checkpoints" / "last.ckpt", "--out", tmp_path / "p")
+    assert code == 0, err
+    assert json.loads((tmp_path / "p" / "results.json").read_text())["counts"]["speakers"] == 3
