@@ -75,7 +75,7 @@ def main():
         rows.append({"implementation": name, "forward + backward s": f"{seconds:.3f}"})
         print(rows[-1], flush=True)
     rows[1]["x slower"] = f"{float(rows[1]['forward + backward s']) / float(rows[0]['forward + backward s']):.1f}"
-    meta = {**machine(), "shapes": f"B={B} K={K} T={T} D={D} N={N}", "loss": f"{loss_a.item():.5f} (both)"}
+    meta = {**machine(), "shapes": f"B={B} K={K} T={T} D={D} N={N}", "loss": f"{loss_b.item():.5f} (both)"}
     write_table("infonce_cpu", ["implementation", "forward + backward s", "x slower"], rows, meta)
 
 

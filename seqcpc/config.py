@@ -22,8 +22,6 @@ import yaml
 from seqcpc import modalities
 from seqcpc.errors import ConfigError
 
-SECTIONS = ("model", "data", "probe")  # the sections whose fields depend on the modality
-
 
 def choice(default, choices):
     return field(default=default, metadata={"choices": tuple(choices)})

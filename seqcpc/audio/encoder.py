@@ -6,7 +6,6 @@ know the modality.
 """
 import math
 
-import torch
 from einops import rearrange
 from torch import nn
 

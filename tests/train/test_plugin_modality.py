@@ -4,7 +4,7 @@ per-step and per-epoch hooks called when they should be."""
 import csv
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 import pytest
