@@ -275,7 +275,7 @@ def run_training(fabric, cfg: Config, out: Path, ckpt_path: Path, resume: bool, 
                "ranks_param_spread": ranks_param_spread(fabric, model), "elapsed_s": time.time() - t0}
     if fabric.is_global_zero:
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
-        plot_curves(out / "metrics.csv", out / "curves.png")
+        plot_curves(out / "metrics.csv", out / "curves.png", summary["chance_loss"])
         if "val_loss" in summary and summary["val_loss"] > 0.98 * summary["chance_loss"]:
             fabric.print(f"WARNING: the validation loss {summary['val_loss']:.3f} is still at the plateau "
                          f"(chance {summary['chance_loss']:.3f}): the features have not learned; try a higher "

@@ -114,7 +114,7 @@ class Progress:
         return " | ".join(parts + [f"eta {fmt_duration(rates['eta_s'])}"])
 
 
-def plot_curves(csv_path, png_path) -> None:
+def plot_curves(csv_path, png_path, chance_loss: float | None = None) -> None:
     """Loss (train and validation) and one panel per metric name against step; members of a name (acc/k1 ..)
     are drawn from validation rows (training rows when there are none), shaded by their order."""
     with open(csv_path, newline="") as f:
@@ -133,6 +133,8 @@ def plot_curves(csv_path, png_path) -> None:
 
     for split, marker in (("train", None), ("val", "o")):
         curve(axes[0, 0], split, "loss", marker=marker, label=split)
+    if chance_loss is not None:  # the plateau a run has to leave
+        axes[0, 0].axhline(chance_loss, color="grey", linestyle="--", label=f"chance ({chance_loss:.2f})")
     axes[0, 0].set(xlabel="step", ylabel="loss", title="loss")
     cmap = plt.get_cmap("viridis")
     for ax, name in zip(axes[0, 1:], names):
