@@ -270,6 +270,8 @@ def run_training(fabric, cfg: Config, out: Path, ckpt_path: Path, resume: bool, 
     loaders = {"train": train_loader, "val": val_loader, "sampler": sampler}
     last = train(fabric, cfg, state, loaders, log, ckpt_path, hooks)
 
+    for logger in fabric.loggers:  # flush TensorBoard's event files
+        logger.finalize("success")
     summary = {"step": state["step"], "bad_steps": state["bad_steps"], "world_size": fabric.world_size,
                "chance_loss": hooks.chance_loss(cfg.data.batch_size, positions), **last,
                "ranks_param_spread": ranks_param_spread(fabric, model), "elapsed_s": time.time() - t0}

@@ -127,7 +127,7 @@ def test_two_process_ddp_run_keeps_ranks_in_sync_and_writes_once(tmp_path):
     assert proc.stdout.count("step 20/20") == 1 and proc.stdout.count("done: step 20") == 1
     steps = [r["step"] for r in read_csv(tmp_path / "metrics.csv") if r["split"] == "train"]
     assert steps == ["5", "10", "15", "20"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoints", "config.yaml", "curves.png",
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".seqcpc_run", "checkpoints", "config.yaml", "curves.png",
                                                           "metrics.csv", "summary.json"]
     assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["last.ckpt"]
 
