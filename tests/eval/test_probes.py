@@ -8,7 +8,6 @@ import torch.nn.functional as F
 from seqcpc.errors import DataError
 from seqcpc.eval import probes
 from seqcpc.eval.probes import Standardizer, linear_probe, prototypical_episodes, train_linear_probe
-from seqcpc.eval.report import confusion_matrix, plot_accuracy_bars, plot_confusion
 
 
 def blobs(n_per_class=100, num_classes=10, dim=20, spread=5.0, seed=0):
@@ -149,36 +148,6 @@ def test_prototypical_too_few_classes():
     with pytest.raises(ValueError, match="need 5 classes with >= 6 samples.*only 4 of 6"):
         prototypical_episodes(x, y, n_way=5, k_shot=1, n_query=5)
     assert prototypical_episodes(x, y, n_way=4, episodes=3)["episodes"] == 3
-
-
-def test_confusion_matrix():
-    y_true = np.array([0, 0, 1, 1, 1, 2, 2, 2, 2])
-    y_pred = np.array([0, 1, 1, 1, 2, 2, 2, 0, 2])
-    m = confusion_matrix(y_true, torch.as_tensor(y_pred), 4)
-    assert m.shape == (4, 4) and m.sum() == len(y_true)
-    assert np.diag(m).sum() == (y_true == y_pred).sum()
-    np.testing.assert_array_equal(m[:3, :3], [[1, 1, 0], [0, 2, 1], [1, 0, 3]])  # rows are the true class
-    assert not m[3].any() and not m[:, 3].any()
-    with pytest.raises(ValueError, match="y_pred"):
-        confusion_matrix(y_true, y_pred + 2, 4)
-
-
-def is_png(path):
-    data = path.read_bytes()
-    return len(data) > 1000 and data.startswith(b"\x89PNG")
-
-
-def test_plots_write_png(tmp_path):
-    rng = np.random.default_rng(7)
-    small = confusion_matrix(rng.integers(0, 5, 200), rng.integers(0, 5, 200), 5)
-    plot_confusion(small, tmp_path / "small.png", labels=list("abcde"), title="5 classes")
-    big = confusion_matrix(rng.integers(0, 100, 5000), rng.integers(0, 100, 5000), 100)
-    big[7] = 0  # a class that never occurs must not produce NaNs
-    plot_confusion(big, tmp_path / "big.png", title="100 classes")
-    plot_accuracy_bars({"speaker": {"cpc": 0.97, "mfcc": 0.8, "random": 0.3},
-                        "phone": {"cpc": 0.64, "mfcc": 0.45}}, tmp_path / "bars.png", title="probes")
-    for name in ("small.png", "big.png", "bars.png"):
-        assert is_png(tmp_path / name)
 
 
 def test_a_probe_with_a_single_class_is_refused():
