@@ -61,3 +61,17 @@ def test_a_corpus_of_links_is_prepared_trained_on_and_probed_through_its_links(t
     code, _, err = cli(capsys, "probe", "--checkpoint", run / "checkpoints" / "last.ckpt", "--out", tmp_path / "p")
     assert code == 0, err
     assert json.loads((tmp_path / "p" / "results.json").read_text())["counts"]["speakers"] == 3
+
+
+def test_home_and_variables_in_paths_are_expanded_by_the_command(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SEQCPC_RUNS", str(tmp_path / "runs"))
+    tiny = ["model.size=synthetic_tiny", "data.window=2048", "data.num_sequences=64", "data.val_sequences=16",
+            "train.max_steps=2", "train.val_every=2", "train.log_every=1"]
+    assert cli(capsys, "pretrain", *tiny, "train.out_dir=~/run")[0] == 0
+    assert (tmp_path / "home" / "run" / "checkpoints" / "last.ckpt").is_file() and not (tmp_path / "~").exists()
+    assert cli(capsys, "pretrain", *tiny, "train.out_dir=$SEQCPC_RUNS/a")[0] == 0
+    assert (tmp_path / "runs" / "a" / "summary.json").is_file()
+    monkeypatch.delenv("SEQCPC_RUNS")
+    code, _, err = cli(capsys, "pretrain", *tiny, "train.out_dir=$SEQCPC_RUNS/b")
+    assert code == 1 and "environment variable in it is not set" in err
