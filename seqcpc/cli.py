@@ -51,10 +51,11 @@ def extract_main(args) -> None:
 
 def probe_main(args) -> None:
     from seqcpc.config import with_overrides
-    from seqcpc.train.checkpoint import checkpoint_config, load_model, read_checkpoint
+    from seqcpc.train.checkpoint import load_config_and_model
 
-    cfg = with_overrides(checkpoint_config(read_checkpoint(args.checkpoint)), args.overrides)
-    modalities.get(cfg.model.modality).evaluate(cfg, load_model(args.checkpoint), args.out)
+    cfg, model = load_config_and_model(args.checkpoint)
+    cfg = with_overrides(cfg, args.overrides)
+    modalities.get(cfg.model.modality).evaluate(cfg, model, args.out)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 
 from seqcpc import modalities
 from seqcpc.errors import DataError
-from seqcpc.train.checkpoint import checkpoint_config, load_model, read_checkpoint
+from seqcpc.train.checkpoint import load_config_and_model
 
 WHAT = ("z", "c")
 
@@ -25,8 +25,7 @@ def _check_what(what):
 
 def extract_split(checkpoint, out_dir, split="val", what=("z", "c"), batch_size=16, device="cpu") -> dict:
     _check_what(what)
-    cfg = checkpoint_config(read_checkpoint(checkpoint))
-    model = load_model(checkpoint, device)
+    cfg, model = load_config_and_model(checkpoint, device)
     train, val = modalities.get(cfg.model.modality).datasets(cfg.data, cfg.train.seed)
     dataset = {"train": train, "val": val}[split]
     feats, groups = {w: [] for w in what}, []
@@ -66,11 +65,10 @@ def read_sequence(path: Path, channels: int) -> torch.Tensor:
 def extract_files(checkpoint, in_dir, out_dir, what=("z", "c"), device="cpu") -> dict:
     """Every 1-D sequence in in_dir/*.npy, each (L,) or (C, L), written as (T, D)."""
     _check_what(what)
-    cfg = checkpoint_config(read_checkpoint(checkpoint))
+    cfg, model = load_config_and_model(checkpoint, device)
     if cfg.model.modality != "audio":
         raise DataError(f"--npy-dir takes 1-D sequences, and {checkpoint} holds an {cfg.model.modality} model; "
                         f"extract a split of its data set instead (--split train or val)")
-    model = load_model(checkpoint, device)
     files = sorted(Path(in_dir).glob("*.npy"))
     if not files:
         raise FileNotFoundError(f"no .npy files in {in_dir}")

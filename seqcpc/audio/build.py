@@ -16,8 +16,7 @@ def build_audio_model(cfg: AudioModelConfig) -> CPC:
     else:
         context = RNNContext(enc.dim, ctx.dim, ctx.layers, cell=ctx.kind)
     predictor = make_predictor(pred.kind, ctx.dim, enc.dim, pred.steps, pred.hidden, pred.per_step)
-    return CPC(encoder, context, predictor, InfoNCE(loss.negatives, loss.num_negatives, loss.normalize,
-                                                    loss.temperature))
+    return CPC(encoder, context, predictor, InfoNCE.from_config(loss))
 
 
 def check_audio_config(cfg) -> int:
@@ -39,6 +38,5 @@ def check_audio_config(cfg) -> int:
     if K < 1 or T <= K:
         raise ConfigError(f"model.predictor.steps={K} must be between 1 and the {T} latent steps of a "
                           f"data.window={window} minus one")
-    loss = cfg.model.loss
-    check_negatives(loss.negatives, loss.num_negatives, loss.temperature, cfg.data.batch_size, T, T)
+    check_negatives(cfg.model.loss, cfg.data.batch_size, T, T)
     return T

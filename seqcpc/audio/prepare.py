@@ -97,15 +97,15 @@ def prepare(sources: list[Source], out_dir, options: dict, on_error: str = "skip
     if manifest.is_file() and stamp.is_file() and stamp.read_text().strip() == key:
         log(f"{manifest} is up to date ({len(sources)} files); nothing to do")
         return PrepResult(manifest, written=False)
-    rows, skipped = [], []
+    rows, skipped, folder = [], [], laid_out(out_dir)
     for i, s in enumerate(sorted(sources, key=lambda s: s.id)):
         info = usable_audio_info(s.path, on_error, skipped)
         if info is None:
             continue
         rate, channels, frames = info
         rel = laid_out(s.path)
-        if laid_out(out_dir) in rel.parents:
-            rel = rel.relative_to(laid_out(out_dir))
+        if folder in rel.parents:
+            rel = rel.relative_to(folder)
         rows.append(Utterance(s.id, str(rel), s.speaker, s.split or "train", round(frames / rate, 4), rate,
                               channels, frames, s.meta))
         if (i + 1) % 1000 == 0:

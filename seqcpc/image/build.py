@@ -22,7 +22,7 @@ def build_image_model(cfg: ImageModelConfig) -> PatchCPC:
                                for _ in range(grid.directions))
     augment = PatchAugment(aug.jitter, aug.flip, aug.colour_drop, aug.grey, aug.per_patch)
     return PatchCPC(encoder, contexts, predictors,
-                    InfoNCE(loss.negatives, loss.num_negatives, loss.normalize, loss.temperature),
+                    InfoNCE.from_config(loss),
                     augment, grid.size, grid.stride)
 
 
@@ -52,5 +52,5 @@ def check_image_config(cfg) -> int:
         raise ConfigError(f"model.predictor.steps={K} must be between 1 and the {shortest} rows of the "
                           f"{rows}x{cols} patch grid minus one")
     # each grid column is one scored sequence of `rows` positions
-    check_negatives(loss.negatives, loss.num_negatives, loss.temperature, cfg.data.batch_size, rows * cols, rows)
+    check_negatives(loss, cfg.data.batch_size, rows * cols, rows)
     return rows * cols

@@ -24,15 +24,14 @@ from seqcpc.errors import ConfigError
 MODES = ("batch", "sequence", "group", "all")
 
 
-def check_negatives(negatives: str, num_negatives: int, temperature: float, batch_size: int, per_sample: int,
-                    per_sequence: int) -> None:
-    """Refuse a negative-sampling setup the batch cannot supply: `per_sample` latent positions per batch item,
-    `per_sequence` positions per scored sequence."""
-    positions = per_sequence if negatives == "sequence" else batch_size * per_sample
-    if negatives != "all" and not 1 <= num_negatives <= positions:
-        raise ConfigError(f"model.loss.num_negatives={num_negatives} must be between 1 and the {positions} "
+def check_negatives(loss, batch_size: int, per_sample: int, per_sequence: int) -> None:
+    """Refuse a negative-sampling setup (`loss`: the model.loss config section) the batch cannot supply:
+    `per_sample` latent positions per batch item, `per_sequence` positions per scored sequence."""
+    positions = per_sequence if loss.negatives == "sequence" else batch_size * per_sample
+    if loss.negatives != "all" and not 1 <= loss.num_negatives <= positions:
+        raise ConfigError(f"model.loss.num_negatives={loss.num_negatives} must be between 1 and the {positions} "
                           f"positions negatives are drawn from")
-    if batch_size < 1 or temperature <= 0:
+    if batch_size < 1 or loss.temperature <= 0:
         raise ConfigError("data.batch_size must be >= 1 and model.loss.temperature > 0")
 
 
@@ -51,6 +50,11 @@ class InfoNCE(nn.Module):
             raise ValueError(f"unknown negatives mode {negatives!r}; choose one of {MODES}")
         self.mode, self.num_negatives = negatives, num_negatives
         self.normalize, self.temperature = normalize, temperature
+
+    @classmethod
+    def from_config(cls, loss) -> "InfoNCE":
+        """From the model.loss config section (seqcpc.config.LossConfig)."""
+        return cls(loss.negatives, loss.num_negatives, loss.normalize, loss.temperature)
 
     def sample_negatives(self, z, groups=None):
         """Flat indices into the P positions of z (B, T, D): (B, N)."""

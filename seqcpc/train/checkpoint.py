@@ -53,15 +53,20 @@ def checkpoint_config(ckpt: dict) -> Config:
     return resolve(ckpt["config"], prune=ckpt.get("format", 1) < 2)
 
 
-def load_model(path, device="cpu"):
-    """Rebuild the model from a checkpoint alone; returned in eval mode."""
+def load_config_and_model(path, device="cpu") -> tuple[Config, object]:
+    """(the run's config, its model rebuilt and in eval mode) from a checkpoint alone, read once."""
     if torch.device(device).type == "cuda" and not torch.cuda.is_available():
         raise SeqcpcError(f"--device {device}: torch sees no GPU on this machine; use --device cpu")
     ckpt = read_checkpoint(path)
     cfg = checkpoint_config(ckpt)
     model = modalities.get(cfg.model.modality).build(cfg.model)
     model.load_state_dict(ckpt["model"])
-    return model.to(device).eval()
+    return cfg, model.to(device).eval()
+
+
+def load_model(path, device="cpu"):
+    """Rebuild the model from a checkpoint alone; returned in eval mode."""
+    return load_config_and_model(path, device)[1]
 
 
 def flat_fields(data: dict, prefix: str = "") -> dict:

@@ -5,6 +5,7 @@ gains a column for each new key, and the plot draws one panel per metric name, w
 "acc/k1" .. "acc/k12") together in their name's panel. Only rank 0 writes; the writers are no-ops elsewhere.
 """
 import csv
+import io
 import time
 from pathlib import Path
 
@@ -24,8 +25,12 @@ def fmt_duration(seconds: float) -> str:
 
 
 def _csv_text(fields: list[str], rows: list[dict]) -> str:
-    lines = [",".join(fields)] + [",".join(str(r.get(f, "")) for f in fields) for r in rows]
-    return "\n".join(lines) + "\n"
+    """The CSV file of `rows`, written by the same csv module that appends rows later (quoting included)."""
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return text.getvalue()
 
 
 class MetricsLog:
@@ -51,7 +56,7 @@ class MetricsLog:
             self.fields += new
             atomic_write_text(self.path, _csv_text(self.fields, self.rows()))
         with open(self.path, "a", newline="") as f:
-            csv.DictWriter(f, self.fields).writerow(row)
+            csv.DictWriter(f, self.fields, lineterminator="\n").writerow(row)
 
     def rows(self) -> list[dict]:
         with open(self.path, newline="") as f:
