@@ -200,6 +200,14 @@ def report_skipped(fabric, out: Path, datasets: dict) -> None:
             atomic_write_text(out / "bad_files.txt", "".join(bad))
 
 
+def close_distributed(fabric) -> None:
+    """Let every rank finish, then take the process group down: a rank that reaches interpreter exit while
+    another still writes its files can abort in the communication library's teardown, which kills the run."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        fabric.barrier()
+        torch.distributed.destroy_process_group()
+
+
 def pretrain(cfg: Config, resume: bool = False, overwrite: bool = False) -> dict:
     entry = modalities.get(cfg.model.modality)
     positions = entry.check(cfg)
@@ -217,7 +225,9 @@ def pretrain(cfg: Config, resume: bool = False, overwrite: bool = False) -> dict
             torch.set_num_threads(1)
             torch.use_deterministic_algorithms(True)
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # what cuBLAS needs to be deterministic
-        return run_training(fabric, cfg, out, ckpt_path, resume, entry, positions)
+        summary = run_training(fabric, cfg, out, ckpt_path, resume, entry, positions)
+        close_distributed(fabric)
+        return summary
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)
