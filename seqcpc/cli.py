@@ -4,7 +4,7 @@ import sys
 
 from seqcpc import modalities
 from seqcpc.config import load_config
-from seqcpc.errors import report_errors
+from seqcpc.errors import ConfigError, report_errors
 
 
 def fraction(text: str) -> float:
@@ -54,8 +54,15 @@ def probe_main(args) -> None:
     from seqcpc.train.checkpoint import load_config_and_model
 
     cfg, model = load_config_and_model(args.checkpoint)
-    cfg = with_overrides(cfg, args.overrides)
-    modalities.get(cfg.model.modality).evaluate(cfg, model, args.out)
+    saved, cfg = cfg, with_overrides(cfg, args.overrides)
+    if cfg.model != saved.model:
+        raise ConfigError("seqcpc probe: model.* keys describe the checkpoint's network and cannot be overridden")
+    if args.episodic or cfg.model.objective != "cpc":  # a few-shot learner has only its episodes to be scored on
+        from seqcpc.fewshot.evaluate import run_episodic_eval
+
+        run_episodic_eval(cfg, model, args.out)
+    else:
+        modalities.get(cfg.model.modality).evaluate(cfg, model, args.out)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,10 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(run=extract_main)
 
     q = sub.add_parser("probe", help="frozen-feature probes against baselines: speaker / phone / few-shot for "
-                                     "speech, linear / label efficiency / few-shot for images")
+                                     "speech, linear / label efficiency / few-shot for images; episodic few-shot "
+                                     "evaluation with --episodic (the only one for a few-shot learner)")
     q.add_argument("--checkpoint", required=True)
     q.add_argument("--out", required=True, help="folder for results.md, results.json and plots")
     q.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. data.manifest=... probe.episodes=500")
+    q.add_argument("--episodic", action="store_true",
+                   help="N-way K-shot episodes on the classes never trained on (probe.ways x probe.shots): "
+                        "classifiers fitted on frozen features, or a few-shot learner's own episodes")
     q.set_defaults(run=probe_main)
     return parser
 

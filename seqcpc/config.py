@@ -78,11 +78,38 @@ class LossConfig:
 
 @dataclass
 class FewShotConfig:
-    """The few-shot part of every modality's probe section: prototypical N-way K-shot episodes."""
+    """The few-shot part of every modality's probe section: N-way K-shot episodes on classes never trained on.
+    The recipes' frozen-feature probe runs n_way-way episodes; the episodic evaluation (seqcpc/fewshot/evaluate.py,
+    `seqcpc probe --episodic`) runs every way of `ways` with every shot count."""
     n_way: int = number(5, min=2)
     shots: list[int] = number([1, 5], min=1)
-    n_query: int = number(5, min=1)
+    n_query: int = number(5, min=1)  # queries per class
     episodes: int = number(300, min=1)
+    ways: list[int] = number([5, 20], min=2)  # episodic evaluation only
+
+
+OBJECTIVES = ("cpc", "protonet", "matching", "maml")  # model.objective: what the loop trains
+
+
+@dataclass
+class MetaConfig:
+    """Meta-learning on episodes (model.objective protonet, matching or maml; seqcpc/fewshot/). A training
+    batch is one episode: n_way classes of the training split, k_shot support and n_query query items each."""
+    n_way: int = number(5, min=2)
+    k_shot: int = number(1, min=1)
+    n_query: int = number(15, min=1)
+    episodes_per_epoch: int = number(100, min=1)  # per device; validation draws val_batches (or these) episodes
+    pool: int = number(1, min=1)  # images: the latent grid averaged into pool x pool cells (sequences: over time)
+    fce: bool = False  # matching: full-context embeddings (support through a BiLSTM, queries through attention)
+    fce_steps: int = number(3, min=1)  # matching: read-out steps of the query's attention LSTM
+    temperature: float = number(10.0, above=0)  # matching: cosine similarities are multiplied by this
+    inner: str = choice("all", ["all", "head"])  # maml: adapt every weight, or only the classifier head
+    # maml: the head each episode starts from: the support prototypes (as Proto-MAML) or zero
+    head_init: str = choice("prototypes", ["prototypes", "zero"])
+    inner_steps: int = number(5, min=1)  # maml: SGD steps on the support set in meta-training
+    eval_inner_steps: int = number(10, min=1)  # maml: ... and when tested
+    inner_lr: float = number(1e-3, above=0)  # maml: the SGD step (larger ones diverged with inner=all, README)
+    first_order: bool = False  # maml: drop the second-order terms of the meta-gradient
 
 
 @dataclass
@@ -118,6 +145,9 @@ class TrainConfig:
     # bit-identical runs (and resumed runs) on CPU: one thread and torch's deterministic algorithms; slower
     # (benchmarks/results/step_time_cpu_1thread.md)
     deterministic: bool = False
+    # start from the weights of this checkpoint that match the model by name and shape (e.g. a CPC encoder under
+    # a few-shot learner); a resumed run keeps its own
+    init_from: str = path()
 
 
 @dataclass

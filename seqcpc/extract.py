@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from seqcpc import modalities
-from seqcpc.errors import DataError
+from seqcpc.errors import DataError, SeqcpcError
 from seqcpc.train.checkpoint import load_config_and_model
 
 WHAT = ("z", "c")
@@ -23,9 +23,18 @@ def _check_what(what):
         raise ValueError(f"features to extract must be among {WHAT}, got {list(what)}")
 
 
+def load_cpc(checkpoint, device):
+    """(config, model) of a CPC checkpoint; a few-shot learner has no z and c to write."""
+    cfg, model = load_config_and_model(checkpoint, device)
+    if cfg.model.objective != "cpc":
+        raise SeqcpcError(f"{checkpoint} holds a few-shot learner (model.objective={cfg.model.objective}), which has "
+                          f"no z and c to extract; score it with seqcpc probe --checkpoint {checkpoint} --out DIR")
+    return cfg, model
+
+
 def extract_split(checkpoint, out_dir, split="val", what=("z", "c"), batch_size=16, device="cpu") -> dict:
     _check_what(what)
-    cfg, model = load_config_and_model(checkpoint, device)
+    cfg, model = load_cpc(checkpoint, device)
     train, val = modalities.get(cfg.model.modality).datasets(cfg.data, cfg.train.seed)
     dataset = {"train": train, "val": val}[split]
     feats, groups = {w: [] for w in what}, []
@@ -65,7 +74,7 @@ def read_sequence(path: Path, channels: int) -> torch.Tensor:
 def extract_files(checkpoint, in_dir, out_dir, what=("z", "c"), device="cpu") -> dict:
     """Every 1-D sequence in in_dir/*.npy, each (L,) or (C, L), written as (T, D)."""
     _check_what(what)
-    cfg, model = load_config_and_model(checkpoint, device)
+    cfg, model = load_cpc(checkpoint, device)
     if cfg.model.modality != "audio":
         raise DataError(f"--npy-dir takes 1-D sequences, and {checkpoint} holds an {cfg.model.modality} model; "
                         f"extract a split of its data set instead (--split train or val)")

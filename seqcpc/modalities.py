@@ -23,10 +23,14 @@ class Modality:
     check: Callable[[Any], int]  # Config -> latent positions per sample; raises ConfigError before anything runs
     datasets: Callable[[Any, int], tuple]  # (data config, seed) -> (training, validation) datasets of (x, group)
     evaluate: Callable[..., dict]  # (Config, model, out_dir, log=print) -> results; writes results.md/json, plots
-    # (dataset, data config, world size, rank, seed) -> a batch sampler with set_position(epoch, batches_done),
-    # or None for the loop's shuffled batches
+    # (dataset, Config, world size, rank, seed, train) -> a batch sampler with set_position(epoch, batches_done),
+    # or None for the loop's batches (shuffled in training, in order in validation)
     batch_sampler: Optional[Callable[..., Any]] = None
     sizes: dict = field(default_factory=dict)  # name -> function returning a model config
+    # few-shot episodes (seqcpc/fewshot/evaluate.py): (Config, log) -> EpisodeData of the classes never trained on
+    episode_data: Optional[Callable[..., Any]] = None
+    # (Config, model) -> {name: batch -> (B, D) frozen features} for the frozen-feature few-shot classifiers
+    frozen_features: Optional[Callable[..., dict]] = None
 
 
 def register(entry: Modality) -> Modality:

@@ -36,3 +36,25 @@ def toy_image_folder(root, n_per_class: int = 30, size: int = 20):
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(img).save(folder / f"{i:04d}.png")
     return root
+
+
+def toy_class_store(root, train_classes: int = 12, test_classes: int = 8, per_class: int = 12, size: int = 16,
+                    seed: int = 0):
+    """A many-class store for few-shot learning: each class a random 4x4 block pattern (shifted by up to a pixel,
+    with noise); the "test" split's classes are not the "train" split's. Returns its path."""
+    rng = np.random.default_rng(seed)
+    n = train_classes + test_classes
+    cell = size // 4
+    templates = (rng.random((n, 4, 4)) > 0.5).repeat(cell, 1).repeat(cell, 2)
+    splits = {}
+    for split, classes in (("train", range(train_classes)), ("test", range(train_classes, n))):
+        images, labels = [], []
+        for c in classes:
+            for _ in range(per_class):
+                shifted = np.roll(templates[c], tuple(rng.integers(-1, 2, 2)), (0, 1))
+                img = shifted * 200 + rng.normal(0, 30, (size, size)) + 25
+                images.append(np.clip(img, 0, 255).astype(np.uint8)[..., None])
+                labels.append(c)
+        splits[split] = (np.stack(images), np.array(labels, dtype=np.int64))
+    write_dataset(root, splits, [f"pattern{i}" for i in range(n)], "tests", key="toy classes")
+    return root

@@ -1,17 +1,20 @@
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 from image_fixtures import toy_image_store
 from seqcpc import modalities
 from seqcpc.builders import build_model, check_config
-from seqcpc.config import load_config, resolve, to_dict
+from seqcpc.config import load_config, resolve, to_dict, with_overrides
 from seqcpc.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = sorted((ROOT / "recipes").rglob("*.yaml"))
+YAMLS = sorted((ROOT / "recipes").rglob("*.yaml"))
+TABLES = [p for p in YAMLS if "pretrain" in (yaml.safe_load(p.read_text()) or {})]  # recipes/fewshot tables
+SHIPPED = [p for p in YAMLS if p not in TABLES]
 SIZES = [name for m in modalities.names() for name in modalities.get(m).sizes]
 
 
@@ -104,7 +107,24 @@ def test_every_shipped_config_loads_and_builds(path, tmp_path):
 
 
 def test_there_are_shipped_configs():
-    assert SHIPPED
+    assert SHIPPED and TABLES
+
+
+@pytest.mark.parametrize("path", TABLES, ids=[str(p.relative_to(ROOT / "recipes")) for p in TABLES])
+def test_every_few_shot_table_config_gives_learner_configs_that_load_and_build(path, tmp_path):
+    from recipes.fewshot.run import read_table_config
+
+    assert path.read_text().startswith("# "), "a shipped config opens with the command that runs it"
+    table = read_table_config(path)
+    base = load_config(ROOT / table.pretrain, table.overrides)
+    for method in table.methods:
+        data = to_dict(with_overrides(base, [f"model.objective={method}", *table.learner,
+                                             *table.per_method.get(method, [])]))
+        if data["data"]["kind"] == "images":
+            data["data"].update(image_data(tmp_path, data["model"], base.prepare.options.get("size", 28)))
+        cfg = resolve(data)
+        check_config(cfg)
+        assert build_model(cfg.model).chance_loss(1, 1) == pytest.approx(np.log(cfg.model.meta.n_way))
 
 
 @pytest.mark.parametrize("model,match", [

@@ -82,6 +82,8 @@ FORBIDDEN = [
     ("seqcpc.modalities", "seqcpc.image", "the registry imports its entries by name, on first use"),
     ("seqcpc.config", "seqcpc.audio", "the config loader reaches modalities through the registry"),
     ("seqcpc.config", "seqcpc.image", "the config loader reaches modalities through the registry"),
+    ("seqcpc.fewshot", "seqcpc.audio", "few-shot learners and evaluation are modality-agnostic"),
+    ("seqcpc.fewshot", "seqcpc.image", "few-shot learners and evaluation are modality-agnostic"),
 ]
 
 

@@ -2,19 +2,23 @@
 from seqcpc.audio.config import AudioModelConfig
 from seqcpc.audio.encoder import ConvEncoder, output_length, receptive_field
 from seqcpc.core.context import RNNContext, TransformerContext
-from seqcpc.core.model import CPC
+from seqcpc.core.model import CPC, PooledContext
 from seqcpc.core.predictors import make_predictor
 from seqcpc.errors import ConfigError
+from seqcpc.fewshot.build import build_learner
 from seqcpc.objectives.infonce import InfoNCE, check_negatives
 
 
-def build_audio_model(cfg: AudioModelConfig) -> CPC:
+def build_audio_model(cfg: AudioModelConfig):
+    """CPC, or the few-shot learner of model.objective on the same encoder and context (pooled over time)."""
     enc, ctx, pred, loss = cfg.encoder, cfg.context, cfg.predictor, cfg.loss
     encoder = ConvEncoder(enc.in_channels, enc.dim, enc.kernels, enc.strides, enc.norm)
     if ctx.kind == "transformer":
         context = TransformerContext(enc.dim, ctx.dim, ctx.layers, ctx.heads)
     else:
         context = RNNContext(enc.dim, ctx.dim, ctx.layers, cell=ctx.kind)
+    if cfg.objective != "cpc":
+        return build_learner(cfg.objective, PooledContext(encoder, context, ctx.dim), cfg.meta)
     predictor = make_predictor(pred.kind, ctx.dim, enc.dim, pred.steps, pred.hidden, pred.per_step)
     return CPC(encoder, context, predictor, InfoNCE.from_config(loss))
 
@@ -35,6 +39,11 @@ def check_audio_config(cfg) -> int:
     if window < field:
         raise ConfigError(f"data.window={window} is shorter than the encoder's receptive field ({field} samples)")
     T, K = output_length(window, enc.kernels, enc.strides), cfg.model.predictor.steps
+    if cfg.model.objective != "cpc":
+        if cfg.data.kind != "manifest":
+            raise ConfigError(f"model.objective={cfg.model.objective} learns classes from a corpus's speakers: "
+                              f"data.kind=manifest data.manifest=PATH")
+        return T
     if K < 1 or T <= K:
         raise ConfigError(f"model.predictor.steps={K} must be between 1 and the {T} latent steps of a "
                           f"data.window={window} minus one")

@@ -2,7 +2,7 @@
 import typing
 from dataclasses import dataclass, field
 
-from seqcpc.config import FewShotConfig, LossConfig, PredictorConfig, choice, number, path
+from seqcpc.config import OBJECTIVES, FewShotConfig, LossConfig, MetaConfig, PredictorConfig, choice, number, path
 
 
 @dataclass
@@ -30,6 +30,8 @@ class AudioModelConfig:
     context: SequenceContextConfig = field(default_factory=SequenceContextConfig)
     predictor: PredictorConfig = field(default_factory=PredictorConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    objective: str = choice("cpc", OBJECTIVES)  # cpc; or a few-shot learner on this encoder (the meta section)
+    meta: MetaConfig = field(default_factory=MetaConfig)
 
 
 @dataclass

@@ -7,9 +7,11 @@ import numpy as np
 from seqcpc.audio.build import build_audio_model, check_audio_config
 from seqcpc.audio.config import AudioDataConfig, AudioModelConfig, SpeechProbeConfig
 from seqcpc.audio.eval import run_speech_probes
+from seqcpc.audio.fewshot import audio_episode_data, audio_frozen_features
 from seqcpc.audio.sizes import SIZES
 from seqcpc.audio.synthetic import DriftingSines
 from seqcpc.audio.windows import GroupBatchSampler, WindowDataset
+from seqcpc.fewshot.episodes import episode_sampler
 from seqcpc.modalities import Modality
 
 
@@ -24,16 +26,20 @@ def audio_datasets(cfg: AudioDataConfig, seed: int):
     return train, window(["test"], speakers=train.speakers)
 
 
-def audio_batch_sampler(dataset, cfg: AudioDataConfig, world_size: int, rank: int, seed: int):
-    """Batches of one speaker (data.batching=speaker) or of one utterance (utterance); None for uniform."""
-    if cfg.batching == "uniform":
+def audio_batch_sampler(dataset, cfg, world_size: int, rank: int, seed: int, train: bool = True):
+    """Episodes of speakers for a few-shot learner; for CPC batches of one speaker (data.batching=speaker) or of
+    one utterance (utterance) in training, None (the loop's batches) otherwise."""
+    if cfg.model.objective != "cpc":
+        return episode_sampler(dataset.groups, cfg, rank, seed, train, "windows")
+    if not train or cfg.data.batching == "uniform":
         return None
-    groups = dataset.groups if cfg.batching == "speaker" else np.arange(len(dataset))
-    return GroupBatchSampler(groups, cfg.batch_size, world_size, rank, seed, dataset=dataset)
+    groups = dataset.groups if cfg.data.batching == "speaker" else np.arange(len(dataset))
+    return GroupBatchSampler(groups, cfg.data.batch_size, world_size, rank, seed, dataset=dataset)
 
 
 AUDIO = Modality(
     name="audio", model_config=AudioModelConfig, data_config=AudioDataConfig, probe_config=SpeechProbeConfig,
     build=build_audio_model, check=check_audio_config, datasets=audio_datasets, evaluate=run_speech_probes,
-    batch_sampler=audio_batch_sampler, sizes=SIZES,
+    batch_sampler=audio_batch_sampler, sizes=SIZES, episode_data=audio_episode_data,
+    frozen_features=audio_frozen_features,
 )

@@ -52,3 +52,15 @@ class CPC(Pretrainable):
 
     def chance_loss(self, batch_size: int, positions: int) -> float:
         return self.loss.chance_loss(batch_size, positions)
+
+
+class PooledContext(nn.Module):
+    """A sequence's features for classification: the context c averaged over time, (B, E). Parameter names
+    (encoder.*, context.*) are those of a CPC model, so train.init_from can start it from a CPC checkpoint."""
+
+    def __init__(self, encoder: nn.Module, context: nn.Module, dim: int):
+        super().__init__()
+        self.encoder, self.context, self.dim = encoder, context, dim
+
+    def forward(self, x):
+        return self.context(self.encoder(x)).mean(1)  # (B, T, E) -> (B, E)

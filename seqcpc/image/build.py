@@ -5,7 +5,8 @@ from seqcpc.core.predictors import make_predictor
 from seqcpc.errors import ConfigError
 from seqcpc.image.augment import PatchAugment
 from seqcpc.image.config import ImageModelConfig
-from seqcpc.image.encoder import PatchEncoder
+from seqcpc.fewshot.build import build_learner
+from seqcpc.image.encoder import PatchEncoder, PooledPatches
 from seqcpc.image.grid_context import MaskedConvContext
 from seqcpc.image.model import PatchCPC
 from seqcpc.image.patches import grid_shape
@@ -13,14 +14,18 @@ from seqcpc.image.store import read_info
 from seqcpc.objectives.infonce import InfoNCE, check_negatives
 
 
-def build_image_model(cfg: ImageModelConfig) -> PatchCPC:
+def build_image_model(cfg: ImageModelConfig):
+    """PatchCPC, or the few-shot learner of model.objective on the same (pooled) patch encoder."""
     enc, ctx, grid, aug, pred, loss = cfg.encoder, cfg.context, cfg.patches, cfg.augment, cfg.predictor, cfg.loss
     encoder = PatchEncoder(enc.in_channels, enc.dim, grid.widths, grid.blocks)
+    augment = PatchAugment(aug.jitter, aug.flip, aug.colour_drop, aug.grey, aug.per_patch)
+    if cfg.objective != "cpc":
+        return build_learner(cfg.objective, PooledPatches(encoder, augment, grid.size, grid.stride, cfg.meta.pool),
+                             cfg.meta)
     n_ctx = 1 if grid.shared_context else grid.directions
     contexts = nn.ModuleList(MaskedConvContext(enc.dim, ctx.dim, ctx.layers, ctx.kernel) for _ in range(n_ctx))
     predictors = nn.ModuleList(make_predictor(pred.kind, ctx.dim, enc.dim, pred.steps, pred.hidden, pred.per_step)
                                for _ in range(grid.directions))
-    augment = PatchAugment(aug.jitter, aug.flip, aug.colour_drop, aug.grey, aug.per_patch)
     return PatchCPC(encoder, contexts, predictors,
                     InfoNCE.from_config(loss),
                     augment, grid.size, grid.stride)
@@ -36,7 +41,7 @@ def check_image_config(cfg) -> int:
         raise ConfigError(f"model.patches.directions={grid.directions} must be 1, 2, 3 or 4")
     if cfg.model.augment.jitter < 0 or cfg.model.context.kernel < 1:
         raise ConfigError("model.augment.jitter must be >= 0 and model.context.kernel >= 1")
-    if loss.negatives == "group":
+    if cfg.model.objective == "cpc" and loss.negatives == "group":
         raise ConfigError("model.loss.negatives=group needs group ids such as speakers, which image data sets do "
                           "not have; use all, batch or sequence")
     info = read_info(cfg.data.images)
@@ -47,6 +52,8 @@ def check_image_config(cfg) -> int:
     if grid.size > min(height, width):
         raise ConfigError(f"model.patches.size={grid.size} is larger than the {height}x{width} images")
     rows, cols = grid_shape(height, width, grid.size, grid.stride)
+    if cfg.model.objective != "cpc":
+        return rows * cols
     K, shortest = cfg.model.predictor.steps, min(rows, cols) if grid.directions > 1 else rows
     if K < 1 or shortest <= K:
         raise ConfigError(f"model.predictor.steps={K} must be between 1 and the {shortest} rows of the "

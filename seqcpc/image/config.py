@@ -2,7 +2,7 @@
 import typing
 from dataclasses import dataclass, field
 
-from seqcpc.config import FewShotConfig, LossConfig, PredictorConfig, choice, number, path
+from seqcpc.config import OBJECTIVES, FewShotConfig, LossConfig, MetaConfig, PredictorConfig, choice, number, path
 
 
 @dataclass
@@ -50,6 +50,8 @@ class ImageModelConfig:
     loss: LossConfig = field(default_factory=lambda: LossConfig(negatives="all"))
     patches: PatchConfig = field(default_factory=PatchConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    objective: str = choice("cpc", OBJECTIVES)  # cpc; or a few-shot learner on this encoder (the meta section)
+    meta: MetaConfig = field(default_factory=MetaConfig)
 
 
 @dataclass

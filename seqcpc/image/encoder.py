@@ -9,6 +9,8 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from seqcpc.image.patches import patchify, pool_grid
+
 
 def conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)  # the norm after it has the bias
@@ -57,3 +59,21 @@ class PatchEncoder(nn.Module):
         h = self.body(h.contiguous(memory_format=self.memory_format))  # (M, C', p', p')
         z = self.to_latent(h.mean(dim=(2, 3)))  # (M, D)
         return rearrange(z, "(b gh gw) d -> b gh gw d", b=B, gh=Gh)  # (B, Gh, Gw, D)
+
+
+class PooledPatches(nn.Module):
+    """x (B, C, H, W) -> the patch encoder's latent grid pooled to P x P cells, (B, D P^2). Patches are
+    augmented in training mode as in CPC pretraining. Parameter names (encoder.*) are those of a PatchCPC, so
+    train.init_from can start it from a CPC checkpoint."""
+
+    def __init__(self, encoder: nn.Module, augment: nn.Module, patch: int, stride: int, pool: int):
+        super().__init__()
+        self.encoder, self.augment, self.patch, self.stride, self.pool = encoder, augment, patch, stride, pool
+        self.dim = encoder.dim * pool * pool
+
+    def forward(self, x):
+        if self.training:
+            patches = self.augment(patchify(x, self.patch, self.stride, self.augment.jitter))
+        else:
+            patches = patchify(x, self.patch, self.stride)
+        return pool_grid(self.encoder(patches), self.pool)  # (B, D P^2)

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 from torch import nn
 
 from seqcpc.config import Config
@@ -21,14 +20,9 @@ from seqcpc.eval.probes import (Standardizer, balanced_subset, feasible_shots, l
                                 random_init)
 from seqcpc.eval.report import confusion_matrix, markdown_table, plot_accuracy_bars, plot_confusion, pyplot, write_report
 from seqcpc.image.build import build_image_model
+from seqcpc.image.patches import pool_grid
 from seqcpc.image.store import images_to_float, load_split, read_info
 from seqcpc.train.progress import fmt_duration
-
-
-def pool_grid(z, pool: int):
-    """(B, Gh, Gw, D) -> (B, D P^2): the grid averaged into P x P cells."""
-    cells = F.adaptive_avg_pool2d(rearrange(z, "b gh gw d -> b d gh gw"), pool)  # (B, D, P, P)
-    return cells.flatten(1)
 
 
 @torch.no_grad()

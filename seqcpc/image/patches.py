@@ -42,3 +42,9 @@ def unpatchify(patches, height: int, width: int, stride: int):
     total = F.fold(cols, padded, size, stride=stride)  # (B, C, H', W'): overlapping patches summed
     count = F.fold(torch.ones_like(cols[:1]), padded, size, stride=stride)
     return (total / count)[..., top: top + height, left: left + width]
+
+
+def pool_grid(z, pool: int):
+    """(B, Gh, Gw, D) -> (B, D P^2): a latent grid averaged into P x P cells."""
+    cells = F.adaptive_avg_pool2d(rearrange(z, "b gh gw d -> b d gh gw"), pool)  # (B, D, P, P)
+    return cells.flatten(1)

@@ -88,3 +88,24 @@ def check_resumable(path, cfg: Config) -> None:
         raise CheckpointError(f"--resume: the checkpoint {path} holds another model ({'; '.join(differ[:4])}"
                               f"{'; ...' if len(differ) > 4 else ''}); resume with the run's own config (config.yaml "
                               f"in its folder) or start a new run")
+
+
+def load_matching_weights(model, path, log=print) -> list[str]:
+    """Copy into `model` every weight of the checkpoint at `path` with the same name and shape, or the same name
+    under one more leading module (encoder.* of a CPC model fills features.encoder.* of a few-shot learner).
+    Returns the names filled; refuses a checkpoint that fills none."""
+    saved = read_checkpoint(path)["model"]
+    own = model.state_dict()
+    filled = {}
+    for name, value in own.items():
+        for key in (name, name.split(".", 1)[-1]):
+            if key in saved and saved[key].shape == value.shape:
+                filled[name] = saved[key]
+                break
+    if not filled:
+        raise CheckpointError(f"train.init_from={path}: none of its weights fits this model (no name and shape in "
+                              f"common, e.g. {next(iter(saved), 'none')} there, {next(iter(own), 'none')} here)")
+    model.load_state_dict(filled, strict=False)
+    log(f"started from {len(filled)} of {len(own)} weights of {path} ({sum(v.numel() for v in filled.values())} "
+        f"numbers); the rest are freshly initialised")
+    return list(filled)

@@ -23,7 +23,7 @@ from seqcpc import modalities
 from seqcpc.config import Config, FabricConfig, to_dict
 from seqcpc.errors import CheckpointError, ConfigError, RunDirError, TrainingError
 from seqcpc.files import atomic_write_text
-from seqcpc.train.checkpoint import check_resumable, save_checkpoint
+from seqcpc.train.checkpoint import check_resumable, load_matching_weights, save_checkpoint
 from seqcpc.train.loaders import make_loader
 from seqcpc.train.progress import MetricsLog, Progress, headline, metrics_row, plot_curves, with_flops
 from seqcpc.train.run_dir import check_run_dir, open_run_dir
@@ -112,7 +112,7 @@ def train(fabric, cfg: Config, state: dict, loaders: dict, log: MetricsLog, ckpt
     tc, sampler = cfg.train, loaders["sampler"]
     sampler.set_position(0)
     per_epoch = len(loaders["train"])
-    progress = Progress(fabric, state["step"], tc.max_steps, cfg.data.batch_size)
+    progress = Progress(fabric, state["step"], tc.max_steps)
     flops_per_step = None
     running, last = [], {}
     while state["step"] < tc.max_steps:
@@ -148,6 +148,7 @@ def train(fabric, cfg: Config, state: dict, loaders: dict, log: MetricsLog, ckpt
                 running.append({"loss": loss.detach(), **{k: v.detach() for k, v in metrics.items()}})
             opt.zero_grad(set_to_none=True)
             sched.step()
+            progress.count(len(x))
             state["step"] = step = step + 1
             hooks.on_step_end(step)
 
@@ -213,6 +214,8 @@ def pretrain(cfg: Config, resume: bool = False, overwrite: bool = False) -> dict
     positions = entry.check(cfg)
     out = Path(cfg.train.out_dir)
     check_run_dir(out, resume, overwrite)  # before Fabric starts processes or anything is written
+    if cfg.train.init_from and not Path(cfg.train.init_from).is_file():
+        raise ConfigError(f"train.init_from={cfg.train.init_from}: no such checkpoint file")
     if resume:
         check_resumable(out / "checkpoints" / "last.ckpt", cfg)
     fabric = make_fabric(cfg.fabric, tensorboard_loggers(cfg))
@@ -243,15 +246,17 @@ def run_training(fabric, cfg: Config, out: Path, ckpt_path: Path, resume: bool, 
     report_skipped(fabric, out, {"training": train_ds, "validation": val_ds})
     loader = partial(make_loader, batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers,
                      world_size=fabric.world_size, rank=fabric.global_rank, seed=cfg.train.seed)
-    batch_sampler = entry.batch_sampler(train_ds, cfg.data, fabric.world_size, fabric.global_rank,
-                                        cfg.train.seed) if entry.batch_sampler else None
-    train_loader, sampler = loader(train_ds, train=True, batch_sampler=batch_sampler)
-    val_loader, _ = loader(val_ds, train=False)
+    samplers = [entry.batch_sampler(ds, cfg, fabric.world_size, fabric.global_rank, cfg.train.seed, train)
+                if entry.batch_sampler else None for ds, train in ((train_ds, True), (val_ds, False))]
+    train_loader, sampler = loader(train_ds, train=True, batch_sampler=samplers[0])
+    val_loader, _ = loader(val_ds, train=False, batch_sampler=samplers[1])
     for name, dl in (("training", train_loader), ("validation", val_loader)):
         if len(dl) == 0:
             raise TrainingError(f"the {name} set has fewer items than one batch of {cfg.data.batch_size} "
                                 f"on each of {fabric.world_size} devices")
 
+    if cfg.train.init_from and not resume:
+        load_matching_weights(model, cfg.train.init_from, log=lambda m: fabric.print(m, flush=True))
     hooks = model  # the plain module: hooks and chance level are not part of the DDP-wrapped forward
     opt = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, partial(

@@ -86,19 +86,23 @@ class Progress:
     """Samples/s and FLOP/s over the last log interval, model FLOP utilisation where the device's peak is known
     (lightning-fabric's Throughput and its table of GPU peaks), and the ETA."""
 
-    def __init__(self, fabric, start_step: int, max_steps: int, batch_size: int, dtype=torch.float32):
+    def __init__(self, fabric, start_step: int, max_steps: int, dtype=torch.float32):
         peak = get_available_flops(fabric.device, dtype) if fabric.device.type == "cuda" else None
         self.meter = Throughput(available_flops=peak, world_size=fabric.world_size, window_size=2)
-        self.start, self.max_steps, self.batch_size = start_step, max_steps, batch_size
+        self.start, self.max_steps, self.samples = start_step, max_steps, 0
         self.t0, self.last = time.perf_counter(), start_step
         self.meter.update(time=0.0, batches=0, samples=0, flops=0)
+
+    def count(self, samples: int) -> None:
+        """Add one step's batch (its size varies with the batch sampler, e.g. an episode's N (K + Q) items)."""
+        self.samples += samples
 
     def update(self, step: int, flops_per_step: int | None) -> dict:
         """{"samples_per_s", "steps_per_s", "eta_s", "elapsed_s"} and, with FLOPs, "gflops_per_s" (per device)
         and "mfu" (where the peak is known)."""
         elapsed, done = time.perf_counter() - self.t0, step - self.start
         flops = flops_per_step * (step - self.last) if flops_per_step else 0
-        self.meter.update(time=elapsed, batches=done, samples=done * self.batch_size, flops=flops)
+        self.meter.update(time=elapsed, batches=done, samples=self.samples, flops=flops)
         self.last = step
         m = self.meter.compute()
         steps_per_s = m["device/batches_per_sec"]

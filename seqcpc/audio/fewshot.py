@@ -1,0 +1,44 @@
+"""Speech in few-shot learning: N-way K-shot speaker identification. The evaluation classes are the speakers
+of the manifest's "heldout" split (never trained on), one item per window of probe.window (or data.window)
+samples; the frozen features the episodic evaluation compares are those of the speaker probe.
+
+Shapes: M windows, L samples per window, T frames, D feature dim.
+"""
+import numpy as np
+import torch
+
+from seqcpc.audio.eval import extractors_for, window_specs
+from seqcpc.audio.io import read_audio
+from seqcpc.errors import DataError
+from seqcpc.fewshot.evaluate import EpisodeData
+
+BASE_SAMPLE = 1000  # training-speaker windows whose features give the standardisation statistics
+
+
+def read_windows(specs, window: int, sample_rate: int) -> torch.Tensor:
+    """(M, 1, L) float32 waveforms of the windows."""
+    return torch.from_numpy(np.stack([read_audio(w.path, w.start, window, sample_rate) for w in specs]))[:, None]
+
+
+def audio_episode_data(cfg, log=print) -> EpisodeData:
+    if cfg.data.kind != "manifest":
+        raise DataError("few-shot speaker episodes need a speech corpus: data.kind=manifest data.manifest=PATH")
+    probe, sr = cfg.probe, cfg.data.sample_rate
+    window = probe.window or cfg.data.window
+    specs = {split: window_specs(cfg.data.manifest, split, window, sr, probe.windows_per_utterance,
+                                 probe.utterances_per_speaker, cfg.data.allow_outside_paths)
+             for split in ("heldout", "train")}
+    if not specs["heldout"]:
+        raise DataError(f"{cfg.data.manifest} has no utterance of {window} samples or more in its 'heldout' split: "
+                        f"few-shot episodes need speakers that were never trained on")
+    speakers, labels = np.unique([w.speaker for w in specs["heldout"]], return_inverse=True)
+    base = [specs["train"][i] for i in np.sort(np.random.default_rng(cfg.train.seed).permutation(
+        len(specs["train"]))[:BASE_SAMPLE])]
+    log(f"episodic evaluation: {len(labels)} windows of {len(speakers)} held-out speakers")
+    return EpisodeData(read_windows(specs["heldout"], window, sr), labels, read_windows(base, window, sr), "windows")
+
+
+def audio_frozen_features(cfg, model) -> dict:
+    """A CPC model's context features, the same network untrained and MFCCs, each averaged over the window."""
+    frames = extractors_for(cfg, model, cfg.data.sample_rate)  # name -> waves (B, L) -> (B, T, D)
+    return {name: (lambda x, fn=fn: fn(x[:, 0]).mean(1)) for name, fn in frames.items()}
