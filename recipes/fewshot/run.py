@@ -4,10 +4,11 @@ features, all scored on the same N-way K-shot episodes of classes never trained 
     python recipes/fewshot/run.py --config recipes/fewshot/glyphs_cpu.yaml [key=value ...]
 
 The table config names a seqcpc config (`pretrain:`, with its `prepare:` section, and `overrides:` of it) for
-the data, the CPC run and the evaluation (its probe section), the learners (`methods`) and their starts (`inits`: scratch, cpc), and the overrides every learner run takes
-(`learner`, `per_method`). Steps, each skipped when done and resumed when killed: prepare the data, pretrain
-CPC, meta-train each method x init (the same loop, checkpoints and resume: seqcpc/fewshot/), then evaluate
-each run on `probe.ways` x `probe.shots` episodes and write <out_dir>/results.{md,json} and few_shot.png.
+the data, the CPC run and the evaluation (its probe section), the learners (`methods`) and their starts
+(`inits`: scratch, cpc), and the overrides every learner run takes (`learner`, `per_method`). Steps, each
+skipped when done and resumed when killed: prepare the data, pretrain CPC, meta-train each method x init (the
+same loop, checkpoints and resume: seqcpc/fewshot/), then evaluate each run on `probe.ways` x `probe.shots`
+episodes and write <out_dir>/results.{md,json} and few_shot.png.
 `key=value` overrides go to the pretraining config (and so to every learner run).
 """
 import argparse

@@ -6,10 +6,11 @@ The classifier head (N, F) is not a learned initialisation (that would depend on
 episode's classes, and fix the number of ways): every episode starts it either from the support set's
 prototypes, weight 2 p_c and bias -|p_c|^2, so that its first logits are a prototypical network's (Proto-MAML,
 Triantafillou et al. 2020), or at zero (head_init=zero; on the image patch encoder from scratch this stayed at
-chance in our trials, as the features of random weights differ little between items). `inner=all` adapts every weight of the feature network (torch.func
-runs it with the adapted weights); `inner=head` adapts the head only (ANIL, Raghu et al. 2020: far cheaper,
-since the support set is embedded once). Second-order meta-gradients differentiate through the inner steps'
-gradients; `first_order` drops those terms. At test time the inner loop runs `eval_inner_steps` steps.
+chance in our trials, as the features of random weights differ little between items). `inner=all` adapts every
+weight of the feature network (torch.func runs it with the adapted weights); `inner=head` adapts the head only
+(ANIL, Raghu et al. 2020: far cheaper, since the support set is embedded once). Second-order meta-gradients
+differentiate through the inner steps' gradients; `first_order` drops those terms. At test time the inner loop
+runs `eval_inner_steps` steps.
 """
 import torch
 import torch.nn.functional as F
