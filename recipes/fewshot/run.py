@@ -22,11 +22,12 @@ import yaml
 
 from recipes.common import prepare_data, pretrain_once
 from seqcpc import modalities
-from seqcpc.config import StrictLoader, from_dict, load_config, with_overrides
+from seqcpc.config import OBJECTIVES, StrictLoader, from_dict, load_config, with_overrides
 from seqcpc.errors import ConfigError, report_errors
 from seqcpc.eval.report import write_report
 from seqcpc.files import atomic_write_text
-from seqcpc.fewshot.evaluate import episode_sets, evaluate_frozen, evaluate_learner, plot_shots, score_table
+from seqcpc.fewshot.evaluate import (describe, episode_sets, evaluate_learner, frozen_rows, plot_shots,
+                                     score_table)
 from seqcpc.train.checkpoint import load_model
 
 
@@ -47,10 +48,11 @@ def read_table_config(path) -> TableConfig:
     except (OSError, yaml.YAMLError) as err:
         raise ConfigError(f"table config {path} cannot be read: {err}") from err
     table = from_dict(TableConfig, data)
-    unknown = [m for m in table.methods + list(table.per_method) if m not in ("protonet", "matching", "maml")]
+    learners = [o for o in OBJECTIVES if o != "cpc"]
+    unknown = [m for m in table.methods + list(table.per_method) if m not in learners]
     bad_init = [i for i in table.inits if i not in ("scratch", "cpc")]
     if unknown or bad_init or not table.pretrain:
-        raise ConfigError(f"{path}: needs `pretrain:` (a seqcpc config), methods among protonet, matching, maml "
+        raise ConfigError(f"{path}: needs `pretrain:` (a seqcpc config), methods among {', '.join(learners)} "
                           f"(got {unknown or 'ok'}) and inits among scratch, cpc (got {bad_init or 'ok'})")
     return table
 
@@ -96,15 +98,10 @@ def run_table(table: TableConfig, overrides: list[str], log=print) -> dict:
         rows[name] = scored["scores"]
         train_s = json.loads((run_dir / "summary.json").read_text())["elapsed_s"]
         extra[name] = {"meta-training": f"{train_s / 60:.1f} min", "test": f"{scored['seconds'] / 60:.1f} min"}
-    frozen = cached(out / "frozen.json", lambda: {
-        f"{clf} on {feat}": scores for feat, extract in entry.frozen_features(cfg, load_model(cpc_ckpt)).items()
-        for clf, scores in evaluate_frozen(extract, data, sets, log, feat).items()})
-    rows.update(frozen)
+    rows.update(cached(out / "frozen.json",
+                       lambda: frozen_rows(entry.frozen_features(cfg, load_model(cpc_ckpt)), data, sets, log)))
     table_md = score_table(rows, list(sets), {n: extra.get(n, {"meta-training": "-", "test": "-"}) for n in rows})
-    facts = (f"{len(data.labels)} {data.what} of {len(set(data.labels.tolist()))} evaluation classes never trained "
-             f"on; {cfg.probe.episodes} episodes per setting (the same for every method), {cfg.probe.n_query} "
-             f"queries per class; accuracy % with 95% confidence intervals")
-    write_report(out, "Few-shot episodes", facts, table_md, rows, log)
+    write_report(out, "Few-shot episodes", describe(data, cfg.probe), table_md, rows, log)
     plot_shots(rows, out / "few_shot.png", f"few-shot accuracy ({Path(table.pretrain).stem})")
     return rows
 

@@ -22,7 +22,7 @@ from seqcpc.audio.manifest import manifest_roots, read_manifest, read_phones, re
 from seqcpc.audio.torchaudio_compat import import_torchaudio
 from seqcpc.config import Config
 from seqcpc.errors import DataError, SeqcpcError
-from seqcpc.eval.probes import feasible_shots, linear_probe, prototypical_episodes, random_init
+from seqcpc.eval.probes import feasible_shots, linear_probe, prototypical_episodes, random_init, random_subset
 from seqcpc.eval.report import confusion_matrix, markdown_table, plot_accuracy_bars, plot_confusion, write_report
 
 
@@ -79,11 +79,16 @@ def window_specs(manifest, split: str, window: int, sample_rate: int, per_uttera
     return specs
 
 
+def read_windows(specs, window: int, sample_rate: int) -> torch.Tensor:
+    """(M, L) float32 waveforms of the windows of `specs`."""
+    return torch.from_numpy(np.stack([read_audio(w.path, w.start, window, sample_rate) for w in specs]))
+
+
 def embed_windows(extractors: dict, specs, window: int, sample_rate: int, batch: int = 32):
     """{name: WindowFeatures} for every window of `specs`, each window read once."""
     out = {name: ([], []) for name in extractors}
     for i in range(0, len(specs), batch):
-        waves = torch.from_numpy(np.stack([read_audio(w.path, w.start, window, sample_rate) for w in specs[i:i + batch]]))
+        waves = read_windows(specs[i:i + batch], window, sample_rate)  # (B, L)
         for name, fn in extractors.items():
             frames = fn(waves).float()  # (B, T, D)
             out[name][0].append(frames.mean(1).numpy())
@@ -109,7 +114,7 @@ def frame_dataset(extractors: dict, manifest, split: str, labels: dict, sample_r
     if not ys:
         raise DataError(f"{manifest}: no utterance of split {split!r} has phone labels")
     y = np.concatenate(ys).astype(np.int64)
-    keep = np.sort(np.random.default_rng(seed).permutation(len(y))[:max_frames])
+    keep = random_subset(len(y), max_frames, seed)
     return {name: (np.concatenate(f)[keep], y[keep]) for name, f in feats.items()}
 
 

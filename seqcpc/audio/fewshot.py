@@ -5,19 +5,13 @@ samples; the frozen features the episodic evaluation compares are those of the s
 Shapes: M windows, L samples per window, T frames, D feature dim.
 """
 import numpy as np
-import torch
 
-from seqcpc.audio.eval import extractors_for, window_specs
-from seqcpc.audio.io import read_audio
+from seqcpc.audio.eval import extractors_for, read_windows, window_specs
 from seqcpc.errors import DataError
+from seqcpc.eval.probes import random_subset
 from seqcpc.fewshot.evaluate import EpisodeData
 
-BASE_SAMPLE = 1000  # training-speaker windows whose features give the standardisation statistics
-
-
-def read_windows(specs, window: int, sample_rate: int) -> torch.Tensor:
-    """(M, 1, L) float32 waveforms of the windows."""
-    return torch.from_numpy(np.stack([read_audio(w.path, w.start, window, sample_rate) for w in specs]))[:, None]
+BASE_SAMPLE = 1000  # training-speaker windows whose mean feature centres the frozen features
 
 
 def audio_episode_data(cfg, log=print) -> EpisodeData:
@@ -32,10 +26,10 @@ def audio_episode_data(cfg, log=print) -> EpisodeData:
         raise DataError(f"{cfg.data.manifest} has no utterance of {window} samples or more in its 'heldout' split: "
                         f"few-shot episodes need speakers that were never trained on")
     speakers, labels = np.unique([w.speaker for w in specs["heldout"]], return_inverse=True)
-    base = [specs["train"][i] for i in np.sort(np.random.default_rng(cfg.train.seed).permutation(
-        len(specs["train"]))[:BASE_SAMPLE])]
+    base = [specs["train"][i] for i in random_subset(len(specs["train"]), BASE_SAMPLE, cfg.train.seed)]
     log(f"episodic evaluation: {len(labels)} windows of {len(speakers)} held-out speakers")
-    return EpisodeData(read_windows(specs["heldout"], window, sr), labels, read_windows(base, window, sr), "windows")
+    return EpisodeData(read_windows(specs["heldout"], window, sr)[:, None], labels,  # (M, 1, L): as the encoder reads
+                       read_windows(base, window, sr)[:, None], "windows")
 
 
 def audio_frozen_features(cfg, model) -> dict:

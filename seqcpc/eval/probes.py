@@ -99,6 +99,11 @@ def _predict(probe: nn.Linear, x: torch.Tensor) -> np.ndarray:
     return torch.cat([probe(chunk.to(device)).argmax(1).cpu() for chunk in x.split(PREDICT_CHUNK)]).numpy()
 
 
+def random_subset(n: int, count: int, seed: int = 0) -> np.ndarray:
+    """Sorted indices of `count` of range(n) drawn at random (all of them when count >= n)."""
+    return np.sort(np.random.default_rng(seed).permutation(n)[:count])
+
+
 def per_class_choice(y, count, seed: int = 0) -> np.ndarray:
     """Sorted indices of a class-stratified random sample: `count(class size)` members of each class."""
     y = _labels(y).numpy()
@@ -189,7 +194,13 @@ def prototypical_episodes(x, y, *, n_way: int = 5, k_shot: int = 1, n_query: int
         queries = emb[:, k_shot:].reshape(-1, x.shape[1])  # (n_way * n_query, D), class-major
         dist = ((queries[:, None] - protos[None]) ** 2).sum(-1)  # (n_way * n_query, n_way)
         accs[e] = (dist.argmin(1) == np.repeat(np.arange(n_way), n_query)).mean()
-    return {"mean": float(accs.mean()), "ci95": float(1.96 * accs.std() / np.sqrt(episodes)), "episodes": episodes}
+    return episode_summary(accs)
+
+
+def episode_summary(accs) -> dict:
+    """(E,) episode accuracies -> {"mean", "ci95": 1.96 std / sqrt(E), "episodes": E}."""
+    accs = np.asarray(accs, dtype=float)
+    return {"mean": float(accs.mean()), "ci95": float(1.96 * accs.std() / np.sqrt(len(accs))), "episodes": len(accs)}
 
 
 def feasible_shots(counts, cfg, what: str, log=print) -> list[int]:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from seqcpc import modalities
 from seqcpc.errors import DataError
+from seqcpc.eval.probes import episode_summary
 from seqcpc.eval.report import markdown_table, pyplot, write_report
 from seqcpc.fewshot.classifiers import CLASSIFIERS
 from seqcpc.fewshot.episodes import draw_episodes, split_episode
@@ -29,7 +30,7 @@ from seqcpc.train.progress import fmt_duration
 class EpisodeData:
     items: torch.Tensor  # (M, ...) inputs of the evaluation classes, as the model reads them
     labels: np.ndarray  # (M,) their classes
-    base: torch.Tensor  # (B, ...) inputs of training classes: statistics to standardise frozen features
+    base: torch.Tensor  # (B, ...) inputs of training classes: their mean feature centres frozen features
     what: str = "items"  # what an item is, for messages ("images", "windows")
 
 
@@ -52,12 +53,6 @@ def episode_sets(data: EpisodeData, probe_cfg, seed: int, log=print) -> dict:
         raise DataError(f"no way x shot of probe.ways={probe_cfg.ways} probe.shots={probe_cfg.shots} with "
                         f"probe.n_query={probe_cfg.n_query} fits the {len(np.unique(data.labels))} evaluation classes")
     return sets
-
-
-def summarise(correct: np.ndarray) -> dict:
-    """(E,) episode accuracies -> {"mean", "ci95", "episodes"}."""
-    return {"mean": float(correct.mean()), "ci95": float(1.96 * correct.std() / np.sqrt(len(correct))),
-            "episodes": len(correct)}
 
 
 @torch.no_grad()
@@ -95,7 +90,7 @@ def evaluate_learner(learner, data: EpisodeData, sets: dict, log=print, name: st
             correct.append((logits.argmax(1) == y_q).float().mean().item())
             if feats is None and (e + 1) % 100 == 0:
                 log(f"  {name} {setting}: {e + 1}/{len(episodes)} episodes ({fmt_duration(time.time() - t0)})")
-        scores[setting] = summarise(np.array(correct))
+        scores[setting] = episode_summary(np.array(correct))
         log(f"  {name} {setting}: {100 * scores[setting]['mean']:.1f} ± {100 * scores[setting]['ci95']:.1f}")
     return scores
 
@@ -122,9 +117,22 @@ def evaluate_frozen(extract, data: EpisodeData, sets: dict, log=print, name: str
                 f = feats[part]  # (e, N, K + Q, D)
                 logits = fit(f[:, :, :k], f[:, :, k:].flatten(1, 2))  # (e, N Q, N)
                 correct.append((logits.argmax(-1) == y).float().mean(1).numpy())
-            scores[clf][setting] = summarise(np.concatenate(correct))
+            scores[clf][setting] = episode_summary(np.concatenate(correct))
         log(f"  {name} {setting}: " + ", ".join(f"{clf} {100 * scores[clf][setting]['mean']:.1f}" for clf in scores))
     return scores
+
+
+def frozen_rows(extractors: dict, data: EpisodeData, sets: dict, log=print) -> dict:
+    """{"<classifier> on <features>": {setting: score}} for every frozen feature extractor of the modality."""
+    return {f"{clf} on {name}": scores for name, extract in extractors.items()
+            for clf, scores in evaluate_frozen(extract, data, sets, log, name).items()}
+
+
+def describe(data: EpisodeData, probe_cfg) -> str:
+    """The facts line of an episodic results table."""
+    return (f"{len(data.labels)} {data.what} of {len(np.unique(data.labels))} evaluation classes never trained on; "
+            f"{probe_cfg.episodes} episodes per setting (the same for every method), {probe_cfg.n_query} queries "
+            f"per class; accuracy % with 95% confidence intervals")
 
 
 def score_table(rows: dict, settings: list, extra: dict | None = None) -> str:
@@ -174,12 +182,9 @@ def run_episodic_eval(cfg, model, out_dir, log=print) -> dict:
     if cfg.model.objective != "cpc":
         rows = {cfg.model.objective: evaluate_learner(model, data, sets, log, cfg.model.objective)}
     else:
-        rows = {f"{clf} on {name}": scores
-                for name, extract in entry.frozen_features(cfg, model).items()
-                for clf, scores in evaluate_frozen(extract, data, sets, log, name).items()}
+        rows = frozen_rows(entry.frozen_features(cfg, model), data, sets, log)
     table = score_table(rows, list(sets))
-    facts = (f"{len(data.labels)} {data.what} of {len(np.unique(data.labels))} evaluation classes; "
-             f"{cfg.probe.episodes} episodes per setting, {cfg.probe.n_query} queries per class")
-    write_report(out_dir, "Few-shot episodes (accuracy %, mean ± 95% CI)", facts, table, rows, log)
+    write_report(out_dir, "Few-shot episodes (accuracy %, mean ± 95% CI)", describe(data, cfg.probe), table, rows,
+                 log)
     plot_shots(rows, out_dir / "few_shot.png", "episodic evaluation")
     return rows

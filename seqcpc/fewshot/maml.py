@@ -45,9 +45,16 @@ class MAML(EpisodicLearner):
                     "bias": f_support.new_zeros(n_way, requires_grad=True)}
         prototypes = class_major(f_support, n_way).mean(1)  # (N, F)
         head = {"weight": 2 * prototypes, "bias": -prototypes.pow(2).sum(-1)}
-        if self.training and not self.first_order:
+        if self.inner_loop()[1]:
             return head  # the meta-gradient also flows through the start
         return {k: v.detach().requires_grad_() for k, v in head.items()}
+
+    def inner_loop(self) -> tuple[int, bool]:
+        """(SGD steps, whether they stay differentiable): training steps, second order unless first_order;
+        at test time eval_inner_steps, no graph."""
+        if self.training:
+            return self.steps, not self.first_order
+        return self.eval_steps, False
 
     def episode_logits(self, support, y_support, query, n_way: int):
         if self.inner == "head":
@@ -57,8 +64,8 @@ class MAML(EpisodicLearner):
             check_class_major(y_support, n_way)
             f = self.features(support)  # (S, F)
             head = self.start_head(f, n_way)
-            create_graph = self.training and not self.first_order
-            for step in range(self.steps if self.training else self.eval_steps):
+            steps, create_graph = self.inner_loop()
+            for step in range(steps):
                 if step:
                     f = functional_call(self.features, fast, (support,))  # with the adapted weights
                 adapted = sgd_step({**fast, **{f"head.{k}": v for k, v in head.items()}},
@@ -69,12 +76,12 @@ class MAML(EpisodicLearner):
         return logits if self.training else logits.detach()
 
     def classify(self, f_support, y_support, f_query, n_way: int):
-        """inner=head: adapt the zero head on the support features; the features stay as they are."""
+        """inner=head: adapt the episode's head on the support features; the features stay as they are."""
         check_class_major(y_support, n_way)
         with torch.enable_grad():
             head = self.start_head(f_support, n_way)
-            create_graph = self.training and not self.first_order
-            for _ in range(self.steps if self.training else self.eval_steps):
+            steps, create_graph = self.inner_loop()
+            for _ in range(steps):
                 head = sgd_step(head, head_loss(head, f_support, y_support), self.inner_lr, create_graph)
             logits = F.linear(f_query, head["weight"], head["bias"])
         return logits if self.training else logits.detach()

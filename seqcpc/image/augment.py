@@ -11,12 +11,20 @@ import torch
 from einops import rearrange, repeat
 from torch import nn
 
+from seqcpc.image.patches import patchify
+
 
 class PatchAugment(nn.Module):
     def __init__(self, jitter: int = 0, flip: bool = False, colour_drop: float = 0.0, grey: float = 0.0,
                  per_patch: bool = True):
         super().__init__()
         self.jitter, self.flip, self.colour_drop, self.grey, self.per_patch = jitter, flip, colour_drop, grey, per_patch
+
+    def patch_grid(self, x, size: int, stride: int):
+        """(B, C, H, W) -> (B, Gh, Gw, C, p, p) patches, augmented while this module is in training mode."""
+        if not self.training:
+            return patchify(x, size, stride)
+        return self(patchify(x, size, stride, self.jitter))
 
     def draw(self, shape, dist, device):
         """Random values of shape (M,): one per patch, or one per image repeated over its grid."""

@@ -9,7 +9,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from seqcpc.image.patches import patchify, pool_grid
+from seqcpc.image.patches import pool_grid
 
 
 def conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
@@ -72,8 +72,5 @@ class PooledPatches(nn.Module):
         self.dim = encoder.dim * pool * pool
 
     def forward(self, x):
-        if self.training:
-            patches = self.augment(patchify(x, self.patch, self.stride, self.augment.jitter))
-        else:
-            patches = patchify(x, self.patch, self.stride)
+        patches = self.augment.patch_grid(x, self.patch, self.stride)  # augmented in training mode
         return pool_grid(self.encoder(patches), self.pool)  # (B, D P^2)

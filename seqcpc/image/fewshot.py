@@ -8,20 +8,20 @@ the training ones, which measures few-shot accuracy on seen classes).
 """
 import numpy as np
 
-from seqcpc.eval.probes import random_init
+from seqcpc.eval.probes import random_init, random_subset
 from seqcpc.fewshot.evaluate import EpisodeData
 from seqcpc.image.build import build_image_model
 from seqcpc.image.patches import pool_grid
 from seqcpc.image.store import images_to_float, load_split
 
-BASE_SAMPLE = 2000  # training-class images whose features give the standardisation statistics
+BASE_SAMPLE = 2000  # training-class images whose mean feature centres the frozen features
 
 
 def image_episode_data(cfg, log=print) -> EpisodeData:
     root = cfg.data.images
     images, labels = load_split(root, "test")
     base, _ = load_split(root, "train")
-    pick = np.sort(np.random.default_rng(cfg.train.seed).permutation(len(base))[:BASE_SAMPLE])
+    pick = random_subset(len(base), BASE_SAMPLE, cfg.train.seed)
     log(f"episodic evaluation: {len(images)} test images of {len(np.unique(labels))} classes")
     return EpisodeData(images_to_float(np.asarray(images)), np.array(labels), images_to_float(base[pick]), "images")
 

@@ -25,9 +25,7 @@ class PatchCPC(Pretrainable):
 
     def patches(self, x):
         """(B, C, H, W) -> (B, Gh, Gw, C, p, p), augmented in training mode only."""
-        if not self.training:
-            return patchify(x, self.patch, self.stride)
-        return self.augment(patchify(x, self.patch, self.stride, self.augment.jitter))
+        return self.augment.patch_grid(x, self.patch, self.stride)
 
     def context(self, z, direction: int = 0):
         """The context for one direction: z (B, Gh, Gw, D) is rotated so that it runs top-down."""
