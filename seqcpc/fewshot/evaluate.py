@@ -40,13 +40,19 @@ def setting_name(n_way: int, k_shot: int) -> str:
 
 def episode_sets(data: EpisodeData, probe_cfg, seed: int, log=print) -> dict:
     """{setting name: (E, N, K + Q) item indices} for every way x shot the evaluation classes allow; the others
-    are reported and left out."""
-    sets = {}
+    are reported and left out, as are classes too small for a shot count (each reported once)."""
+    sets, reported = {}, set()
+
+    def once(message: str) -> None:
+        if message not in reported:
+            reported.add(message)
+            log(f"episodic evaluation: {message}")
+
     for n_way in probe_cfg.ways:
         for k in probe_cfg.shots:
             try:
                 sets[setting_name(n_way, k)] = (n_way, k, draw_episodes(
-                    data.labels, n_way, k, probe_cfg.n_query, probe_cfg.episodes, seed, data.what, log=lambda m: None))
+                    data.labels, n_way, k, probe_cfg.n_query, probe_cfg.episodes, seed, data.what, log=once))
             except DataError as err:
                 log(f"episodic evaluation: {n_way}-way {k}-shot left out: {err}")
     if not sets:

@@ -76,3 +76,17 @@ def test_the_loop_samples_only_training_classes_and_evaluation_only_test_classes
     data = IMAGE.episode_data(cfg, log=lambda m: None)
     (_, _, episodes), = episode_sets(data, cfg.probe, 0).values()
     assert set(data.labels[episodes.reshape(-1)]) <= set(range(12, 20))
+
+
+def test_evaluation_leaves_small_classes_out_with_one_message_per_shot_count():
+    from seqcpc.config import FewShotConfig
+    from seqcpc.fewshot.evaluate import EpisodeData, episode_sets
+
+    labels = labels_of([8] * 6 + [4])  # class 6 has room for 1 + 3 but not 5 + 3
+    data = EpisodeData(torch.zeros(len(labels), 1), labels, torch.zeros(1, 1), "images")
+    messages = []
+    sets = episode_sets(data, FewShotConfig(ways=[2, 3], shots=[1, 5], n_query=3, episodes=50), 0, messages.append)
+    assert set(sets) == {"2way_1shot", "2way_5shot", "3way_1shot", "3way_5shot"}
+    assert messages == ["episodic evaluation: episodes: 1 of 7 classes have fewer than 8 images (the shots plus the "
+                        "queries) and are left out, e.g. class 6 with 4"]
+    assert 6 in labels[sets["3way_1shot"][2].reshape(-1)] and 6 not in labels[sets["3way_5shot"][2].reshape(-1)]
