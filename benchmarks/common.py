@@ -6,9 +6,24 @@ from pathlib import Path
 
 import torch
 
+from seqcpc.config import load_config
+from seqcpc.errors import SeqcpcError
 from seqcpc.eval.report import markdown_table
+from seqcpc.image.store import read_info
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def image_config(path, overrides=()):
+    """An image recipe's config, buildable without running its checks: the input channels are the prepared data
+    set's when it is there, else those it would have (RGB when the recipe prepares RGB, else grey)."""
+    cfg = load_config(path, overrides)
+    if cfg.model.encoder.in_channels is None:
+        try:
+            cfg.model.encoder.in_channels = read_info(cfg.data.images)["channels"]
+        except SeqcpcError:
+            cfg.model.encoder.in_channels = 3 if cfg.prepare.options.get("mode") == "rgb" else 1
+    return cfg
 
 
 def machine() -> dict:

@@ -31,9 +31,9 @@ def peak_rss_mb() -> float:
 
 def measure_extract_images() -> dict:
     from seqcpc.builders import build_model
-    from seqcpc.config import load_config
+    from benchmarks.common import image_config
 
-    cfg = load_config(ROOT / "recipes/image/cpu.yaml")
+    cfg = image_config(ROOT / "recipes/image/cpu.yaml")
     model = build_model(cfg.model).eval()
     x = torch.rand(2000, 1, 28, 28)
     model.embed(x[:500])

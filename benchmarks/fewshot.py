@@ -13,9 +13,8 @@ import time
 
 import torch
 
-from benchmarks.common import machine, write_table
+from benchmarks.common import image_config, machine, write_table
 from seqcpc import modalities
-from seqcpc.config import load_config
 
 LEARNERS = {"protonet": [], "matching": [], "maml, head adapted (CPU recipe)": ["model.meta.inner=head"],
             "maml, every weight adapted": ["model.meta.inner=all"]}
@@ -43,7 +42,7 @@ def main(argv=None):
     rows, reference = [], {}
     for name, extra in LEARNERS.items():
         objective = name.split(",")[0]
-        cfg = load_config("recipes/fewshot/glyphs_cpc_cpu.yaml", [f"model.objective={objective}", *base, *extra])
+        cfg = image_config("recipes/fewshot/glyphs_cpc_cpu.yaml", [f"model.objective={objective}", *base, *extra])
         learner = modalities.get("image").build(cfg.model).eval()
         row = {"learner": name}
         for n_way, k_shot in settings:

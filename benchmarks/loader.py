@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from benchmarks.common import machine, write_table
+from benchmarks.common import image_config, machine, write_table
 from seqcpc.audio.windows import WindowDataset
 from seqcpc.builders import build_model
 from seqcpc.config import load_config
@@ -64,7 +64,7 @@ def compare(ds, consumed: float, batch: int, batches: int, unit: str, step_name:
 
 
 def bench_images(folder, batches: int) -> None:
-    cfg = load_config(ROOT / "recipes/image/cpu.yaml")
+    cfg = image_config(ROOT / "recipes/image/cpu.yaml")
     with tempfile.TemporaryDirectory() as tmp:
         if folder is None or not (Path(folder) / "dataset.json").is_file():
             rng = np.random.default_rng(0)

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks.common import machine, matmul_peak_gflops, sync, write_table
+from benchmarks.common import image_config, machine, matmul_peak_gflops, sync, write_table
 from seqcpc.builders import build_model, check_config
 from seqcpc.config import load_config, resolve
 from seqcpc.errors import SeqcpcError
@@ -32,9 +32,9 @@ CONFIGS = {
     "audio_paper": lambda: resolve({}),
     "speech_cpu": lambda: load_config(ROOT / "recipes/speech/cpu.yaml"),
     "synthetic_demo": lambda: load_config(ROOT / "recipes/synthetic/demo.yaml"),
-    "image_cpu": lambda: load_config(ROOT / "recipes/image/cpu.yaml"),
-    "image_cpu_nchw": lambda: load_config(ROOT / "recipes/image/cpu.yaml"),
-    "image_gpu": lambda: load_config(ROOT / "recipes/image/gpu.yaml"),
+    "image_cpu": lambda: image_config(ROOT / "recipes/image/cpu.yaml"),
+    "image_cpu_nchw": lambda: image_config(ROOT / "recipes/image/cpu.yaml"),
+    "image_gpu": lambda: image_config(ROOT / "recipes/image/gpu.yaml"),
 }
 SAMPLE_RATE = 16000
 ORDER = ("augment", "encoder", "context", "predictor", "loss", "other", "backward", "optimizer")  # table columns

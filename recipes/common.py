@@ -10,11 +10,33 @@ import json
 import sys
 from pathlib import Path
 
+import yaml
+
 from seqcpc import modalities
-from seqcpc.config import Config, PrepareConfig, load_config
+from seqcpc.config import Config, PrepareConfig, StrictLoader, from_dict, load_config
 from seqcpc.errors import ConfigError, report_errors
+from seqcpc.files import atomic_write_text
 from seqcpc.train.checkpoint import load_model
 from seqcpc.train.loop import pretrain
+
+
+def read_yaml_config(path, cls):
+    """A recipe's own config file (e.g. a table config naming a seqcpc config) as dataclass `cls`, with the
+    same strict checks as seqcpc configs (unknown keys, wrong types)."""
+    try:
+        data = yaml.load(Path(path).read_text(), Loader=StrictLoader) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"config {path} cannot be read: {err}") from err
+    return from_dict(cls, data)
+
+
+def cached(path: Path, compute):
+    """The JSON at `path`, else compute() written there (so an evaluation is not run twice)."""
+    if path.is_file():
+        return json.loads(path.read_text())
+    result = compute()
+    atomic_write_text(path, json.dumps(result, indent=2))
+    return result
 
 
 def prepare_data(prep: PrepareConfig) -> None:

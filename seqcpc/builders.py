@@ -28,9 +28,14 @@ def cpc_synthetic_tiny():
     return build_model(synthetic_tiny())
 
 
-def cpc_image_small():
-    return build_model(image_small())
+def cpc_image_small(in_channels: int = 1):
+    """image_small for grey (1) or RGB (3) images; a run takes the channels from its data instead."""
+    cfg = image_small()
+    cfg.encoder.in_channels = in_channels
+    return build_model(cfg)
 
 
-def cpc_image_large():
-    return build_model(image_large())
+def cpc_image_large(in_channels: int = 3):
+    cfg = image_large()
+    cfg.encoder.in_channels = in_channels
+    return build_model(cfg)

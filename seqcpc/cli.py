@@ -50,14 +50,14 @@ def extract_main(args) -> None:
 
 
 def probe_main(args) -> None:
-    from seqcpc.config import with_overrides
+    from seqcpc.config import LEARNERS, with_overrides
     from seqcpc.train.checkpoint import load_config_and_model
 
     cfg, model = load_config_and_model(args.checkpoint)
     saved, cfg = cfg, with_overrides(cfg, args.overrides)
     if cfg.model != saved.model:
         raise ConfigError("seqcpc probe: model.* keys describe the checkpoint's network and cannot be overridden")
-    if args.episodic or cfg.model.objective != "cpc":  # a few-shot learner has only its episodes to be scored on
+    if args.episodic or cfg.model.objective in LEARNERS:  # a few-shot learner has only its episodes to be scored on
         from seqcpc.fewshot.evaluate import run_episodic_eval
 
         run_episodic_eval(cfg, model, args.out)

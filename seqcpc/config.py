@@ -62,9 +62,12 @@ def check_range(key: str, value, meta) -> None:
 @dataclass
 class PredictorConfig:
     kind: str = choice("linear", ["linear", "mlp"])
-    steps: int = number(12, min=1)  # K: predict z[t+1] .. z[t+K]
+    steps: int = number(12, min=1)  # K: the last offset predicted; z[t+first] .. z[t+K]
     hidden: int = number(256, min=1)  # mlp only
     per_step: bool = False  # mlp only: one network per k instead of a shared hidden layer
+    first: int = number(1, min=1)  # the first offset predicted (CPC v2 skips the rows that overlap the context)
+    target_dim: int = number(0, min=0)  # > 0: targets are z projected linearly to this dim (CPC v2: 64); 0: z
+    scale: float = number(1.0, above=0)  # predictions are multiplied by this before scoring (CPC v2: 0.1)
 
 
 @dataclass
@@ -88,7 +91,8 @@ class FewShotConfig:
     ways: list[int] = number([5, 20], min=2)  # episodic evaluation only
 
 
-OBJECTIVES = ("cpc", "protonet", "matching", "maml")  # model.objective: what the loop trains
+LEARNERS = ("protonet", "matching", "maml")  # the few-shot learners (seqcpc/fewshot/), trained on episodes
+OBJECTIVES = ("cpc", *LEARNERS)  # model.objective: what the loop trains (images add pretext tasks)
 
 
 @dataclass

@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from seqcpc import modalities
+from seqcpc.config import LEARNERS
 from seqcpc.errors import DataError, SeqcpcError
 from seqcpc.train.checkpoint import load_config_and_model
 
@@ -24,9 +25,10 @@ def _check_what(what):
 
 
 def load_cpc(checkpoint, device):
-    """(config, model) of a CPC checkpoint; a few-shot learner has no z and c to write."""
+    """(config, model) of a pretrained checkpoint (CPC or a pretext task); a few-shot learner has no z and c to
+    write."""
     cfg, model = load_config_and_model(checkpoint, device)
-    if cfg.model.objective != "cpc":
+    if cfg.model.objective in LEARNERS:
         raise SeqcpcError(f"{checkpoint} holds a few-shot learner (model.objective={cfg.model.objective}), which has "
                           f"no z and c to extract; score it with seqcpc probe --checkpoint {checkpoint} --out DIR")
     return cfg, model

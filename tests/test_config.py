@@ -3,6 +3,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from image_fixtures import toy_image_store
@@ -13,7 +14,9 @@ from seqcpc.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 YAMLS = sorted((ROOT / "recipes").rglob("*.yaml"))
-TABLES = [p for p in YAMLS if "pretrain" in (yaml.safe_load(p.read_text()) or {})]  # recipes/fewshot tables
+TABLES = [p for p in YAMLS if "pretrain" in (yaml.safe_load(p.read_text()) or {})]  # table recipes' configs
+FEWSHOT_TABLES = [p for p in TABLES if p.parent.name == "fewshot"]
+IMAGE_TABLES = [p for p in TABLES if p.parent.name == "image"]
 SHIPPED = [p for p in YAMLS if p not in TABLES]
 SIZES = [name for m in modalities.names() for name in modalities.get(m).sizes]
 
@@ -78,7 +81,7 @@ def test_impossible_shapes_are_refused(overrides, match):
 
 def image_data(tmp_path, model: dict, size: int) -> dict:
     """The data section of an image config, pointed at a tiny store with the model's channels."""
-    channels = resolve({"model": model}).model.encoder.in_channels
+    channels = resolve({"model": model}).model.encoder.in_channels or 1  # unset: the model follows the data
     return {"kind": "images", "images": str(toy_image_store(tmp_path / "toy", 4, 2, size, channels))}
 
 
@@ -107,10 +110,28 @@ def test_every_shipped_config_loads_and_builds(path, tmp_path):
 
 
 def test_there_are_shipped_configs():
-    assert SHIPPED and TABLES
+    assert SHIPPED and FEWSHOT_TABLES and IMAGE_TABLES and set(TABLES) == set(FEWSHOT_TABLES + IMAGE_TABLES)
 
 
-@pytest.mark.parametrize("path", TABLES, ids=[str(p.relative_to(ROOT / "recipes")) for p in TABLES])
+@pytest.mark.parametrize("path", IMAGE_TABLES, ids=[p.name for p in IMAGE_TABLES])
+def test_every_image_table_config_gives_run_configs_that_load_and_build(path, tmp_path):
+    from recipes.image.table import read_table_config
+
+    assert path.read_text().startswith("# "), "a shipped config opens with the command that runs it"
+    table = read_table_config(path)
+    base = load_config(ROOT / table.pretrain, table.overrides)
+    objectives = set()
+    for name, overrides in table.runs.items():
+        data = to_dict(with_overrides(base, overrides))
+        data["data"].update(image_data(tmp_path, data["model"], base.prepare.options.get("size", 28)))
+        cfg = resolve(data)
+        check_config(cfg)
+        objectives.add(cfg.model.objective)
+        assert build_model(cfg.model).chance_loss(8, 36) > 1
+    assert objectives == {"cpc", "rotation", "jigsaw"}
+
+
+@pytest.mark.parametrize("path", FEWSHOT_TABLES, ids=[str(p.relative_to(ROOT / "recipes")) for p in FEWSHOT_TABLES])
 def test_every_few_shot_table_config_gives_learner_configs_that_load_and_build(path, tmp_path):
     from recipes.fewshot.run import read_table_config
 
@@ -125,6 +146,26 @@ def test_every_few_shot_table_config_gives_learner_configs_that_load_and_build(p
         cfg = resolve(data)
         check_config(cfg)
         assert build_model(cfg.model).chance_loss(1, 1) == pytest.approx(np.log(cfg.model.meta.n_way))
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_input_channels_follow_the_prepared_images_unless_set(tmp_path, channels):
+    toy_image_store(tmp_path / "toy", 4, 2, size=28, channels=channels)
+    data = {"kind": "images", "images": str(tmp_path / "toy"), "batch_size": 8}
+    cfg = resolve({"model": {"size": "image_small"}, "data": data})
+    assert cfg.model.encoder.in_channels is None
+    check_config(cfg)
+    assert cfg.model.encoder.in_channels == channels
+    model = build_model(cfg.model)
+    assert model(torch.rand(2, channels, 28, 28))[0].isfinite()
+    other = 4 - channels  # 3 for grey images, 1 for RGB ones
+    with pytest.raises(ConfigError, match=f"in_channels={other} but the images .* leave it unset"):
+        check_config(resolve({"model": {"size": "image_small", "encoder": {"in_channels": other}}, "data": data}))
+
+
+def test_an_image_model_without_channels_is_refused_when_built_alone():
+    with pytest.raises(ConfigError, match="in_channels is not set"):
+        build_model(resolve({"model": {"size": "image_small"}}).model)
 
 
 @pytest.mark.parametrize("model,match", [

@@ -18,14 +18,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from recipes.common import prepare_data, pretrain_once
+from recipes.common import cached, prepare_data, pretrain_once, read_yaml_config
 from seqcpc import modalities
-from seqcpc.config import OBJECTIVES, StrictLoader, from_dict, load_config, with_overrides
+from seqcpc.config import LEARNERS, load_config, with_overrides
 from seqcpc.errors import ConfigError, report_errors
 from seqcpc.eval.report import write_report
-from seqcpc.files import atomic_write_text
 from seqcpc.fewshot.evaluate import (describe, episode_sets, evaluate_learner, frozen_rows, plot_shots,
                                      score_table)
 from seqcpc.train.checkpoint import load_model
@@ -43,27 +40,14 @@ class TableConfig:
 
 
 def read_table_config(path) -> TableConfig:
-    try:
-        data = yaml.load(Path(path).read_text(), Loader=StrictLoader) or {}
-    except (OSError, yaml.YAMLError) as err:
-        raise ConfigError(f"table config {path} cannot be read: {err}") from err
-    table = from_dict(TableConfig, data)
-    learners = [o for o in OBJECTIVES if o != "cpc"]
+    table = read_yaml_config(path, TableConfig)
+    learners = list(LEARNERS)
     unknown = [m for m in table.methods + list(table.per_method) if m not in learners]
     bad_init = [i for i in table.inits if i not in ("scratch", "cpc")]
     if unknown or bad_init or not table.pretrain:
         raise ConfigError(f"{path}: needs `pretrain:` (a seqcpc config), methods among {', '.join(learners)} "
                           f"(got {unknown or 'ok'}) and inits among scratch, cpc (got {bad_init or 'ok'})")
     return table
-
-
-def cached(path: Path, compute):
-    """The JSON at `path`, else compute() written there (so an evaluation is not run twice)."""
-    if path.is_file():
-        return json.loads(path.read_text())
-    result = compute()
-    atomic_write_text(path, json.dumps(result, indent=2))
-    return result
 
 
 def timed(fn, *args) -> dict:

@@ -3,7 +3,7 @@ from seqcpc.audio.config import AudioModelConfig
 from seqcpc.audio.encoder import ConvEncoder, output_length, receptive_field
 from seqcpc.core.context import RNNContext, TransformerContext
 from seqcpc.core.model import CPC, PooledContext
-from seqcpc.core.predictors import make_predictor
+from seqcpc.core.predictors import check_offsets, predictor_from_config, target_projection
 from seqcpc.errors import ConfigError
 from seqcpc.fewshot.build import build_learner
 from seqcpc.objectives.infonce import InfoNCE, check_negatives
@@ -19,8 +19,8 @@ def build_audio_model(cfg: AudioModelConfig):
         context = RNNContext(enc.dim, ctx.dim, ctx.layers, cell=ctx.kind)
     if cfg.objective != "cpc":
         return build_learner(cfg.objective, PooledContext(encoder, context, ctx.dim), cfg.meta)
-    predictor = make_predictor(pred.kind, ctx.dim, enc.dim, pred.steps, pred.hidden, pred.per_step)
-    return CPC(encoder, context, predictor, InfoNCE.from_config(loss))
+    return CPC(encoder, context, predictor_from_config(pred, ctx.dim, enc.dim), InfoNCE.from_config(loss, pred.first),
+               target_projection(pred, enc.dim), pred.scale)
 
 
 def check_audio_config(cfg) -> int:
@@ -38,14 +38,12 @@ def check_audio_config(cfg) -> int:
     field = receptive_field(enc.kernels, enc.strides)
     if window < field:
         raise ConfigError(f"data.window={window} is shorter than the encoder's receptive field ({field} samples)")
-    T, K = output_length(window, enc.kernels, enc.strides), cfg.model.predictor.steps
+    T = output_length(window, enc.kernels, enc.strides)
     if cfg.model.objective != "cpc":
         if cfg.data.kind != "manifest":
             raise ConfigError(f"model.objective={cfg.model.objective} learns classes from a corpus's speakers: "
                               f"data.kind=manifest data.manifest=PATH")
         return T
-    if K < 1 or T <= K:
-        raise ConfigError(f"model.predictor.steps={K} must be between 1 and the {T} latent steps of a "
-                          f"data.window={window} minus one")
+    check_offsets(cfg.model.predictor, T, f"latent steps of a data.window={window}")
     check_negatives(cfg.model.loss, cfg.data.batch_size, T, T)
     return T

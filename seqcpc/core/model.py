@@ -32,17 +32,27 @@ class Pretrainable(nn.Module):
         pass
 
 
+def scaled(preds, scale: float):
+    """Predictions times CPC v2's embedding scale; untouched (not even multiplied by 1) at scale 1."""
+    return preds if scale == 1 else preds * scale
+
+
 class CPC(Pretrainable):
-    def __init__(self, encoder: nn.Module, context: nn.Module, predictor: nn.Module, loss: nn.Module):
+    """`targets` maps z to what the predictions are scored against (nn.Identity: z itself); `scale`
+    multiplies the predictions (see seqcpc.core.predictors.predictor_from_config)."""
+
+    def __init__(self, encoder: nn.Module, context: nn.Module, predictor: nn.Module, loss: nn.Module,
+                 targets: nn.Module = None, scale: float = 1.0):
         super().__init__()
         self.encoder, self.context, self.predictor, self.loss = encoder, context, predictor, loss
+        self.targets, self.scale = targets or nn.Identity(), scale
 
     def forward(self, x, groups=None):
         """Returns (loss, metrics); `groups` (B,) are group ids for negatives='group'."""
         z = self.encoder(x)  # (B, T, D)
         c = self.context(z)  # (B, T, E)
-        preds = self.predictor(c)  # (B, K, T, D)
-        return self.loss(preds, z, groups)
+        preds = scaled(self.predictor(c), self.scale)  # (B, K', T, D')
+        return self.loss(preds, self.targets(z), groups)
 
     @torch.no_grad()
     def embed(self, x):

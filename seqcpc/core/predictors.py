@@ -1,11 +1,14 @@
 """Predictors: from the context c[t], predict the latents z[t+k] for k = 1..K.
 
 Shapes: B batch, T steps, E context dim, D latent dim, K horizon, H hidden dim.
-Every predictor maps c (B, T, E) -> predictions (B, K, T, D); row k-1 holds the guess for z[t+k].
+Every predictor maps c (B, T, E) -> predictions (B, K', T, D'); row i holds the guess for z[t+F+i], for the
+K' = K - F + 1 offsets F..K (F = 1 in CPC). D' is D, or the target dim when targets are projected (CPC v2).
 """
 import torch
 from einops import rearrange
 from torch import nn
+
+from seqcpc.errors import ConfigError
 
 
 class LinearPredictor(nn.Module):
@@ -49,3 +52,24 @@ def make_predictor(kind: str, in_dim: int, out_dim: int, steps: int, hidden: int
     if kind == "linear":
         return LinearPredictor(in_dim, out_dim, steps)
     raise ValueError(f"unknown predictor kind {kind!r}; choose linear or mlp")
+
+
+def predictor_from_config(pred, context_dim: int, latent_dim: int):
+    """The predictor of the model.predictor config section: it covers the offsets first..steps and predicts
+    z, or z's projection to pred.target_dim (see target_projection)."""
+    return make_predictor(pred.kind, context_dim, pred.target_dim or latent_dim, pred.steps - pred.first + 1,
+                          pred.hidden, pred.per_step)
+
+
+def target_projection(pred, latent_dim: int) -> nn.Module:
+    """What the predictions are scored against: z itself, or its linear projection to pred.target_dim (CPC
+    v2's 1x1 convolution of the latents)."""
+    return nn.Linear(latent_dim, pred.target_dim) if pred.target_dim else nn.Identity()
+
+
+def check_offsets(pred, positions: int, what: str) -> None:
+    """Refuse offsets that a sequence of `positions` latent steps cannot serve."""
+    if not 1 <= pred.first <= pred.steps or positions <= pred.steps:
+        raise ConfigError(f"model.predictor.first={pred.first} and model.predictor.steps={pred.steps}: need "
+                          f"1 <= first <= steps < the {positions} {what} (a short sequence can predict nearer "
+                          f"offsets, e.g. model.predictor.first=1 model.predictor.steps=1)")

@@ -7,6 +7,8 @@ they go straight into JSON reports.
 The probes are generic: the speech recipe uses them for speaker and frame-level phone identity, the image
 recipe for linear evaluation, label efficiency and few-shot accuracy.
 """
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -212,6 +214,31 @@ def feasible_shots(counts, cfg, what: str, log=print) -> list[int]:
         log(f"few-shot {k}-shot skipped: fewer than probe.n_way={cfg.n_way} classes have {k} + "
             f"probe.n_query={cfg.n_query} {what}")
     return shots
+
+
+class BestWeights:
+    """Early stopping on a held-out score: `update(score, module)` keeps a copy of the weights whenever the
+    score beats the best so far; `stop` is true once `patience` updates in a row brought no improvement;
+    `restore(module)` loads the best weights back."""
+
+    def __init__(self, patience: int):
+        self.patience, self.best, self.best_check, self.checks, self.state = patience, -math.inf, 0, 0, None
+
+    def update(self, score: float, module) -> bool:
+        self.checks += 1
+        if score <= self.best:
+            return False
+        self.best, self.best_check = score, self.checks
+        self.state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        return True
+
+    @property
+    def stop(self) -> bool:
+        return self.checks - self.best_check >= self.patience
+
+    def restore(self, module) -> None:
+        if self.state is not None:
+            module.load_state_dict(self.state)
 
 
 def random_init(build, model_cfg, seed: int):

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from seqcpc import modalities
+from seqcpc.config import LEARNERS
 from seqcpc.errors import DataError
 from seqcpc.eval.probes import episode_summary
 from seqcpc.eval.report import markdown_table, pyplot, write_report
@@ -185,7 +186,7 @@ def run_episodic_eval(cfg, model, out_dir, log=print) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     data = entry.episode_data(cfg, log)
     sets = episode_sets(data, cfg.probe, cfg.train.seed, log)
-    if cfg.model.objective != "cpc":
+    if cfg.model.objective in LEARNERS:
         rows = {cfg.model.objective: evaluate_learner(model, data, sets, log, cfg.model.objective)}
     else:
         rows = frozen_rows(entry.frozen_features(cfg, model), data, sets, log)

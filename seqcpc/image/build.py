@@ -1,14 +1,15 @@
 """Build an image CPC model (CPC v2) from its config, and refuse impossible shapes before anything runs."""
 from torch import nn
 
-from seqcpc.core.predictors import make_predictor
+from seqcpc.core.predictors import check_offsets, predictor_from_config, target_projection
 from seqcpc.errors import ConfigError
 from seqcpc.image.augment import PatchAugment
-from seqcpc.image.config import ImageModelConfig
+from seqcpc.image.config import PRETEXT, ImageModelConfig
 from seqcpc.fewshot.build import build_learner
 from seqcpc.image.encoder import PatchEncoder, PooledPatches
 from seqcpc.image.grid_context import MaskedConvContext
 from seqcpc.image.model import PatchCPC
+from seqcpc.image.pretext import build_pretext, check_pretext
 from seqcpc.image.patches import grid_shape
 from seqcpc.image.store import read_info
 from seqcpc.objectives.infonce import InfoNCE, check_negatives
@@ -17,18 +18,21 @@ from seqcpc.objectives.infonce import InfoNCE, check_negatives
 def build_image_model(cfg: ImageModelConfig):
     """PatchCPC, or the few-shot learner of model.objective on the same (pooled) patch encoder."""
     enc, ctx, grid, aug, pred, loss = cfg.encoder, cfg.context, cfg.patches, cfg.augment, cfg.predictor, cfg.loss
+    if enc.in_channels is None:
+        raise ConfigError("model.encoder.in_channels is not set: it is taken from the prepared images when a run "
+                          "checks its config (seqcpc.check_config); set it (1 grey, 3 RGB) to build a model alone")
     encoder = PatchEncoder(enc.in_channels, enc.dim, grid.widths, grid.blocks)
     augment = PatchAugment(aug.jitter, aug.flip, aug.colour_drop, aug.grey, aug.per_patch)
+    if cfg.objective in PRETEXT:
+        return build_pretext(cfg.objective, encoder, augment, grid.size, grid.stride, cfg.pretext)
     if cfg.objective != "cpc":
         return build_learner(cfg.objective, PooledPatches(encoder, augment, grid.size, grid.stride, cfg.meta.pool),
                              cfg.meta)
     n_ctx = 1 if grid.shared_context else grid.directions
     contexts = nn.ModuleList(MaskedConvContext(enc.dim, ctx.dim, ctx.layers, ctx.kernel) for _ in range(n_ctx))
-    predictors = nn.ModuleList(make_predictor(pred.kind, ctx.dim, enc.dim, pred.steps, pred.hidden, pred.per_step)
-                               for _ in range(grid.directions))
-    return PatchCPC(encoder, contexts, predictors,
-                    InfoNCE.from_config(loss),
-                    augment, grid.size, grid.stride)
+    predictors = nn.ModuleList(predictor_from_config(pred, ctx.dim, enc.dim) for _ in range(grid.directions))
+    return PatchCPC(encoder, contexts, predictors, InfoNCE.from_config(loss, pred.first), augment, grid.size,
+                    grid.stride, target_projection(pred, enc.dim), pred.scale)
 
 
 def check_image_config(cfg) -> int:
@@ -46,18 +50,20 @@ def check_image_config(cfg) -> int:
                           "not have; use all, batch or sequence")
     info = read_info(cfg.data.images)
     (height, width), channels = info["size"], info["channels"]
-    if channels != enc.in_channels:
+    if enc.in_channels is None:
+        enc.in_channels = channels  # the model follows the data unless the config says otherwise
+    elif channels != enc.in_channels:
         raise ConfigError(f"model.encoder.in_channels={enc.in_channels} but the images in {cfg.data.images} have "
-                          f"{channels} channel(s)")
+                          f"{channels} channel(s); leave it unset to follow the data")
     if grid.size > min(height, width):
         raise ConfigError(f"model.patches.size={grid.size} is larger than the {height}x{width} images")
     rows, cols = grid_shape(height, width, grid.size, grid.stride)
+    if cfg.model.objective in PRETEXT:
+        check_pretext(cfg.model, height, width)
     if cfg.model.objective != "cpc":
         return rows * cols
-    K, shortest = cfg.model.predictor.steps, min(rows, cols) if grid.directions > 1 else rows
-    if K < 1 or shortest <= K:
-        raise ConfigError(f"model.predictor.steps={K} must be between 1 and the {shortest} rows of the "
-                          f"{rows}x{cols} patch grid minus one")
+    shortest = min(rows, cols) if grid.directions > 1 else rows
+    check_offsets(cfg.model.predictor, shortest, f"rows of the {rows}x{cols} patch grid")
     # each grid column is one scored sequence of `rows` positions
     check_negatives(loss, cfg.data.batch_size, rows * cols, rows)
     return rows * cols

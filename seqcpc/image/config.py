@@ -7,7 +7,7 @@ from seqcpc.config import OBJECTIVES, FewShotConfig, LossConfig, MetaConfig, Pre
 
 @dataclass
 class PatchEncoderConfig:
-    in_channels: int = number(1, min=1)
+    in_channels: typing.Optional[int] = number(None, min=1)  # None: the prepared data set's channels (1 or 3)
     dim: int = number(128, min=1)
 
 
@@ -40,18 +40,34 @@ class AugmentConfig:
     per_patch: bool = True  # a draw per patch (else one per image)
 
 
+PRETEXT = ("rotation", "jigsaw")  # model.objective: the image-only pretext tasks (seqcpc/image/pretext.py)
+
+
+@dataclass
+class PretextConfig:
+    """Pretext-task baselines on the same patch encoder (seqcpc/image/pretext.py)."""
+    pool: int = number(3, min=1)  # rotation: the latent grid is pooled to pool x pool cells for the head
+    hidden: int = number(512, min=1)  # the classifier head's hidden layer
+    cells: int = number(3, min=2)  # jigsaw: the image is cut into cells x cells tiles
+    permutations: int = number(100, min=2)  # jigsaw: the size of the fixed permutation set (the classes)
+
+
 @dataclass
 class ImageModelConfig:
     size: typing.Optional[str] = None  # a named preset (seqcpc/image/sizes.py), applied before the fields below
     modality: str = choice("image", ["image"])
     encoder: PatchEncoderConfig = field(default_factory=PatchEncoderConfig)
     context: GridContextConfig = field(default_factory=GridContextConfig)
-    predictor: PredictorConfig = field(default_factory=lambda: PredictorConfig(steps=2))
+    # CPC v2's prediction task: the row 3 below, targets projected to 64 dims, predictions scaled by 0.1
+    predictor: PredictorConfig = field(default_factory=lambda: PredictorConfig(first=3, steps=3, target_dim=64,
+                                                                                scale=0.1))
     loss: LossConfig = field(default_factory=lambda: LossConfig(negatives="all"))
     patches: PatchConfig = field(default_factory=PatchConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    objective: str = choice("cpc", OBJECTIVES)  # cpc; or a few-shot learner on this encoder (the meta section)
+    # cpc; a few-shot learner on this encoder (the meta section); or a pretext task (the pretext section)
+    objective: str = choice("cpc", OBJECTIVES + PRETEXT)
     meta: MetaConfig = field(default_factory=MetaConfig)
+    pretext: PretextConfig = field(default_factory=PretextConfig)
 
 
 @dataclass
@@ -68,6 +84,11 @@ class ImageProbeConfig(FewShotConfig):
     label_fractions: list[float] = number([0.01, 0.1, 1.0], above=0, max=1)
     l2_grid: list[float] = number([1e-4, 1e-3, 1e-2], min=0)  # probe penalties tried
     pool: int = number(2, min=1)  # the latent grid is average-pooled to pool x pool cells, then flattened
-    supervised_epochs: int = number(30, min=1)  # the from-scratch baseline's epochs on each label subset ...
-    supervised_max_steps: int = number(400, min=1)  # ... capped at this many steps
-    supervised_lr: float = number(2e-3, above=0)
+    # the same encoder trained from scratch on each label subset, to convergence: it stops when the accuracy on a
+    # held-out part of the subset has not improved for `patience` checks, and keeps its best weights
+    supervised_epochs: int = number(100, min=1)  # at most this many epochs ...
+    supervised_max_steps: int = number(0, min=0)  # ... and steps (0: no cap); reported when a cap stops it
+    supervised_patience: int = number(5, min=1)  # held-out checks in a row without a gain before it stops
+    supervised_check_every: int = number(500, min=1)  # steps between held-out checks (at most one epoch)
+    supervised_holdout: float = number(0.1, above=0, max=0.5)  # share of each class held out (<= 2000 images)
+    supervised_lr: float = number(2e-3, above=0)  # AdamW; halved when a check brings no gain twice in a row

@@ -6,7 +6,7 @@ An image's feature is its latent grid z (B, Gh, Gw, D) average-pooled to P x P c
 the same for trained and random weights. Label fractions are class-balanced subsets of the training split
 drawn with a fixed seed; every method sees the same subsets and is scored on the whole test split.
 """
-import math
+import json
 import time
 from pathlib import Path
 
@@ -16,8 +16,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqcpc.config import Config
-from seqcpc.eval.probes import (Standardizer, balanced_subset, feasible_shots, linear_probe, prototypical_episodes,
-                                random_init)
+from seqcpc.errors import DataError
+from seqcpc.eval.probes import (BestWeights, Standardizer, balanced_subset, feasible_shots, linear_probe,
+                                prototypical_episodes, random_init, stratified_holdout)
+from seqcpc.files import atomic_write_text
 from seqcpc.eval.report import confusion_matrix, markdown_table, plot_accuracy_bars, plot_confusion, pyplot, write_report
 from seqcpc.image.build import build_image_model
 from seqcpc.image.patches import pool_grid
@@ -42,7 +44,8 @@ def embed_images(model, images, pool: int, batch: int = 500, log=print, name: st
 
 
 class Supervised(nn.Module):
-    """The baseline: the CPC model's patch encoder, pooled like the probe's features, with a linear head."""
+    """The baseline: the pretrained model's patch encoder (any image objective's: PatchCPC, a pretext task),
+    pooled like the probe's features, with a linear head."""
 
     def __init__(self, model, pool: int, num_classes: int):
         super().__init__()
@@ -50,39 +53,87 @@ class Supervised(nn.Module):
         self.head = nn.Linear(model.encoder.dim * pool * pool, num_classes)
 
     def forward(self, x):  # (B, C, H, W): patches are augmented in training mode, as in pretraining
-        return self.head(pool_grid(self.model.encoder(self.model.patches(x)), self.pool))
+        m = self.model
+        return self.head(pool_grid(m.encoder(m.augment.patch_grid(x, m.patch, m.stride)), self.pool))
+
+
+@torch.no_grad()
+def predict(net, images, batch: int = 500) -> np.ndarray:
+    """Class predictions of a classifier on uint8 images (N, H, W, C), in eval mode (no augmentation)."""
+    net.eval()
+    return np.concatenate([net(images_to_float(np.asarray(images[s: s + batch]))).argmax(1).numpy()
+                           for s in range(0, len(images), batch)])
 
 
 def train_supervised(cfg: Config, images, labels, test_images, test_labels, num_classes: int,
-                     log=print) -> tuple[float, int]:
-    """Train the encoder from scratch on (images, labels) with cross-entropy; return (test accuracy, steps)."""
-    probe_cfg = cfg.probe
-    net = Supervised(random_init(build_image_model, cfg.model, cfg.train.seed), probe_cfg.pool, num_classes)
-    batch = min(cfg.data.batch_size, len(images))
-    steps = min(probe_cfg.supervised_epochs * math.ceil(len(images) / batch), probe_cfg.supervised_max_steps)
-    opt = torch.optim.AdamW(net.parameters(), lr=probe_cfg.supervised_lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, probe_cfg.supervised_lr, total_steps=steps, pct_start=0.1)
+                     log=print) -> dict:
+    """fit_supervised on (images, labels), scored on the test split: {acc, steps, epochs, best_step, holdout_acc,
+    holdout, stopped, seconds}."""
+    net, info = fit_supervised(cfg, images, labels, num_classes, log)
+    return {"acc": float((predict(net, test_images) == test_labels).mean()), **info}
+
+
+def fit_supervised(cfg: Config, images, labels, num_classes: int, log=print):
+    """Train the encoder from scratch on (images, labels) with cross-entropy, to convergence: a stratified part of
+    the subset (probe.supervised_holdout, at most 2000 images) is held out; its accuracy is checked every
+    probe.supervised_check_every steps (at least once an epoch); training stops after probe.supervised_patience
+    checks without a gain (or at the epoch / step caps, which `stopped` names) and the weights of the best
+    check are restored. Returns (the network in eval mode, {steps, epochs, best_step, holdout_acc (of the
+    restored weights), holdout, stopped, seconds})."""
+    p = cfg.probe
+    net = Supervised(random_init(build_image_model, cfg.model, cfg.train.seed), p.pool, num_classes)
+    held = stratified_holdout(labels, min(p.supervised_holdout, 2000 / len(labels)), cfg.train.seed)
+    train_idx, held_idx = np.flatnonzero(~held), np.flatnonzero(held)
+    if len(held_idx) == 0:  # a class of one image each: nothing to hold out, so nothing to stop on
+        raise DataError(f"the supervised baseline needs at least two labelled images of some class to hold one "
+                        f"out for early stopping; got {len(labels)} images")
+    batch = min(cfg.data.batch_size, len(train_idx))
+    per_epoch = len(train_idx) // batch
+    check_every = min(p.supervised_check_every, per_epoch)
+    max_steps = p.supervised_epochs * per_epoch
+    if p.supervised_max_steps:
+        max_steps = min(max_steps, p.supervised_max_steps)
+    opt = torch.optim.AdamW(net.parameters(), lr=p.supervised_lr, weight_decay=1e-4)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, "max", factor=0.5, patience=1)
+    best = BestWeights(p.supervised_patience)
     gen = np.random.default_rng(cfg.train.seed)
-    net.train()
-    t0 = time.time()
-    for step in range(steps):
-        idx = np.sort(gen.choice(len(images), batch, replace=False))
-        loss = F.cross_entropy(net(images_to_float(images[idx])), torch.as_tensor(labels[idx]))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        if (step + 1) % 100 == 0 or step + 1 == steps:
-            log(f"    step {step + 1}/{steps} loss {loss.item():.3f} ({fmt_duration(time.time() - t0)})")
-    net.eval()
-    with torch.no_grad():
-        pred = np.concatenate([net(images_to_float(np.asarray(test_images[s: s + 500]))).argmax(1).numpy()
-                               for s in range(0, len(test_images), 500)])
-    return float((pred == test_labels).mean()), steps
+    stopped = "max_steps" if p.supervised_max_steps == max_steps else "max_epochs"
+    t0, step, best_step = time.time(), 0, 0
+    while step < max_steps and not best.stop:
+        order = train_idx[gen.permutation(len(train_idx))]
+        for start in range(0, per_epoch * batch, batch):
+            net.train()
+            idx = np.sort(order[start: start + batch])
+            loss = F.cross_entropy(net(images_to_float(images[idx])), torch.as_tensor(labels[idx]))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            if step % check_every == 0 or step == max_steps:
+                acc = float((predict(net, images[held_idx]) == labels[held_idx]).mean())
+                plateau.step(acc)
+                gain = best.update(acc, net)
+                best_step = step if gain else best_step
+                rate = step / (time.time() - t0)
+                log(f"    step {step} (epoch {step / per_epoch:.1f}) loss {loss.item():.3f} held-out {acc:.4f}"
+                    f"{' *' if gain else ''} | {rate:.1f} steps/s | {fmt_duration(time.time() - t0)}")
+                if best.stop:
+                    stopped = "early"
+                    break
+            if step == max_steps:
+                break
+    best.restore(net)
+    restored = float((predict(net, images[held_idx]) == labels[held_idx]).mean())
+    return net, {"steps": step, "epochs": round(step / per_epoch, 2), "best_step": best_step, "holdout_acc": restored,
+                 "holdout": len(held_idx), "stopped": stopped, "seconds": round(time.time() - t0, 1)}
 
 
-def run_image_probes(cfg: Config, model, out_dir, log=print) -> dict:
-    """Every evaluation of the image recipe; writes results.{json,md} and plots to out_dir."""
+def run_image_probes(cfg: Config, model, out_dir, log=print, others: dict = None, main_name: str = None) -> dict:
+    """Every evaluation of the image recipe; writes results.{json,md} and plots to out_dir. The features of
+    `model` (named main_name, by default its objective, e.g. cpc) and of each pretrained model in `others` (name
+    -> model) are
+    probed beside random weights and raw pixels; the supervised baseline's result for each label fraction is
+    kept in out_dir/supervised_<fraction>.json, so a killed evaluation does not train it again."""
     probe_cfg, root = cfg.probe, cfg.data.images
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -90,9 +141,11 @@ def run_image_probes(cfg: Config, model, out_dir, log=print) -> dict:
     (x_train, y_train), (x_test, y_test) = load_split(root, "train"), load_split(root, "test")
     y_train, y_test = np.array(y_train), np.array(y_test)  # writable copies of the memory-mapped labels
     log(f"image probes: {len(x_train)} training and {len(x_test)} test images, {len(classes)} classes")
-    feats = {"cpc": model, "random_init": random_init(build_image_model, cfg.model, cfg.train.seed)}
+    main = main_name or cfg.model.objective
+    models = {main: model, **(others or {}),
+              "random_init": random_init(build_image_model, cfg.model, cfg.train.seed)}
     feats = {name: {split: embed_images(m, x, probe_cfg.pool, log=log, name=f"{name} {split}")
-                    for split, x in (("train", x_train), ("test", x_test))} for name, m in feats.items()}
+                    for split, x in (("train", x_train), ("test", x_test))} for name, m in models.items()}
     feats["pixels"] = {split: images_to_float(np.asarray(x)).flatten(1).numpy()
                        for split, x in (("train", x_train), ("test", x_test))}
 
@@ -105,18 +158,26 @@ def run_image_probes(cfg: Config, model, out_dir, log=print) -> dict:
             r = linear_probe(fs["train"][idx], y_train[idx], fs["test"], y_test, len(classes),
                              l2_grid=probe_cfg.l2_grid, seed=cfg.train.seed)
             linear[name][f] = r["acc"]
-            if name == "cpc" and f == max(fractions):
+            if name == main and f == max(fractions):
                 matrix = confusion_matrix(y_test, r["pred"], len(classes))
             log(f"  linear probe on {name}: {r['acc']:.4f} (l2 {r['l2']:g})")
-        acc, steps = train_supervised(cfg, x_train[idx], y_train[idx], x_test, y_test, len(classes), log)
-        supervised[f] = {"acc": acc, "steps": steps}
-        log(f"  supervised from scratch ({steps} steps): {acc:.4f}")
+        cache = out_dir / f"supervised_{f:g}.json"
+        if cache.is_file():
+            supervised[f] = json.loads(cache.read_text())
+        else:
+            log(f"  supervised from scratch on {len(idx)} images")
+            supervised[f] = train_supervised(cfg, x_train[idx], y_train[idx], x_test, y_test, len(classes), log)
+            atomic_write_text(cache, json.dumps(supervised[f]))
+        r = supervised[f]
+        log(f"  supervised from scratch: {r['acc']:.4f} ({r['epochs']} epochs, stopped: {r['stopped']}, "
+            f"{fmt_duration(r['seconds'])})")
 
     few_shot = few_shot_episodes(feats, y_test, probe_cfg, cfg.train.seed, log)
-    results = {"linear": linear, "supervised": supervised, "few_shot": few_shot,
+    results = {"linear": linear, "supervised": supervised, "few_shot": few_shot, "main": main,
                "counts": {"train": len(x_train), "test": len(x_test), "classes": len(classes),
                           "labelled": {f: len(idx) for f, idx in fractions.items()}}}
-    plot_confusion(matrix, out_dir / "confusion.png", classes, "linear probe on CPC features (test, all labels)")
+    plot_confusion(matrix, out_dir / "confusion.png", classes,
+                   f"linear probe on {main} features (test, all labels)")
     write_image_report(results, out_dir, log)
     return results
 
@@ -139,15 +200,17 @@ def few_shot_episodes(feats: dict, y_test, probe_cfg, seed: int, log=print) -> d
     return few_shot
 
 
-def plot_label_efficiency(linear: dict, supervised: dict, path) -> None:
+def plot_label_curves(curves: dict, path, title: str = "label efficiency") -> None:
+    """Test accuracy against the label fraction, one line per label: curves[label][fraction] is an accuracy or a
+    {"mean", "std"} dict (drawn with error bars)."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    curves = {f"linear on {n}": accs for n, accs in linear.items()}
-    curves["supervised from scratch"] = {f: r["acc"] for f, r in supervised.items()}
     for label, accs in curves.items():
-        fs = sorted(accs)
-        ax.plot([100 * f for f in fs], [100 * accs[f] for f in fs], marker="o", label=label)
-    ax.set(xscale="log", xlabel="% of training labels", ylabel="test accuracy %", title="label efficiency")
+        fs = sorted(accs, key=float)
+        stats = [accs[f] if isinstance(accs[f], dict) else {"mean": accs[f], "std": 0.0} for f in fs]
+        ax.errorbar([100 * float(f) for f in fs], [100 * s["mean"] for s in stats],
+                    yerr=[100 * s["std"] for s in stats], marker="o", capsize=3, label=label)
+    ax.set(xscale="log", xlabel="% of training labels", ylabel="test accuracy %", title=title)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -155,11 +218,17 @@ def plot_label_efficiency(linear: dict, supervised: dict, path) -> None:
     plt.close(fig)
 
 
+def plot_label_efficiency(linear: dict, supervised: dict, path) -> None:
+    curves = {f"linear on {n}": accs for n, accs in linear.items()}
+    curves["supervised from scratch"] = {f: r["acc"] for f, r in supervised.items()}
+    plot_label_curves(curves, path)
+
+
 def write_image_report(results: dict, out_dir: Path, log=print) -> str:
     linear, supervised, few_shot = results["linear"], results["supervised"], results["few_shot"]
     fractions = sorted(supervised)
     rows = [[f"linear on {name}"] + [f"{100 * accs[f]:.1f}" for f in fractions] for name, accs in linear.items()]
-    rows.append(["supervised from scratch"] + [f"{100 * supervised[f]['acc']:.1f} ({supervised[f]['steps']} steps)"
+    rows.append(["supervised from scratch"] + [f"{100 * supervised[f]['acc']:.1f} ({supervised[f]['epochs']:g} epochs)"
                                                for f in fractions])
     table = markdown_table(["method", *(f"{100 * f:g}% labels" for f in fractions)], rows)
     shots = list(next(iter(few_shot.values()), {}))
@@ -175,4 +244,57 @@ def write_image_report(results: dict, out_dir: Path, log=print) -> str:
     if shots:
         plot_accuracy_bars({s: {n: r[s]["mean"] for n, r in few_shot.items()} for s in shots},
                            out_dir / "few_shot.png", "prototypical few-shot (test split)")
+    return table
+
+
+def mean_std(values) -> dict:
+    """{"mean", "std" (sample std; 0 for one value), "n"} of a list of numbers."""
+    values = np.asarray(values, dtype=float)
+    return {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+            "n": len(values)}
+
+
+def seed_summary(per_seed: dict) -> dict:
+    """Mean and std over seeds of run_image_probes' results (each seed's results.json, as loaded from JSON):
+    linear probes per features and label fraction, the supervised baseline (with its epochs and minutes), and
+    few-shot accuracy (the mean over episodes of each seed, then mean and std over seeds)."""
+    runs = list(per_seed.values())
+    fractions = sorted(runs[0]["supervised"], key=float)
+    sup = [r["supervised"] for r in runs]
+    return {
+        "seeds": list(per_seed),
+        "linear": {name: {f: mean_std([r["linear"][name][f] for r in runs]) for f in fractions}
+                   for name in runs[0]["linear"]},
+        "supervised": {f: {**mean_std([s[f]["acc"] for s in sup]), "epochs": mean_std([s[f]["epochs"] for s in sup]),
+                           "minutes": mean_std([s[f]["seconds"] / 60 for s in sup]),
+                           "stopped": sorted({s[f]["stopped"] for s in sup})} for f in fractions},
+        "few_shot": {name: {k: mean_std([r["few_shot"][name][k]["mean"] for r in runs]) for k in shots}
+                     for name, shots in runs[0]["few_shot"].items()},
+    }
+
+
+def pm(stat: dict) -> str:
+    """83.7 ± 0.4 (percent; the ± is the std over seeds, left out for one seed)."""
+    return f"{100 * stat['mean']:.1f}" + (f" ± {100 * stat['std']:.1f}" if stat["n"] > 1 else "")
+
+
+def write_seed_report(summary: dict, out_dir: Path, facts: str, log=print) -> str:
+    """results.{md,json} and label_efficiency.png (error bars: std over seeds) of seed_summary's numbers."""
+    fractions = list(summary["supervised"])
+    rows = [[f"linear on {name}"] + [pm(accs[f]) for f in fractions] for name, accs in summary["linear"].items()]
+    rows.append(["supervised from scratch"] + [
+        f"{pm(r)} ({r['epochs']['mean']:.0f} epochs, {r['minutes']['mean']:.1f} min)"
+        for r in summary["supervised"].values()])
+    table = markdown_table(["method", *(f"{100 * float(f):g}% labels" for f in fractions)], rows)
+    shots = {k for r in summary["few_shot"].values() for k in r}
+    if shots:
+        shots = sorted(shots)
+        rows = [[name] + [pm(r[s]) for s in shots] for name, r in summary["few_shot"].items()]
+        table += "\n\n" + markdown_table(["features (few-shot)", *shots], rows)
+    write_report(out_dir, f"Image benchmark (test accuracy %, mean ± std over {len(summary['seeds'])} seed(s))",
+                 facts, table, summary, log)
+    curves = {f"linear on {n}": accs for n, accs in summary["linear"].items()}
+    curves["supervised from scratch"] = summary["supervised"]
+    plot_label_curves(curves, out_dir / "label_efficiency.png",
+                      f"label efficiency ({len(summary['seeds'])} seed(s), bars: std)")
     return table

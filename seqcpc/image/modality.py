@@ -1,4 +1,5 @@
 """The image entry of the modality registry: images as grids of patches (CPC v2), from a prepared image store."""
+from seqcpc.config import LEARNERS
 from seqcpc.fewshot.episodes import episode_sampler
 from seqcpc.image.build import build_image_model, check_image_config
 from seqcpc.image.config import ImageDataConfig, ImageModelConfig, ImageProbeConfig
@@ -15,8 +16,8 @@ def image_datasets(cfg: ImageDataConfig, seed: int):
 
 
 def image_batch_sampler(dataset, cfg, world_size: int, rank: int, seed: int, train: bool = True):
-    """Episodes of labelled images for a few-shot learner; None (the loop's batches) for CPC."""
-    if cfg.model.objective == "cpc":
+    """Episodes of labelled images for a few-shot learner; None (the loop's batches) for CPC and pretext tasks."""
+    if cfg.model.objective not in LEARNERS:
         return None
     return episode_sampler(dataset.labels, cfg, rank, seed, train, "images")
 

@@ -1,7 +1,10 @@
 """Image CPC (CPC v2): patch grid -> per-patch encoder -> masked-conv context -> predictions rows below.
 
 Shapes: B batch, C channels, H x W pixels, Gh x Gw patch grid, D latent dim, E context dim, K rows ahead.
-The context at row r predicts the latents of rows r + 1 .. r + K in its column. Each grid column is then a
+The context at row r predicts the latents of rows r + F .. r + K in its column (F = model.predictor.first: with
+patches overlapping by half, row r + 1 shares pixels with row r, which CPC v2 avoids by starting further down),
+scored against the latents themselves or their projection (model.predictor.target_dim), the predictions
+multiplied by model.predictor.scale. Each grid column is then a
 sequence along the rows, which is exactly what the core's predictor and InfoNCE take: (B Gw, Gh, D). With
 negatives='all' every other patch latent of the batch is a negative (one matmul per k).
 More directions (up to 4: top-down, then the grid rotated by 90, 180, 270 degrees, i.e. right-to-left,
@@ -12,16 +15,17 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from seqcpc.core.model import Pretrainable
+from seqcpc.core.model import Pretrainable, scaled
 from seqcpc.image.patches import patchify
 
 
 class PatchCPC(Pretrainable):
     def __init__(self, encoder: nn.Module, contexts: nn.ModuleList, predictors: nn.ModuleList, loss: nn.Module,
-                 augment: nn.Module, patch: int, stride: int):
+                 augment: nn.Module, patch: int, stride: int, targets: nn.Module = None, scale: float = 1.0):
         super().__init__()
         self.encoder, self.contexts, self.predictors, self.loss = encoder, contexts, predictors, loss
         self.augment, self.patch, self.stride = augment, patch, stride
+        self.targets, self.scale = targets or nn.Identity(), scale
 
     def patches(self, x):
         """(B, C, H, W) -> (B, Gh, Gw, C, p, p), augmented in training mode only."""
@@ -39,8 +43,8 @@ class PatchCPC(Pretrainable):
         losses, metrics = [], []
         for d, predictor in enumerate(self.predictors):
             zd, c = self.context(z, d)
-            preds = predictor(rearrange(c, "b gh gw e -> (b gw) gh e"))  # (B Gw, K, Gh, D)
-            loss, m = self.loss(preds, rearrange(zd, "b gh gw d -> (b gw) gh d"))
+            preds = scaled(predictor(rearrange(c, "b gh gw e -> (b gw) gh e")), self.scale)  # (B Gw, K', Gh, D')
+            loss, m = self.loss(preds, self.targets(rearrange(zd, "b gh gw d -> (b gw) gh d")))
             losses.append(loss)
             metrics.append(m)
         return torch.stack(losses).mean(), {k: torch.stack([m[k] for m in metrics]).mean() for k in metrics[0]}

@@ -1,7 +1,9 @@
 """InfoNCE: score each prediction of z[t+k] against its positive and a set of negatives.
 
-Shapes: B batch, T latent steps, D latent dim, K horizon, S = T - K prediction positions (the same for every
-k, as in the CPC paper), N negatives per sequence, P = B * T positions in the batch.
+Shapes: B batch, T latent steps, D latent dim, K horizon (the last offset predicted), F the first offset
+predicted (1 in CPC; CPC v2 skips offsets whose targets overlap the context's own input), K' = K - F + 1
+offsets, S = T - K prediction positions (the same for every offset, as in the CPC paper), N negatives per
+sequence, P = B * T positions in the batch.
 
 Negative sampling modes:
   batch     N positions drawn from anywhere in the batch (the paper; default N = 128)
@@ -35,26 +37,30 @@ def check_negatives(loss, batch_size: int, per_sample: int, per_sequence: int) -
         raise ConfigError("data.batch_size must be >= 1 and model.loss.temperature > 0")
 
 
-def target_latents(z, steps: int):
-    """The positives: z[t+k] for k = 1..K and t < S.  (B, T, D) -> (B, K, S, D)."""
+def target_latents(z, steps: int, first: int = 1):
+    """The positives: z[t+k] for k = F..K and t < S.  (B, T, D) -> (B, K', S, D)."""
     S = z.shape[1] - steps
     windows = z.unfold(1, S, 1)  # (B, K+1, D, S): window j starts at step j
-    return rearrange(windows[:, 1:], "b k d s -> b k s d")
+    return rearrange(windows[:, first:], "b k d s -> b k s d")
 
 
 class InfoNCE(nn.Module):
     def __init__(self, negatives: str = "batch", num_negatives: int = 128, normalize: bool = False,
-                 temperature: float = 1.0):
+                 temperature: float = 1.0, first: int = 1):
         super().__init__()
         if negatives not in MODES:
             raise ValueError(f"unknown negatives mode {negatives!r}; choose one of {MODES}")
         self.mode, self.num_negatives = negatives, num_negatives
-        self.normalize, self.temperature = normalize, temperature
+        self.normalize, self.temperature, self.first = normalize, temperature, first
 
     @classmethod
-    def from_config(cls, loss) -> "InfoNCE":
-        """From the model.loss config section (seqcpc.config.LossConfig)."""
-        return cls(loss.negatives, loss.num_negatives, loss.normalize, loss.temperature)
+    def from_config(cls, loss, first: int = 1) -> "InfoNCE":
+        """From the model.loss config section (seqcpc.config.LossConfig) and the first offset predicted."""
+        return cls(loss.negatives, loss.num_negatives, loss.normalize, loss.temperature, first)
+
+    def offsets(self, n: int, device=None):
+        """The offsets F .. F + n - 1 that the n rows of the predictions stand for."""
+        return torch.arange(self.first, self.first + n, device=device)
 
     def sample_negatives(self, z, groups=None):
         """Flat indices into the P positions of z (B, T, D): (B, N)."""
@@ -72,27 +78,27 @@ class InfoNCE(nn.Module):
         return torch.multinomial(weights, N, replacement=True)
 
     def sampled_logits(self, preds, z, neg_idx):
-        """preds (B, K, S, D), z (B, T, D), neg_idx (B, N) -> logits (B, K, S, 1+N); the positive is column 0."""
-        B, K, S, _ = preds.shape
+        """preds (B, K', S, D), z (B, T, D), neg_idx (B, N) -> logits (B, K', S, 1+N); the positive is column 0."""
+        B, n, S, _ = preds.shape
         T = z.shape[1]
-        pos = (preds * target_latents(z, K)).sum(-1, keepdim=True)  # (B, K, S, 1)
+        k = self.offsets(n, z.device)
+        pos = (preds * target_latents(z, int(k[-1]), self.first)).sum(-1, keepdim=True)  # (B, K', S, 1)
         negs = z.flatten(0, 1)[neg_idx]  # (B, N, D)
-        neg = torch.einsum("bksd,bnd->bksn", preds, negs)  # (B, K, S, N)
+        neg = torch.einsum("bksd,bnd->bksn", preds, negs)  # (B, K', S, N)
         # flat index of each positive, to mask negatives that are the positive itself
         t = torch.arange(S, device=z.device)
-        k = torch.arange(1, K + 1, device=z.device)
         pos_idx = torch.arange(B, device=z.device)[:, None, None] * T + k[:, None] + t  # (B, K, S)
         clash = pos_idx[..., None] == neg_idx[:, None, None, :]  # (B, K, S, N)
         neg = neg.masked_fill(clash, float("-inf"))
         return torch.cat([pos, neg], dim=-1)
 
     def all_logits(self, preds, z):
-        """Every batch position is a candidate: logits (B, K, S, P) and the positive's column (B, K, S)."""
-        B, K, S, _ = preds.shape
+        """Every batch position is a candidate: logits (B, K', S, P) and the positive's column (B, K', S)."""
+        B, n, S, _ = preds.shape
         T = z.shape[1]
-        logits = torch.einsum("bksd,pd->bksp", preds, z.flatten(0, 1))  # (B, K, S, P)
+        logits = torch.einsum("bksd,pd->bksp", preds, z.flatten(0, 1))  # (B, K', S, P)
         t = torch.arange(S, device=z.device)
-        k = torch.arange(1, K + 1, device=z.device)
+        k = self.offsets(n, z.device)
         target = torch.arange(B, device=z.device)[:, None, None] * T + k[:, None] + t  # (B, K, S)
         return logits, target
 
@@ -101,16 +107,17 @@ class InfoNCE(nn.Module):
         return math.log(batch_size * positions if self.mode == "all" else 1 + self.num_negatives)
 
     def forward(self, preds, z, groups=None):
-        """preds (B, K, T, D) from the predictor, z (B, T, D) -> (loss, {"acc": mean, "acc/k1".."acc/kK"})."""
+        """preds (B, K', T, D) from the predictor, z (B, T, D) -> (loss, {"acc": mean, "acc/kF".."acc/kK"})."""
         loss_k, acc_k = self.per_horizon(preds, z, groups)
-        return loss_k.mean(), horizon_metrics(acc_k)
+        return loss_k.mean(), horizon_metrics(acc_k, self.first)
 
     def per_horizon(self, preds, z, groups=None):
-        """(loss_k (K,), acc_k (K,)): cross-entropy and accuracy of each horizon k."""
-        B, K, T, _ = preds.shape
+        """(loss_k (K',), acc_k (K',)): cross-entropy and accuracy of each offset k = F..K."""
+        T = preds.shape[2]
+        K = self.first + preds.shape[1] - 1
         if T <= K:
             raise ValueError(f"sequence of {T} latent steps is too short to predict {K} steps ahead")
-        preds = preds[:, :, : T - K]  # (B, K, S, D)
+        preds = preds[:, :, : T - K]  # (B, K', S, D)
         if self.normalize:
             preds, z = F.normalize(preds, dim=-1), F.normalize(z, dim=-1)
         if self.mode == "all":
@@ -133,6 +140,6 @@ def hit_rate(logits, target):
     return (positive[..., 0] > others.amax(-1)).float()
 
 
-def horizon_metrics(acc_k) -> dict:
-    """{"acc": mean over k, "acc/k1": ..., "acc/kK": ...} from the per-horizon accuracies (K,)."""
-    return {"acc": acc_k.mean(), **{f"acc/k{k + 1}": a for k, a in enumerate(acc_k)}}
+def horizon_metrics(acc_k, first: int = 1) -> dict:
+    """{"acc": mean over k, "acc/kF": ..., "acc/kK": ...} from the per-offset accuracies (K',)."""
+    return {"acc": acc_k.mean(), **{f"acc/k{first + i}": a for i, a in enumerate(acc_k)}}

@@ -13,6 +13,7 @@ from seqcpc.fewshot.classifiers import CLASSIFIERS
 from seqcpc.train.loop import pretrain
 
 SMALL = ["model.size=image_small", "model.encoder.dim=32", "model.context.dim=32", "model.patches.widths=[16,32]",
+         "model.predictor.first=1", "model.predictor.steps=2",  # a 3x3 grid: CPC v2's row 3 below does not exist
          "model.augment.flip=false", "data.batch_size=16", "optim.lr=2e-3", "optim.warmup_steps=5",
          "train.log_every=10", "train.val_batches=10", "probe.ways=[5]", "probe.shots=[1,3]", "probe.n_query=3",
          "probe.episodes=40", "probe.pool=2"]

@@ -8,23 +8,25 @@ from seqcpc.builders import build_model, synthetic_tiny
 from seqcpc.objectives.infonce import InfoNCE
 
 
-def loop_reference(preds, z, neg_idx=None, temperature=1.0):
-    """Plain loops over batch, horizon and position: the candidates of each prediction built one by one."""
-    B, K, T, D = preds.shape  # predictions at every step; only the first S = T - K have targets
+def loop_reference(preds, z, neg_idx=None, temperature=1.0, first=1):
+    """Plain loops over batch, offset and position: the candidates of each prediction built one by one. Row i of
+    the predictions is the guess for offset first + i."""
+    B, n, T, D = preds.shape  # predictions at every step; only the first S = T - K have targets
+    K = first + n - 1
     S, flat = T - K, z.reshape(B * T, D)
-    loss, acc = torch.zeros(K, dtype=preds.dtype), torch.zeros(K)
+    loss, acc = torch.zeros(n, dtype=preds.dtype), torch.zeros(n)
     for b in range(B):
-        for k in range(1, K + 1):
+        for i, k in enumerate(range(first, K + 1)):
             for t in range(S):
                 positive = b * T + t + k
                 if neg_idx is None:  # every position is a candidate
                     cands, target = list(range(B * T)), positive
                 else:
-                    cands, target = [positive] + [i for i in neg_idx[b].tolist() if i != positive], 0
-                scores = torch.stack([preds[b, k - 1, t] @ flat[i] for i in cands]) / temperature
-                loss[k - 1] += -F.log_softmax(scores, 0)[target]
+                    cands, target = [positive] + [j for j in neg_idx[b].tolist() if j != positive], 0
+                scores = torch.stack([preds[b, i, t] @ flat[j] for j in cands]) / temperature
+                loss[i] += -F.log_softmax(scores, 0)[target]
                 others = torch.cat([scores[:target], scores[target + 1:]])
-                acc[k - 1] += float(bool(scores[target] > others.max()))
+                acc[i] += float(bool(scores[target] > others.max()))
     return loss / (B * S), acc / (B * S)
 
 
@@ -57,6 +59,38 @@ def test_all_positions_mode_equals_the_loop():
     ref_loss, ref_acc = loop_reference(preds, z)
     torch.testing.assert_close(loss_k, ref_loss)
     torch.testing.assert_close(acc_k, ref_acc)
+
+
+@pytest.mark.parametrize("mode", ["all", "batch"])
+@pytest.mark.parametrize("first", [2, 3])
+def test_later_first_offsets_equal_the_loop(mode, first):
+    """CPC v2's task: only offsets first..K are scored, each row of the predictions standing for one of them."""
+    B, n, T, D = 2, 2, 9, 4
+    preds, z = torch.randn(B, n, T, D, dtype=torch.float64), torch.randn(B, T, D, dtype=torch.float64)
+    crit = InfoNCE(mode, 6, first=first)
+    neg_idx = crit.sample_negatives(z) if mode == "batch" else None
+    crit.sample_negatives = lambda *_: neg_idx
+    loss_k, acc_k = crit.per_horizon(preds, z)
+    ref_loss, ref_acc = loop_reference(preds, z, neg_idx, first=first)
+    torch.testing.assert_close(loss_k, ref_loss)
+    torch.testing.assert_close(acc_k, ref_acc)
+    assert set(crit(preds, z)[1]) == {"acc", *(f"acc/k{k}" for k in range(first, first + n))}
+
+
+@pytest.mark.parametrize("first", [1, 2, 3])
+def test_positives_are_exactly_the_offsets_from_first_to_k(first):
+    """The positive of the prediction at position t for row i is z[t + first + i] of its own sequence, in both
+    scoring paths; nothing nearer is ever a positive."""
+    B, n, T = 2, 2, 8
+    crit = InfoNCE("all", first=first)
+    preds = torch.zeros(B, n, T - (first + n - 1), 1)
+    _, target = crit.all_logits(preds, torch.zeros(B, T, 1))  # (B, n, S): flat index of each positive
+    b, i, t = torch.meshgrid(*(torch.arange(d) for d in target.shape), indexing="ij")
+    assert torch.equal(target, b * T + t + first + i)
+    z = torch.arange(B * T, dtype=torch.float64).reshape(B, T, 1)  # each latent holds its own flat index
+    logits = crit.sampled_logits(torch.ones(B, n, T - first - n + 1, 1, dtype=torch.float64), z,
+                                 torch.zeros(B, 1, dtype=torch.long))
+    assert torch.equal(logits[..., 0], (b * T + t + first + i).double())  # column 0: the positive's score
 
 
 def test_random_features_give_log_one_plus_n():
