@@ -4,7 +4,9 @@ A checkpoint holds {"model", "optimizer", "scheduler", "step", "bad_steps", "con
 the resolved run config as plain data, so `load_model(path)` needs nothing but the file. Loading always uses
 `torch.load(weights_only=True)`: a checkpoint is data, never code. Format 1 (no "format" key) is the layout
 before configs were split by modality: its config holds the fields of every modality, and the fields that do
-not apply to its own are dropped when it is read.
+not apply to its own are dropped when it is read. Format 3 added model.predictor.first, target_dim and scale
+(CPC v2's prediction task, the default of image models since); a format 1-2 checkpoint's model is read with
+the values that give the task it was trained on (first=1, no projection, scale 1), whatever today's defaults.
 """
 from pathlib import Path
 
@@ -15,7 +17,9 @@ from seqcpc.config import Config, resolve, to_dict
 from seqcpc.errors import CheckpointError, SeqcpcError
 from seqcpc.files import replace_synced
 
-FORMAT = 2
+FORMAT = 3
+# the model fields each format added -> the values that rebuild the model of a checkpoint written before it
+ADDED = {3: {"predictor": {"first": 1, "target_dim": 0, "scale": 1.0}}}
 
 
 def save_checkpoint(fabric, path, state: dict) -> None:
@@ -50,7 +54,13 @@ def read_checkpoint(path) -> dict:
 def checkpoint_config(ckpt: dict) -> Config:
     if "config" not in ckpt:
         raise CheckpointError("the checkpoint holds no run config, so its model cannot be rebuilt")
-    return resolve(ckpt["config"], prune=ckpt.get("format", 1) < 2)
+    version, data = ckpt.get("format", 1), ckpt["config"]
+    model = dict(data.get("model") or {})
+    for added_in, sections in ADDED.items():
+        if version < added_in:
+            for section, fields in sections.items():
+                model[section] = {**fields, **(model.get(section) or {})}
+    return resolve({**data, "model": model}, prune=version < 2)
 
 
 def load_config_and_model(path, device="cpu") -> tuple[Config, object]:
