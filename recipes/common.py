@@ -74,6 +74,15 @@ def evaluate_once(cfg: Config, ckpt: Path) -> None:
     print(f"results, plots and curves in {cfg.train.out_dir}", flush=True)
 
 
+def table_main(doc: str, read_table, run_table, name: str, argv=None) -> int:
+    """Parse `--config TABLE key=value ...` of a table recipe, read its table config and run it."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="the table config")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="overrides of the pretraining config")
+    args = parser.parse_args(argv)
+    return report_errors(lambda: run_table(read_table(args.config), args.overrides), name)
+
+
 def recipe_main(doc: str, argv=None) -> int:
     """Parse `--config F key=value ...`, prepare the data, pretrain, then evaluate."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)

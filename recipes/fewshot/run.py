@@ -11,17 +11,16 @@ same loop, checkpoints and resume: seqcpc/fewshot/), then evaluate each run on `
 episodes and write <out_dir>/results.{md,json} and few_shot.png.
 `key=value` overrides go to the pretraining config (and so to every learner run).
 """
-import argparse
 import json
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from recipes.common import cached, prepare_data, pretrain_once, read_yaml_config
+from recipes.common import cached, prepare_data, pretrain_once, read_yaml_config, table_main
 from seqcpc import modalities
 from seqcpc.config import LEARNERS, load_config, with_overrides
-from seqcpc.errors import ConfigError, report_errors
+from seqcpc.errors import ConfigError
 from seqcpc.eval.report import write_report
 from seqcpc.fewshot.evaluate import (describe, episode_sets, evaluate_learner, frozen_rows, plot_shots,
                                      score_table)
@@ -91,11 +90,7 @@ def run_table(table: TableConfig, overrides: list[str], log=print) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True, help="the table config (e.g. recipes/fewshot/glyphs_cpu.yaml)")
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="overrides of the pretraining config")
-    args = parser.parse_args(argv)
-    return report_errors(lambda: run_table(read_table_config(args.config), args.overrides), "fewshot recipe")
+    return table_main(__doc__, read_table_config, run_table, "fewshot recipe", argv)
 
 
 if __name__ == "__main__":

@@ -12,16 +12,15 @@ done. Every step is skipped when done, a killed pretraining is resumed, and a ki
 supervised baselines it finished; running the command again finishes the rest.
 `key=value` overrides go to the pretraining config (and so to every run).
 """
-import argparse
 import json
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from recipes.common import prepare_data, pretrain_once, read_yaml_config
+from recipes.common import prepare_data, pretrain_once, read_yaml_config, table_main
 from seqcpc.config import load_config, with_overrides
-from seqcpc.errors import ConfigError, report_errors
+from seqcpc.errors import ConfigError
 from seqcpc.image.eval import run_image_probes, seed_summary, write_seed_report
 from seqcpc.train.checkpoint import load_model
 
@@ -87,11 +86,7 @@ def run_table(table: TableConfig, overrides: list[str], log=print) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True, help="the table config (e.g. recipes/image/table_cpu.yaml)")
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="overrides of the pretraining config")
-    args = parser.parse_args(argv)
-    return report_errors(lambda: run_table(read_table_config(args.config), args.overrides), "image table recipe")
+    return table_main(__doc__, read_table_config, run_table, "image table recipe", argv)
 
 
 if __name__ == "__main__":
