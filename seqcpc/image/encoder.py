@@ -20,6 +20,20 @@ def patch_norm(channels: int) -> nn.Module:
     return nn.GroupNorm(1, channels)
 
 
+class StridedPointwise(nn.Conv2d):
+    """A 1x1 convolution with a stride, computed as the 1x1 convolution of every stride-th pixel: the same
+    numbers and the same parameters as nn.Conv2d(cin, cout, 1, stride), but not the CPU kernel of a strided
+    1x1 convolution on channels-last tensors, whose backward corrupts the heap with one thread (torch 2.13 CPU;
+    tests/image/test_patch_encoder.py runs it)."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__(cin, cout, 1, stride=stride, bias=False)
+
+    def forward(self, x):  # (M, C, h, w) -> (M, C', h / s, w / s)
+        s = self.stride
+        return nn.functional.conv2d(x[..., :: s[0], :: s[1]], self.weight, self.bias)
+
+
 class ResidualBlock(nn.Module):
     """Two 3x3 convs with a skip connection; a strided 1x1 projection when the shape changes."""
 
@@ -28,7 +42,7 @@ class ResidualBlock(nn.Module):
         self.body = nn.Sequential(conv3x3(cin, cout, stride), patch_norm(cout), nn.ReLU(inplace=True),
                                   conv3x3(cout, cout), patch_norm(cout))
         self.skip = nn.Identity() if stride == 1 and cin == cout else nn.Sequential(
-            nn.Conv2d(cin, cout, 1, stride=stride, bias=False), patch_norm(cout))
+            StridedPointwise(cin, cout, stride), patch_norm(cout))
         self.act = nn.ReLU(inplace=True)
 
     def forward(self, x):  # (M, C, h, w)

@@ -1,6 +1,9 @@
+import subprocess
+import sys
+
 import torch
 
-from seqcpc.image.encoder import PatchEncoder
+from seqcpc.image.encoder import PatchEncoder, StridedPointwise
 from seqcpc.image.patches import patchify
 
 
@@ -21,3 +24,24 @@ def test_gradients_reach_every_parameter():
     enc = PatchEncoder(1, 8, [4, 8, 8], blocks=2)
     enc(patchify(torch.rand(2, 1, 12, 12), 8, 4)).square().sum().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in enc.parameters())
+
+
+def test_the_strided_projection_is_a_strided_1x1_convolution():
+    proj = StridedPointwise(4, 8, 2)
+    x = torch.rand(3, 4, 7, 8).contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(proj(x), torch.nn.functional.conv2d(x, proj.weight, stride=2))
+    assert [name for name, _ in proj.named_parameters()] == ["weight"]  # checkpoints name it as before
+
+
+def test_training_on_one_thread_does_not_crash():
+    """A strided 1x1 convolution on channels-last tensors corrupted the heap in its backward with one thread
+    (torch 2.13 CPU), which is what train.deterministic=true uses; 30 backward passes in a fresh process."""
+    code = ("import torch; torch.set_num_threads(1)\n"
+            "from seqcpc.image.encoder import PatchEncoder\n"
+            "from seqcpc.image.patches import patchify\n"
+            "for _ in range(30):\n"
+            "    enc = PatchEncoder(1, 8, [4, 8, 8], blocks=2)\n"
+            "    enc(patchify(torch.rand(2, 1, 12, 12), 8, 4)).square().sum().backward()\n"
+            "print('done')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "done" in proc.stdout, proc.stderr[-2000:]
