@@ -21,7 +21,7 @@ from seqcpc.eval.probes import (BestWeights, Standardizer, balanced_subset, feas
                                 prototypical_episodes, random_init, stratified_holdout)
 from seqcpc.files import atomic_write_text
 from seqcpc.eval.report import confusion_matrix, markdown_table, plot_accuracy_bars, plot_confusion, pyplot, write_report
-from seqcpc.image.build import build_image_model
+from seqcpc.image.build import build_image_model, check_image_config
 from seqcpc.image.patches import pool_grid
 from seqcpc.image.store import images_to_float, load_split, read_info
 from seqcpc.train.progress import fmt_duration
@@ -135,6 +135,7 @@ def run_image_probes(cfg: Config, model, out_dir, log=print, others: dict = None
     probed beside random weights and raw pixels; the supervised baseline's result for each label fraction is
     kept in out_dir/supervised_<fraction>.json, so a killed evaluation does not train it again."""
     probe_cfg, root = cfg.probe, cfg.data.images
+    check_image_config(cfg)  # against the data; an unset model.encoder.in_channels takes the images' channels
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     classes = read_info(root)["classes"]

@@ -1,6 +1,7 @@
 """recipes/image/table.py end to end on a tiny generated image folder: CPC, rotation and jigsaw over two seeds,
 the summary with mean ± std, then every step skipped."""
 import json
+import shutil
 import subprocess
 import sys
 
@@ -56,3 +57,9 @@ def test_image_table_runs_every_seed_and_run_then_skips_what_is_done(tmp_path):
     again = run_table(config)
     assert "seed 0: done before" in again and "seed 1: done before" in again and "== pretraining" not in again
     assert json.loads((tmp_path / "table" / "results.json").read_text())["linear"] == results["linear"]
+
+    # a seed whose probes were lost (killed) is probed again from its finished runs, which are not retrained
+    shutil.rmtree(tmp_path / "table" / "seed1" / "probes")
+    third = run_table(config)
+    assert "seed 1: probes" in third and "== pretraining: done before" in third
+    assert json.loads((tmp_path / "table" / "results.json").read_text())["seeds"] == [0, 1]
