@@ -53,8 +53,7 @@ class Supervised(nn.Module):
         self.head = nn.Linear(model.encoder.dim * pool * pool, num_classes)
 
     def forward(self, x):  # (B, C, H, W): patches are augmented in training mode, as in pretraining
-        m = self.model
-        return self.head(pool_grid(m.encoder(m.augment.patch_grid(x, m.patch, m.stride)), self.pool))
+        return self.head(pool_grid(self.model.encoder(self.model.patches(x)), self.pool))
 
 
 @torch.no_grad()
@@ -65,12 +64,17 @@ def predict(net, images, batch: int = 500) -> np.ndarray:
                            for s in range(0, len(images), batch)])
 
 
+def accuracy(net, images, labels) -> float:
+    """A classifier's accuracy on uint8 images and their labels, in eval mode."""
+    return float((predict(net, images) == labels).mean())
+
+
 def train_supervised(cfg: Config, images, labels, test_images, test_labels, num_classes: int,
                      log=print) -> dict:
     """fit_supervised on (images, labels), scored on the test split: {acc, steps, epochs, best_step, holdout_acc,
     holdout, stopped, seconds}."""
     net, info = fit_supervised(cfg, images, labels, num_classes, log)
-    return {"acc": float((predict(net, test_images) == test_labels).mean()), **info}
+    return {"acc": accuracy(net, test_images, test_labels), **info}
 
 
 def fit_supervised(cfg: Config, images, labels, num_classes: int, log=print):
@@ -110,7 +114,7 @@ def fit_supervised(cfg: Config, images, labels, num_classes: int, log=print):
             opt.step()
             step += 1
             if step % check_every == 0 or step == max_steps:
-                acc = float((predict(net, images[held_idx]) == labels[held_idx]).mean())
+                acc = accuracy(net, images[held_idx], labels[held_idx])
                 plateau.step(acc)
                 gain = best.update(acc, net)
                 best_step = step if gain else best_step
@@ -123,7 +127,7 @@ def fit_supervised(cfg: Config, images, labels, num_classes: int, log=print):
             if step == max_steps:
                 break
     best.restore(net)
-    restored = float((predict(net, images[held_idx]) == labels[held_idx]).mean())
+    restored = accuracy(net, images[held_idx], labels[held_idx])
     return net, {"steps": step, "epochs": round(step / per_epoch, 2), "best_step": best_step, "holdout_acc": restored,
                  "holdout": len(held_idx), "stopped": stopped, "seconds": round(time.time() - t0, 1)}
 
