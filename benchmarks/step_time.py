@@ -2,6 +2,7 @@
 
     python benchmarks/step_time.py [--steps 10] [--configs audio_paper speech_cpu image_cpu] [--device cpu] [--compile]
                                    [--bf16] [--threads 1]
+    python benchmarks/step_time.py --objectives    # CPC beside SimCLR, MoCo v2 and SDCLR, images and audio
 
 Each step is the real training step: the model's own forward (which returns the loss), backward, Adam. The
 forward is split into parts by hooks on the model's submodules (encoder, context, predictor, loss, ...), so
@@ -36,6 +37,22 @@ CONFIGS = {
     "image_cpu_nchw": lambda: image_config(ROOT / "recipes/image/cpu.yaml"),
     "image_gpu": lambda: image_config(ROOT / "recipes/image/gpu.yaml"),
 }
+# the contrastive family beside CPC on the same encoder and batch (python benchmarks/step_time.py --objectives)
+LONG_TAIL = ROOT / "recipes/long_tail/fmnist_cpu.yaml"
+SPEECH_LT = ROOT / "recipes/long_tail/speech_cpu.yaml"
+OBJECTIVE_CONFIGS = {
+    "long_tail cpc_v2": lambda: image_config(LONG_TAIL),
+    "long_tail cpc_v2 + pruned": lambda: image_config(LONG_TAIL, ["model.contrastive.pruned_competitor=true"]),
+    "long_tail cpc_v2, queue": lambda: image_config(LONG_TAIL, ["model.loss.negatives=queue"]),
+    "long_tail simclr": lambda: image_config(LONG_TAIL, ["model.objective=simclr"]),
+    "long_tail moco_v2": lambda: image_config(LONG_TAIL, ["model.objective=moco"]),
+    "long_tail sdclr": lambda: image_config(LONG_TAIL, ["model.objective=sdclr"]),
+    "speech_lt cpc": lambda: load_config(SPEECH_LT),
+    "speech_lt cpc + pruned": lambda: load_config(SPEECH_LT, ["model.contrastive.pruned_competitor=true"]),
+    "speech_lt simclr": lambda: load_config(SPEECH_LT, ["model.objective=simclr"]),
+    "speech_lt sdclr": lambda: load_config(SPEECH_LT, ["model.objective=sdclr"]),
+}
+CONFIGS.update(OBJECTIVE_CONFIGS)
 SAMPLE_RATE = 16000
 ORDER = ("augment", "encoder", "context", "predictor", "loss", "other", "backward", "optimizer")  # table columns
 
@@ -96,6 +113,7 @@ def one_step(model, opt, x, device, timer, bf16=False) -> dict:
     t = time.perf_counter()
     opt.step()
     opt.zero_grad(set_to_none=True)
+    model.on_step_end(0)  # e.g. MoCo's momentum encoder: part of the optimizer's share
     sync(device)
     parts["optimizer"] = time.perf_counter() - t
     return parts
@@ -106,6 +124,7 @@ def bench(name, cfg, steps, warmup, device, compile=False, bf16=False):
     if not image:
         check_config(cfg)  # (an image config's check needs its prepared data set)
     model = build_model(cfg.model).to(device).train()
+    model.on_epoch_start(0)  # e.g. SDCLR's mask
     if name.endswith("_nchw"):  # the patch encoder's convolutions in the default layout, for comparison
         model.encoder.memory_format = torch.contiguous_format
         model.encoder.body.to(memory_format=torch.contiguous_format)
@@ -147,8 +166,12 @@ def bench(name, cfg, steps, warmup, device, compile=False, bf16=False):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--configs", nargs="+", default=[c for c in CONFIGS if c != "image_gpu"], choices=list(CONFIGS),
+    parser.add_argument("--configs", nargs="+", default=[c for c in CONFIGS if c != "image_gpu" and c not in
+                                                         OBJECTIVE_CONFIGS], choices=list(CONFIGS),
                         help="image_gpu (batch 256 of 64 px RGB) is meant for a GPU: pass it with --device cuda")
+    parser.add_argument("--objectives", action="store_true",
+                        help="time CPC, SimCLR, MoCo v2 and SDCLR on the long-tailed recipes' CPU configs instead "
+                             "(results step_time_objectives_<device>)")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--device", default="cpu")
@@ -163,6 +186,9 @@ def main():
     torch.manual_seed(0)
     peak = matmul_peak_gflops(device=args.device)
     rows = []
+    if args.objectives:
+        args.configs = list(OBJECTIVE_CONFIGS)
+        args.out = args.out or f"step_time_objectives_{args.device}"
     for name in args.configs:
         for compile in (False, True) if args.compile else (False,):
             row, achieved = bench(name, CONFIGS[name](), args.steps, args.warmup, args.device, compile, args.bf16)

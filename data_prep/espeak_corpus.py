@@ -1,7 +1,7 @@
 """Build the embedded multi-speaker speech corpus with eSpeak NG, with exact phone alignments.
 
     python -m data_prep.espeak_corpus --out data/espeak [--speakers 100] [--heldout-speakers 20]
-        [--utterances 40] [--variation on|off] [--workers 2] [--seed 0]
+        [--utterances 40] [--variation on|off] [--workers 2] [--seed 0] [--tail 0] [--min-utterances 4]
 
 A speaker is an eSpeak voice variant x English accent x base pitch, pitch range and rate. With variation on
 (the default) every utterance jitters pitch (+-10 on eSpeak's 0-100 scale), range (+-10) and rate (+-15%)
@@ -10,6 +10,14 @@ at 10-30 dB SNR, so that speaker identity is not a fixed spectrum. Each utteranc
 manifest's meta column. Audio is resampled to 16 kHz and written as FLAC; phones.txt holds one phone index
 per 10 ms frame (phones_vocab.txt names them). Splits: the last 20% of each speaker's utterances are "test";
 the held-out speakers' utterances are all "heldout" (few-shot evaluation, never seen in pretraining).
+
+Long tail (`--tail ALPHA` > 0, for head / tail speaker benchmarks as in SDCLR): the speaker of rank r (0-based,
+in an order drawn from the seed, not the voice order) keeps max(MIN, round(N * (r + 1) ** -ALPHA)) of its "train"
+utterances, where N is the train share of --utterances (32 of 40) and MIN is --min-utterances (never above N).
+Only the train share is thinned: every speaker keeps the same "test" utterances (8 of 40), so each speaker's
+probe score rests on as many windows; held-out speakers are unchanged. The kept utterances are the ones a
+balanced corpus of the same seed has (same ids, texts and audio), and speaker_counts.json records each
+speaker's train utterances. --tail 0 (the default) is the balanced corpus and writes no speaker_counts.json.
 
 Deterministic for a seed (breathy variants are left out: their noise is not). Idempotent: a second run with
 the same options does nothing, and a run killed midway resumes with the utterances already written.
@@ -31,6 +39,7 @@ from seqcpc.cli import count, positive
 from seqcpc.errors import report_errors
 from seqcpc.files import atomic_write_text
 
+MIN_UTTERANCES = 4  # a rare speaker's train utterances at least, by default
 ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029")
 SAMPLE_RATE = 16000
 
@@ -46,6 +55,18 @@ def speaker_voices(count: int, seed: int) -> list[es.Voice]:
         raise ValueError(f"only {len(combos)} accent x variant combinations exist for {count} speakers")
     return [es.Voice(combos[i][0], combos[i][1], pitch=int(rng.integers(25, 76)), rate=int(rng.integers(135, 206)),
                      range=int(rng.integers(30, 71))) for i in picks]
+
+
+def tail_profile(head: int, speakers: int, alpha: float, floor: int) -> list[int]:
+    """Train utterances by rank: head * (r + 1) ** -alpha, rounded, at least `floor` and at most `head`."""
+    return [min(head, max(floor, round(head * (r + 1) ** -alpha))) for r in range(speakers)]
+
+
+def speaker_train_counts(speakers: int, head: int, alpha: float, floor: int, seed: int) -> dict[str, int]:
+    """{speaker: train utterances}: the tail profile dealt to the speakers in an order drawn from the seed."""
+    rank = np.random.default_rng([seed, 4]).permutation(speakers)  # rank[s]: speaker s's place in the profile
+    profile = tail_profile(head, speakers, alpha, floor)
+    return {f"spk{s:03d}": profile[rank[s]] for s in range(speakers)}
 
 
 def utterance_jobs(voices, utterances: int, variation: bool, seed: int, out: Path) -> list[dict]:
@@ -99,19 +120,39 @@ def make_utterance(job: dict) -> tuple[str, int, list[str]]:
     return job["id"], len(wave), labels
 
 
+def split_of(job: dict, speakers: int, test_from: int, train: dict[str, int]) -> str | None:
+    """"heldout", "test", "train", or None for a train utterance its speaker's long-tail count leaves out."""
+    s, u = (int(x) for x in job["id"][3:].split("_"))
+    if s >= speakers:
+        return "heldout"
+    if u >= test_from:
+        return "test"
+    return "train" if u < train[job["speaker"]] else None
+
+
 def build(out, speakers=100, heldout_speakers=20, utterances=40, variation=True, workers=2, seed=0,
-          test_fraction=0.2, log=print) -> Path:
+          test_fraction=0.2, tail=0.0, min_utterances=MIN_UTTERANCES, log=print) -> Path:
     out = Path(out)
     options = {"speakers": speakers, "heldout_speakers": heldout_speakers, "utterances": utterances,
                "variation": variation, "seed": seed, "test_fraction": test_fraction, "version": 1}
-    manifest, stamp = out / "manifest.tsv", out / "prep_fingerprint.txt"
+    if tail:  # only then, so that a balanced corpus keeps the key it had before --tail existed
+        options |= {"tail": float(tail), "min_utterances": min_utterances}
+    manifest, stamp, counts_path = out / "manifest.tsv", out / "prep_fingerprint.txt", out / "speaker_counts.json"
     key = json.dumps(options, sort_keys=True)
-    if manifest.is_file() and stamp.is_file() and stamp.read_text().strip() == key:
+    if (manifest.is_file() and stamp.is_file() and stamp.read_text().strip() == key
+            and counts_path.is_file() == bool(tail)):
         log(f"{manifest} is up to date; nothing to do")
         return manifest
     out.mkdir(parents=True, exist_ok=True)
     voices = speaker_voices(speakers + heldout_speakers, seed)
+    test_from = round(utterances * (1 - test_fraction))  # a speaker's utterances from this index on are "test"
+    train = speaker_train_counts(speakers, test_from, tail, min_utterances, seed)  # test_from each if tail is 0
     jobs = utterance_jobs(voices, utterances, variation, seed, out)
+    split = {job["id"]: split_of(job, speakers, test_from, train) for job in jobs}
+    jobs = [job for job in jobs if split[job["id"]]]
+    if tail:
+        log(f"long tail {tail}: {max(train.values())} to {min(train.values())} train utterances per speaker, "
+            f"{utterances - test_from} test utterances each")
     log(f"synthesising {len(jobs)} utterances of {len(voices)} speakers with {workers} workers")
     results, t0 = {}, time.time()
     with get_context("spawn").Pool(workers, maxtasksperchild=200) as pool:
@@ -123,23 +164,32 @@ def build(out, speakers=100, heldout_speakers=20, utterances=40, variation=True,
     vocab = sorted({p for _, labels in results.values() for p in labels})
     index = {p: i for i, p in enumerate(vocab)}
     rows, frames = [], {}
-    test_from = round(utterances * (1 - test_fraction))
     for job in jobs:
         n, labels = results[job["id"]]
-        s, u = (int(x) for x in job["id"][3:].split("_"))
-        split = "heldout" if s >= speakers else ("test" if u >= test_from else "train")
         meta = json.dumps({**job["voice"], "tilt": job["tilt"], "snr_db": job["snr_db"], "text": job["text"]})
-        rows.append(Utterance(job["id"], str(job["path"].relative_to(out)), job["speaker"], split,
+        rows.append(Utterance(job["id"], str(job["path"].relative_to(out)), job["speaker"], split[job["id"]],
                               n / SAMPLE_RATE, SAMPLE_RATE, 1, n, meta))
         frames[job["id"]] = [index[p] for p in labels]
     write_phones(out / "phones.txt", frames)
     atomic_write_text(out / "phones_vocab.txt", "\n".join(vocab) + "\n")
+    if tail:
+        atomic_write_text(counts_path, json.dumps(train, indent=2, sort_keys=True) + "\n")
+    else:  # a balanced corpus has no head and tail: drop the counts of an earlier long-tailed build
+        counts_path.unlink(missing_ok=True)
     write_manifest(manifest, rows)
     atomic_write_text(stamp, key + "\n")
     hours = sum(r.duration for r in rows) / 3600
     log(f"wrote {manifest}: {len(rows)} utterances, {hours:.2f} h, {len(vocab)} phone classes, "
         f"{time.time() - t0:.0f}s")
     return manifest
+
+
+def exponent(text: str) -> float:
+    """An argparse type: a number >= 0."""
+    value = float(text)
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text} is not a number >= 0")
+    return value
 
 
 def main(argv=None):
@@ -151,9 +201,13 @@ def main(argv=None):
     parser.add_argument("--variation", choices=["on", "off"], default="on")
     parser.add_argument("--workers", type=positive, default=2)
     parser.add_argument("--seed", type=count, default=0)
+    parser.add_argument("--tail", type=exponent, default=0.0, metavar="ALPHA",
+                        help="power-law exponent of the train utterances per speaker; 0: every speaker the same")
+    parser.add_argument("--min-utterances", type=positive, default=MIN_UTTERANCES,
+                        help="with --tail: train utterances of the rarest speakers")
     args = parser.parse_args(argv)
     return build(args.out, args.speakers, args.heldout_speakers, args.utterances, args.variation == "on",
-                 args.workers, args.seed)
+                 args.workers, args.seed, tail=args.tail, min_utterances=args.min_utterances)
 
 
 if __name__ == "__main__":

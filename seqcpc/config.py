@@ -73,8 +73,9 @@ class PredictorConfig:
 @dataclass
 class LossConfig:
     """The InfoNCE objective (seqcpc/objectives/infonce.py)."""
-    negatives: str = choice("batch", ["batch", "sequence", "group", "all"])
-    num_negatives: int = number(128, min=1)  # ignored when negatives = all
+    negatives: str = choice("batch", ["batch", "sequence", "group", "all", "queue"])
+    num_negatives: int = number(128, min=1)  # ignored when negatives = all; queue: also the targets pushed a step
+    queue: int = number(4096, min=1)  # negatives = queue: past targets kept as extra negatives
     normalize: bool = False  # cosine instead of dot-product scores
     temperature: float = number(1.0, above=0)
 
@@ -92,7 +93,24 @@ class FewShotConfig:
 
 
 LEARNERS = ("protonet", "matching", "maml")  # the few-shot learners (seqcpc/fewshot/), trained on episodes
-OBJECTIVES = ("cpc", *LEARNERS)  # model.objective: what the loop trains (images add pretext tasks)
+CONTRASTIVE = ("simclr", "moco", "sdclr")  # two augmented views of each sample (seqcpc/objectives/contrastive.py)
+OBJECTIVES = ("cpc", *LEARNERS, *CONTRASTIVE)  # model.objective: what the loop trains (images add pretext tasks)
+
+
+@dataclass
+class ContrastiveConfig:
+    """SimCLR, MoCo v2 and SDCLR (model.objective simclr, moco or sdclr), and SDCLR's pruned competitor for CPC.
+    The encoder's pooled output goes through a projection head (Linear, ReLU, Linear) before the loss."""
+    hidden: int = number(512, min=1)  # the projection head's hidden layer
+    projection: int = number(128, min=1)  # ... and its output: what the loss compares
+    temperature: float = number(0.2, above=0)  # cosine similarities are divided by this
+    momentum: float = number(0.99, min=0, max=1)  # moco: the key encoder's moving average keeps this much a step
+    queue: int = number(4096, min=1)  # moco: keys of earlier batches kept as negatives
+    prune_ratio: float = number(0.9, min=0, max=0.999)  # sdclr: share of the weights the pruned branch drops
+    # cpc: add SDCLR's pruned branch, which predicts the dense branch's targets while the dense branch predicts
+    # the pruned one's (seqcpc/core/model.py)
+    pruned_competitor: bool = False
+    pool: int = number(1, min=1)  # images: the latent grid averaged into pool x pool cells before the head
 
 
 @dataclass

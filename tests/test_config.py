@@ -17,6 +17,7 @@ YAMLS = sorted((ROOT / "recipes").rglob("*.yaml"))
 TABLES = [p for p in YAMLS if "pretrain" in (yaml.safe_load(p.read_text()) or {})]  # table recipes' configs
 FEWSHOT_TABLES = [p for p in TABLES if p.parent.name == "fewshot"]
 IMAGE_TABLES = [p for p in TABLES if p.parent.name == "image"]
+LONG_TAIL_TABLES = [p for p in TABLES if p.parent.name == "long_tail"]
 SHIPPED = [p for p in YAMLS if p not in TABLES]
 SIZES = [name for m in modalities.names() for name in modalities.get(m).sizes]
 
@@ -110,7 +111,8 @@ def test_every_shipped_config_loads_and_builds(path, tmp_path):
 
 
 def test_there_are_shipped_configs():
-    assert SHIPPED and FEWSHOT_TABLES and IMAGE_TABLES and set(TABLES) == set(FEWSHOT_TABLES + IMAGE_TABLES)
+    assert SHIPPED and FEWSHOT_TABLES and IMAGE_TABLES and LONG_TAIL_TABLES
+    assert set(TABLES) == set(FEWSHOT_TABLES + IMAGE_TABLES + LONG_TAIL_TABLES)
 
 
 @pytest.mark.parametrize("path", IMAGE_TABLES, ids=[p.name for p in IMAGE_TABLES])
@@ -286,3 +288,29 @@ def test_home_and_environment_variables_in_paths_are_expanded(monkeypatch, tmp_p
     monkeypatch.delenv("SEQCPC_TEST_DATA")
     with pytest.raises(ConfigError, match=r"data.manifest=\$SEQCPC_TEST_DATA/m.tsv: the environment variable"):
         load_config(None, ["data.manifest=$SEQCPC_TEST_DATA/m.tsv"])
+
+
+@pytest.mark.parametrize("path", LONG_TAIL_TABLES, ids=[p.name for p in LONG_TAIL_TABLES])
+def test_every_long_tail_table_config_gives_run_configs_that_load_and_build(path, tmp_path):
+    """Every method of the long-tailed tables builds on its modality's data, with the same budget."""
+    from recipes.long_tail import images, speech
+
+    assert path.read_text().startswith("# "), "a shipped config opens with the command that runs it"
+    module = images if (yaml.safe_load(path.read_text())["pretrain"]).endswith(("fmnist_cpu.yaml", "fmnist_gpu.yaml")) \
+        else speech
+    table = module.read_table(path)
+    base = load_config(ROOT / table.pretrain, table.overrides)
+    objectives, budgets = set(), set()
+    for spec in table.methods.values():
+        data = to_dict(with_overrides(base, spec["overrides"] if isinstance(spec, dict) else spec))
+        if data["model"]["modality"] == "image":
+            data["data"].update(image_data(tmp_path, data["model"], 28))
+        cfg = resolve(data)
+        check_config(cfg)
+        objectives.add((cfg.model.objective, cfg.model.contrastive.pruned_competitor))
+        budgets.add((cfg.train.max_steps, cfg.data.batch_size))
+        assert build_model(cfg.model).chance_loss(cfg.data.batch_size, 36) > 1
+    assert len(budgets) == 1  # the same steps and batch for every method
+    expected = {("cpc", False), ("simclr", False), ("moco", False), ("sdclr", False)} if module is images else \
+        {("cpc", False), ("cpc", True), ("simclr", False), ("sdclr", False)}
+    assert objectives == expected

@@ -2,7 +2,7 @@
 import typing
 from dataclasses import dataclass, field
 
-from seqcpc.config import OBJECTIVES, FewShotConfig, LossConfig, MetaConfig, PredictorConfig, choice, number, path
+from seqcpc.config import OBJECTIVES, ContrastiveConfig, FewShotConfig, LossConfig, MetaConfig, PredictorConfig, choice, number, path
 
 
 @dataclass
@@ -23,6 +23,20 @@ class SequenceContextConfig:
 
 
 @dataclass
+class AudioViewsConfig:
+    """The random views of a window for SimCLR, MoCo v2 and SDCLR (seqcpc/audio/views.py). Each view is a
+    crop of `length` samples at a random offset, so the window must be longer than a view."""
+    length: int = number(0, min=0)  # samples per view; 0: 3/4 of data.window
+    gain_db: float = number(6.0, min=0)  # gain uniform in [-gain_db, +gain_db] dB
+    snr_db: list[float] = number([10.0, 30.0])  # [low, high] SNR of the added white noise, in dB
+    noise_prob: float = number(0.8, min=0, max=1)  # chance of adding noise
+    speed: list[float] = number([0.9, 1.1], above=0)  # [low, high] speed factor (resampling; pitch moves too)
+    speed_prob: float = number(0.5, min=0, max=1)  # chance of a speed change
+    eq_prob: float = number(0.5, min=0, max=1)  # chance of a spectral tilt
+    eq_db: float = number(6.0, min=0)  # the tilt goes linearly from -eq_db to +eq_db (random sign) across frequency
+
+
+@dataclass
 class AudioModelConfig:
     size: typing.Optional[str] = None  # a named preset (seqcpc/audio/sizes.py), applied before the fields below
     modality: str = choice("audio", ["audio"])
@@ -30,8 +44,12 @@ class AudioModelConfig:
     context: SequenceContextConfig = field(default_factory=SequenceContextConfig)
     predictor: PredictorConfig = field(default_factory=PredictorConfig)
     loss: LossConfig = field(default_factory=LossConfig)
-    objective: str = choice("cpc", OBJECTIVES)  # cpc; or a few-shot learner on this encoder (the meta section)
+    # cpc; a few-shot learner on this encoder (the meta section); or a contrastive objective on views of the
+    # window (the contrastive and views sections)
+    objective: str = choice("cpc", OBJECTIVES)
     meta: MetaConfig = field(default_factory=MetaConfig)
+    contrastive: ContrastiveConfig = field(default_factory=ContrastiveConfig)
+    views: AudioViewsConfig = field(default_factory=AudioViewsConfig)
 
 
 @dataclass

@@ -1,13 +1,16 @@
 """Frozen-feature probes for speech (the CPC paper's protocol), beside MFCC and random-init baselines.
 
   speaker   linear classifier on a window's features pooled over time (and on its last frame), trained on
-            train-split windows, scored on test-split windows of the same speakers
+            train-split windows, scored on test-split windows of the same speakers; on a long-tailed corpus
+            (speaker_counts.json beside the manifest, from data_prep.espeak_corpus --tail) also the mean
+            per-speaker accuracy of its head and tail halves (speaker_head, speaker_tail)
   phone     frame-level linear classifier at 100 Hz against the frame labels (phones.txt)
   few-shot  prototypical N-way K-shot episodes on pooled windows of the held-out speakers
 
 Shapes: B windows, L samples, T frames (L // hop), D feature dim. A feature extractor maps waves (B, L) to
 frames (B, T, D) at the frame rate of the labels (10 ms).
 """
+import json
 from collections import defaultdict
 from pathlib import Path
 from typing import NamedTuple
@@ -22,6 +25,7 @@ from seqcpc.audio.manifest import manifest_roots, read_manifest, read_phones, re
 from seqcpc.audio.torchaudio_compat import import_torchaudio
 from seqcpc.config import Config
 from seqcpc.errors import DataError, SeqcpcError
+from seqcpc.eval.long_tail import class_groups, per_class_accuracy
 from seqcpc.eval.probes import feasible_shots, linear_probe, prototypical_episodes, random_init, random_subset
 from seqcpc.eval.report import confusion_matrix, markdown_table, plot_accuracy_bars, plot_confusion, write_report
 
@@ -118,6 +122,24 @@ def frame_dataset(extractors: dict, manifest, split: str, labels: dict, sample_r
     return {name: (np.concatenate(f)[keep], y[keep]) for name, f in feats.items()}
 
 
+def speaker_groups(manifest, tested: set[str]) -> dict[str, list[str]]:
+    """{"head": speakers, "tail": speakers} among the `tested` speakers of a long-tailed corpus: the halves by the
+    train utterances its speaker_counts.json records, most first (ties by name; with an odd number the middle
+    speaker is in the head, as seqcpc.eval.long_tail.class_groups cuts); {} without that file (a balanced
+    corpus) or with fewer than two tested speakers."""
+    path = Path(manifest).parent / "speaker_counts.json"
+    if not path.is_file() or len(tested) < 2:
+        return {}
+    counts = json.loads(path.read_text())
+    missing = sorted(tested - set(counts))
+    if missing:
+        raise DataError(f"{path} has no count for speakers {missing[:5]} of {manifest}: it belongs to another "
+                        f"corpus; rebuild the corpus or remove the file")
+    ranked = sorted(tested)
+    groups = class_groups([counts[s] for s in ranked], parts=2)
+    return {"head": [ranked[i] for i in groups["many"]], "tail": [ranked[i] for i in groups["few"]]}
+
+
 def extractors_for(cfg: Config, model, sample_rate: int) -> dict:
     """The features compared in every table: trained CPC, the same network untrained, MFCC."""
     hop = round(sample_rate * 0.01)
@@ -153,6 +175,7 @@ def run_speech_probes(cfg: Config, model, out_dir, log=print) -> dict:
         raise DataError(f"{manifest}: the speaker probe needs at least two speakers with training and test "
                         f"utterances, and this corpus has {len(speakers)} ({speakers[0]}): every feature set would "
                         f"score 100%")
+    groups = speaker_groups(manifest, {w.speaker for w in spec["test"]})
     emb = {split: embed_windows(extractors, spec[split], window, sr) for split in spec}
     y = {split: np.array([index[w.speaker] for w in spec[split]]) for split in spec}
     for name in extractors:
@@ -160,9 +183,14 @@ def run_speech_probes(cfg: Config, model, out_dir, log=print) -> dict:
             r = linear_probe(getattr(emb["train"][name], field), y["train"], getattr(emb["test"][name], field),
                              y["test"], len(speakers))
             results[name][variant] = r["acc"]
-            if name == "cpc" and variant == "speaker":
-                matrix = confusion_matrix(y["test"], r["pred"], len(speakers))
-        log(f"  {name}: speaker {results[name]['speaker']:.3f} (last frame {results[name]['speaker_last']:.3f})")
+            if variant == "speaker":
+                per_speaker = per_class_accuracy(y["test"], r["pred"], len(speakers))
+                for group, members in groups.items():  # each speaker of the group weighs alike
+                    results[name][f"speaker_{group}"] = float(np.mean(per_speaker[[index[s] for s in members]]))
+                if name == "cpc":
+                    matrix = confusion_matrix(y["test"], r["pred"], len(speakers))
+        log(f"  {name}: speaker {results[name]['speaker']:.3f} (last frame {results[name]['speaker_last']:.3f})"
+            + "".join(f", {g} {results[name][f'speaker_{g}']:.3f}" for g in groups))
     plot_confusion(matrix, out_dir / "speaker_confusion.png", speakers, "speaker probe on CPC features (test)")
 
     phones_path = Path(manifest).parent / "phones.txt"
@@ -195,7 +223,7 @@ def run_speech_probes(cfg: Config, model, out_dir, log=print) -> dict:
             log(f"  {name}: " + ", ".join(f"{k}-shot {results[name][f'{n_way}way_{k}shot']:.3f}" for k in shots))
 
     counts = {"speakers": len(speakers), "train_windows": len(spec["train"]), "test_windows": len(spec["test"]),
-              "heldout_windows": len(held)}
+              "heldout_windows": len(held), **{f"{g}_speakers": len(members) for g, members in groups.items()}}
     write_speech_report(results, counts, out_dir, log)
     return {"results": results, "counts": counts}
 
@@ -206,6 +234,9 @@ def write_speech_report(results: dict, counts: dict, out_dir: Path, log=print) -
                       for m in metrics] for name, r in results.items()]
     table = markdown_table(["features", *metrics], rows)
     facts = ", ".join(f"{k}: {v}" for k, v in counts.items())
+    if "head_speakers" in counts:
+        facts += ("\n\nspeaker_head / speaker_tail: mean per-speaker accuracy of the half of the speakers with the "
+                  "most / fewest train utterances (speaker_counts.json)")
     write_report(out_dir, "Speech probes (accuracy %, test split)", facts, table,
                  {"results": results, "counts": counts}, log)
     plot_accuracy_bars({m: {n: r[m] for n, r in results.items()} for m in metrics}, out_dir / "probe_accuracy.png",

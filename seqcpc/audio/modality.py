@@ -11,6 +11,7 @@ from seqcpc.audio.fewshot import audio_episode_data, audio_frozen_features
 from seqcpc.audio.sizes import SIZES
 from seqcpc.audio.synthetic import DriftingSines
 from seqcpc.audio.windows import GroupBatchSampler, WindowDataset
+from seqcpc.config import LEARNERS
 from seqcpc.fewshot.episodes import episode_sampler
 from seqcpc.modalities import Modality
 
@@ -27,9 +28,9 @@ def audio_datasets(cfg: AudioDataConfig, seed: int):
 
 
 def audio_batch_sampler(dataset, cfg, world_size: int, rank: int, seed: int, train: bool = True):
-    """Episodes of speakers for a few-shot learner; for CPC batches of one speaker (data.batching=speaker) or of
+    """Episodes of speakers for a few-shot learner; for CPC and contrastive objectives batches of one speaker (data.batching=speaker) or of
     one utterance (utterance) in training, None (the loop's batches) otherwise."""
-    if cfg.model.objective != "cpc":
+    if cfg.model.objective in LEARNERS:
         return episode_sampler(dataset.groups, cfg, rank, seed, train, "windows")
     if not train or cfg.data.batching == "uniform":
         return None

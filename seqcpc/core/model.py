@@ -7,6 +7,9 @@ works on that sequence.
 import torch
 from torch import nn
 
+from seqcpc.objectives.gather import Gathers, RankGather
+from seqcpc.objectives.pruning import SelfDamage
+
 
 class Pretrainable(nn.Module):
     """What the training loop (seqcpc/train/loop.py) asks of a model, whatever its objective:
@@ -20,7 +23,14 @@ class Pretrainable(nn.Module):
     on_step_end(step)   -> after every optimizer step (e.g. a momentum encoder's update)
     on_epoch_start(e)   -> before every pass over the training data, and when a resumed run re-enters one
                            (e.g. a pruning mask recomputed from the weights)
+    use_fabric(fabric)  -> once before training: the modules that gather across ranks get the run's Fabric
     """
+
+    def use_fabric(self, fabric) -> None:
+        gather = RankGather(fabric)
+        for module in self.modules():
+            if isinstance(module, Gathers):
+                module.gather = gather
 
     def chance_loss(self, batch_size: int, positions: int) -> float:
         raise NotImplementedError
@@ -37,7 +47,47 @@ def scaled(preds, scale: float):
     return preds if scale == 1 else preds * scale
 
 
-class CPC(Pretrainable):
+def mean_scores(scores: list) -> tuple:
+    """[(loss, metrics), ...] -> (mean loss, mean of each metric)."""
+    losses, metrics = zip(*scores)
+    return torch.stack(losses).mean(), {k: torch.stack([m[k] for m in metrics]).mean() for k in metrics[0]}
+
+
+class Predictive:
+    """What CPC and PatchCPC share: predict(x) -> [(predictions, targets), ...] scored by their loss, SDCLR's
+    optional pruned competitor (model.contrastive.pruned_competitor), and the loss's end of a step (the queue of
+    negatives=queue takes the step's targets once, however many times the loss was called).
+
+    The pruned competitor is a twin of the whole model that shares its weights through a mask
+    (seqcpc/objectives/pruning.py). The twin's predictions are scored against the dense model's targets and the
+    dense predictions against the twin's, and the loss is the mean of the two, so what the pruned network forgets
+    costs the dense one too."""
+
+    def add_pruned_competitor(self, ratio: float) -> None:
+        damage = SelfDamage(self, ratio)  # built before it is attached: it does not prune itself
+        self.damage = damage
+
+    def pruned_twin(self):
+        """The SelfDamage of the pruned competitor, or None."""
+        return self._modules.get("damage")
+
+    def on_epoch_start(self, epoch: int) -> None:
+        if self.pruned_twin() is not None:
+            self.pruned_twin().refresh(self, epoch)
+
+    def on_step_end(self, step: int) -> None:
+        self.loss.end_step()
+
+    def compete(self, x, groups=None):
+        """(loss, metrics) of predict(x)'s pairs, or of the crossed pairs when there is a pruned twin."""
+        pairs, twin = self.predict(x), self.pruned_twin()
+        if twin is not None:
+            pruned = twin.call(self, x, method="predict")
+            pairs = [(p, t) for (p, _), (_, t) in zip(pruned, pairs)] + [(p, t) for (p, _), (_, t) in zip(pairs, pruned)]
+        return mean_scores([self.loss(p, t, groups) for p, t in pairs])
+
+
+class CPC(Predictive, Pretrainable):
     """`targets` maps z to what the predictions are scored against (nn.Identity: z itself); `scale`
     multiplies the predictions (see seqcpc.core.predictors.predictor_from_config)."""
 
@@ -47,12 +97,15 @@ class CPC(Pretrainable):
         self.encoder, self.context, self.predictor, self.loss = encoder, context, predictor, loss
         self.targets, self.scale = targets or nn.Identity(), scale
 
-    def forward(self, x, groups=None):
-        """Returns (loss, metrics); `groups` (B,) are group ids for negatives='group'."""
+    def predict(self, x):
+        """[(predictions (B, K', T, D'), targets (B, T, D'))]."""
         z = self.encoder(x)  # (B, T, D)
         c = self.context(z)  # (B, T, E)
-        preds = scaled(self.predictor(c), self.scale)  # (B, K', T, D')
-        return self.loss(preds, self.targets(z), groups)
+        return [(scaled(self.predictor(c), self.scale), self.targets(z))]
+
+    def forward(self, x, groups=None):
+        """Returns (loss, metrics); `groups` (B,) are group ids for negatives='group'."""
+        return self.compete(x, groups)
 
     @torch.no_grad()
     def embed(self, x):
@@ -74,3 +127,8 @@ class PooledContext(nn.Module):
 
     def forward(self, x):
         return self.context(self.encoder(x)).mean(1)  # (B, T, E) -> (B, E)
+
+    def latents(self, x):
+        """Frozen features as a CPC model gives them: (z (B, T, D), c (B, T, E))."""
+        z = self.encoder(x)
+        return z, self.context(z)

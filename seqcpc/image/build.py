@@ -1,6 +1,7 @@
 """Build an image CPC model (CPC v2) from its config, and refuse impossible shapes before anything runs."""
 from torch import nn
 
+from seqcpc.config import CONTRASTIVE
 from seqcpc.core.predictors import check_offsets, predictor_from_config, target_projection
 from seqcpc.errors import ConfigError
 from seqcpc.image.augment import PatchAugment
@@ -12,11 +13,14 @@ from seqcpc.image.model import PatchCPC
 from seqcpc.image.pretext import build_pretext, check_pretext
 from seqcpc.image.patches import grid_shape
 from seqcpc.image.store import read_info
+from seqcpc.image.views import image_views_from_config
+from seqcpc.objectives.contrastive import build_contrastive
 from seqcpc.objectives.infonce import InfoNCE, check_negatives
 
 
 def build_image_model(cfg: ImageModelConfig):
-    """PatchCPC, or the few-shot learner of model.objective on the same (pooled) patch encoder."""
+    """PatchCPC, or the pretext task, few-shot learner or contrastive objective of model.objective on the same
+    patch encoder (pooled for learners and contrastive objectives, which see whole images)."""
     enc, ctx, grid, aug, pred, loss = cfg.encoder, cfg.context, cfg.patches, cfg.augment, cfg.predictor, cfg.loss
     if enc.in_channels is None:
         raise ConfigError("model.encoder.in_channels is not set: it is taken from the prepared images when a run "
@@ -25,14 +29,20 @@ def build_image_model(cfg: ImageModelConfig):
     augment = PatchAugment(aug.jitter, aug.flip, aug.colour_drop, aug.grey, aug.per_patch)
     if cfg.objective in PRETEXT:
         return build_pretext(cfg.objective, encoder, augment, grid.size, grid.stride, cfg.pretext)
+    if cfg.objective in CONTRASTIVE:  # views of whole images do the augmenting: the patches are taken as they are
+        features = PooledPatches(encoder, PatchAugment(), grid.size, grid.stride, cfg.contrastive.pool)
+        return build_contrastive(cfg.objective, features, image_views_from_config(cfg.views), cfg.contrastive)
     if cfg.objective != "cpc":
         return build_learner(cfg.objective, PooledPatches(encoder, augment, grid.size, grid.stride, cfg.meta.pool),
                              cfg.meta)
     n_ctx = 1 if grid.shared_context else grid.directions
     contexts = nn.ModuleList(MaskedConvContext(enc.dim, ctx.dim, ctx.layers, ctx.kernel) for _ in range(n_ctx))
     predictors = nn.ModuleList(predictor_from_config(pred, ctx.dim, enc.dim) for _ in range(grid.directions))
-    return PatchCPC(encoder, contexts, predictors, InfoNCE.from_config(loss, pred.first), augment, grid.size,
-                    grid.stride, target_projection(pred, enc.dim), pred.scale)
+    model = PatchCPC(encoder, contexts, predictors, InfoNCE.from_config(loss, pred.first, pred.target_dim or enc.dim),
+                     augment, grid.size, grid.stride, target_projection(pred, enc.dim), pred.scale)
+    if cfg.contrastive.pruned_competitor:
+        model.add_pruned_competitor(cfg.contrastive.prune_ratio)
+    return model
 
 
 def check_image_config(cfg) -> int:

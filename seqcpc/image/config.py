@@ -2,7 +2,7 @@
 import typing
 from dataclasses import dataclass, field
 
-from seqcpc.config import OBJECTIVES, FewShotConfig, LossConfig, MetaConfig, PredictorConfig, choice, number, path
+from seqcpc.config import OBJECTIVES, ContrastiveConfig, FewShotConfig, LossConfig, MetaConfig, PredictorConfig, choice, number, path
 
 
 @dataclass
@@ -40,6 +40,20 @@ class AugmentConfig:
     per_patch: bool = True  # a draw per patch (else one per image)
 
 
+@dataclass
+class ImageViewsConfig:
+    """SimCLR's augmentations, giving the two views of each image of SimCLR, MoCo v2 and SDCLR
+    (seqcpc/image/views.py). The probabilities are per image."""
+    crop_scale: list[float] = number([0.2, 1.0], above=0, max=1)  # [low, high] area fraction of the random crop
+    crop_ratio: list[float] = number([3 / 4, 4 / 3], above=0)  # [low, high] crop aspect ratio (log-uniform)
+    flip: float = number(0.5, min=0, max=1)  # chance of a horizontal flip
+    jitter: float = number(0.4, min=0, max=1)  # brightness, contrast, saturation factors in [1 - jitter, 1 + jitter]
+    jitter_prob: float = number(0.8, min=0, max=1)  # chance of the colour jitter
+    grey: float = number(0.2, min=0, max=1)  # RGB: chance of turning the image grey
+    blur: float = number(0.0, min=0, max=1)  # chance of a Gaussian blur (SimCLR on ImageNet: 0.5; small images: 0)
+    blur_sigma: list[float] = number([0.1, 2.0], above=0)  # [low, high] blur sigma in pixels
+
+
 PRETEXT = ("rotation", "jigsaw")  # model.objective: the image-only pretext tasks (seqcpc/image/pretext.py)
 
 
@@ -64,10 +78,13 @@ class ImageModelConfig:
     loss: LossConfig = field(default_factory=lambda: LossConfig(negatives="all"))
     patches: PatchConfig = field(default_factory=PatchConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    # cpc; a few-shot learner on this encoder (the meta section); or a pretext task (the pretext section)
+    # cpc; a few-shot learner on this encoder (the meta section); a pretext task (the pretext section); or a
+    # contrastive objective on whole-image views (the contrastive and views sections)
     objective: str = choice("cpc", OBJECTIVES + PRETEXT)
     meta: MetaConfig = field(default_factory=MetaConfig)
     pretext: PretextConfig = field(default_factory=PretextConfig)
+    contrastive: ContrastiveConfig = field(default_factory=ContrastiveConfig)
+    views: ImageViewsConfig = field(default_factory=ImageViewsConfig)
 
 
 @dataclass

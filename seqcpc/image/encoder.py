@@ -9,7 +9,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from seqcpc.image.patches import pool_grid
+from seqcpc.image.patches import patchify, pool_grid
 
 
 def conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
@@ -88,3 +88,9 @@ class PooledPatches(nn.Module):
     def forward(self, x):
         patches = self.augment.patch_grid(x, self.patch, self.stride)  # augmented in training mode
         return pool_grid(self.encoder(patches), self.pool)  # (B, D P^2)
+
+    def latents(self, x):
+        """Frozen features as a CPC model gives them: the un-augmented latent grid z (B, Gh, Gw, D), as both
+        z and c (there is no context network)."""
+        z = self.encoder(patchify(x, self.patch, self.stride))
+        return z, z

@@ -15,11 +15,11 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from seqcpc.core.model import Pretrainable, scaled
+from seqcpc.core.model import Predictive, Pretrainable, scaled
 from seqcpc.image.patches import patchify
 
 
-class PatchCPC(Pretrainable):
+class PatchCPC(Predictive, Pretrainable):
     def __init__(self, encoder: nn.Module, contexts: nn.ModuleList, predictors: nn.ModuleList, loss: nn.Module,
                  augment: nn.Module, patch: int, stride: int, targets: nn.Module = None, scale: float = 1.0):
         super().__init__()
@@ -37,17 +37,20 @@ class PatchCPC(Pretrainable):
         ctx = self.contexts[direction if len(self.contexts) > 1 else 0]
         return z, ctx(z)  # rotated z (B, Gh', Gw', D), c (B, Gh', Gw', E)
 
-    def forward(self, x, groups=None):
-        """Returns (loss, metrics) averaged over the directions; `groups` is unused (all negatives)."""
+    def predict(self, x):
+        """[(predictions (B Gw, K', Gh, D'), targets (B Gw, Gh, D')) for each direction], each grid column a
+        sequence along the rows."""
         z = self.encoder(self.patches(x))  # (B, Gh, Gw, D)
-        losses, metrics = [], []
+        pairs = []
         for d, predictor in enumerate(self.predictors):
             zd, c = self.context(z, d)
-            preds = scaled(predictor(rearrange(c, "b gh gw e -> (b gw) gh e")), self.scale)  # (B Gw, K', Gh, D')
-            loss, m = self.loss(preds, self.targets(rearrange(zd, "b gh gw d -> (b gw) gh d")))
-            losses.append(loss)
-            metrics.append(m)
-        return torch.stack(losses).mean(), {k: torch.stack([m[k] for m in metrics]).mean() for k in metrics[0]}
+            preds = scaled(predictor(rearrange(c, "b gh gw e -> (b gw) gh e")), self.scale)
+            pairs.append((preds, self.targets(rearrange(zd, "b gh gw d -> (b gw) gh d"))))
+        return pairs
+
+    def forward(self, x, groups=None):
+        """Returns (loss, metrics) averaged over the directions; `groups` is unused (no group negatives)."""
+        return self.compete(x)
 
     @torch.no_grad()
     def embed(self, x):

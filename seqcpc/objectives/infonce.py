@@ -10,6 +10,12 @@ Negative sampling modes:
   sequence  N positions drawn from the same sequence
   group     N positions drawn from the sequences of the same group (e.g. speaker); needs `groups`
   all       every position in the batch is a candidate (a full similarity matrix)
+  queue     N positions drawn from the batch, plus every key of a queue of past targets (Q, MoCo's dictionary
+            as a memory of earlier batches: more negatives than a small CPU batch holds). At the end of each
+            training step (end_step, which the model calls from its on_step_end) N random targets of the step,
+            gathered from every rank, are pushed over the oldest, so no call of a step scores the step's own
+            targets as queue negatives; the queue is a buffer, so checkpoints hold it. The keys come from the
+            encoder as it was when they were pushed.
 Each sequence draws its own N negatives and shares them across its positions and horizons, so all scores
 come from one einsum; no (B, N, T, D) tensor of candidates is ever built. A negative that happens to be the
 positive itself is masked out, so every candidate is a true negative.
@@ -22,14 +28,19 @@ from einops import rearrange
 from torch import nn
 
 from seqcpc.errors import ConfigError
+from seqcpc.objectives.gather import Gathers
+from seqcpc.objectives.queue import KeyQueue
 
-MODES = ("batch", "sequence", "group", "all")
+MODES = ("batch", "sequence", "group", "all", "queue")
 
 
 def check_negatives(loss, batch_size: int, per_sample: int, per_sequence: int) -> None:
     """Refuse a negative-sampling setup (`loss`: the model.loss config section) the batch cannot supply:
     `per_sample` latent positions per batch item, `per_sequence` positions per scored sequence."""
     positions = per_sequence if loss.negatives == "sequence" else batch_size * per_sample
+    if loss.negatives == "queue" and not 1 <= loss.num_negatives <= loss.queue:
+        raise ConfigError(f"model.loss.num_negatives={loss.num_negatives} (the targets pushed each step) must be "
+                          f"at most model.loss.queue={loss.queue}")
     if loss.negatives != "all" and not 1 <= loss.num_negatives <= positions:
         raise ConfigError(f"model.loss.num_negatives={loss.num_negatives} must be between 1 and the {positions} "
                           f"positions negatives are drawn from")
@@ -44,19 +55,23 @@ def target_latents(z, steps: int, first: int = 1):
     return rearrange(windows[:, first:], "b k d s -> b k s d")
 
 
-class InfoNCE(nn.Module):
+class InfoNCE(nn.Module, Gathers):
     def __init__(self, negatives: str = "batch", num_negatives: int = 128, normalize: bool = False,
-                 temperature: float = 1.0, first: int = 1):
+                 temperature: float = 1.0, first: int = 1, queue: int = 0, dim: int = 0):
         super().__init__()
         if negatives not in MODES:
             raise ValueError(f"unknown negatives mode {negatives!r}; choose one of {MODES}")
         self.mode, self.num_negatives = negatives, num_negatives
         self.normalize, self.temperature, self.first = normalize, temperature, first
+        if negatives == "queue":  # (Q, D) past targets; D is the targets' dim (z's, or its projection's)
+            self.queue = KeyQueue(queue, dim)
+        self.pending = []  # this step's targets (P, D) for the queue, pushed by end_step
 
     @classmethod
-    def from_config(cls, loss, first: int = 1) -> "InfoNCE":
-        """From the model.loss config section (seqcpc.config.LossConfig) and the first offset predicted."""
-        return cls(loss.negatives, loss.num_negatives, loss.normalize, loss.temperature, first)
+    def from_config(cls, loss, first: int = 1, dim: int = 0) -> "InfoNCE":
+        """From the model.loss config section (seqcpc.config.LossConfig), the first offset predicted and the
+        targets' dim (which the queue of negatives=queue needs)."""
+        return cls(loss.negatives, loss.num_negatives, loss.normalize, loss.temperature, first, loss.queue, dim)
 
     def offsets(self, n: int, device=None):
         """The offsets F .. F + n - 1 that the n rows of the predictions stand for."""
@@ -66,7 +81,7 @@ class InfoNCE(nn.Module):
         """Flat indices into the P positions of z (B, T, D): (B, N)."""
         B, T, _ = z.shape
         N, dev = self.num_negatives, z.device
-        if self.mode == "batch":
+        if self.mode in ("batch", "queue"):
             return torch.randint(0, B * T, (B, N), device=dev)
         if self.mode == "sequence":
             offsets = torch.arange(B, device=dev)[:, None] * T
@@ -90,7 +105,11 @@ class InfoNCE(nn.Module):
         pos_idx = torch.arange(B, device=z.device)[:, None, None] * T + k[:, None] + t  # (B, K, S)
         clash = pos_idx[..., None] == neg_idx[:, None, None, :]  # (B, K, S, N)
         neg = neg.masked_fill(clash, float("-inf"))
-        return torch.cat([pos, neg], dim=-1)
+        if self.mode != "queue" or not len(self.queue):
+            return torch.cat([pos, neg], dim=-1)
+        keys = self.queue.current().to(preds.dtype)  # (Q, D)
+        keys = F.normalize(keys, dim=-1) if self.normalize else keys
+        return torch.cat([pos, neg, torch.einsum("bksd,qd->bksq", preds, keys)], dim=-1)  # (B, K', S, 1+N+Q)
 
     def all_logits(self, preds, z):
         """Every batch position is a candidate: logits (B, K', S, P) and the positive's column (B, K', S)."""
@@ -104,12 +123,27 @@ class InfoNCE(nn.Module):
 
     def chance_loss(self, batch_size: int, positions: int) -> float:
         """log(candidates per prediction): the loss when scores carry no information."""
+        if self.mode == "queue":
+            return math.log(1 + self.num_negatives + len(self.queue.keys))  # once the queue is full
         return math.log(batch_size * positions if self.mode == "all" else 1 + self.num_negatives)
 
     def forward(self, preds, z, groups=None):
         """preds (B, K', T, D) from the predictor, z (B, T, D) -> (loss, {"acc": mean, "acc/kF".."acc/kK"})."""
         loss_k, acc_k = self.per_horizon(preds, z, groups)
+        if self.mode == "queue" and self.training:
+            self.pending.append(z.detach().flatten(0, 1))
         return loss_k.mean(), horizon_metrics(acc_k, self.first)
+
+    @torch.no_grad()
+    def end_step(self) -> None:
+        """negatives=queue: push N random targets of this step's calls (from every rank) into the queue."""
+        if self.mode != "queue" or not self.pending:
+            self.pending = []
+            return
+        targets = torch.cat(self.pending)  # (P, D)
+        self.pending = []
+        picked = torch.randint(0, len(targets), (self.num_negatives,), device=targets.device)
+        self.queue.push(self.gather(targets[picked]))
 
     def per_horizon(self, preds, z, groups=None):
         """(loss_k (K',), acc_k (K',)): cross-entropy and accuracy of each offset k = F..K."""

@@ -258,6 +258,7 @@ def run_training(fabric, cfg: Config, out: Path, ckpt_path: Path, resume: bool, 
     if cfg.train.init_from and not resume:
         load_matching_weights(model, cfg.train.init_from, log=lambda m: fabric.print(m, flush=True))
     hooks = model  # the plain module: hooks and chance level are not part of the DDP-wrapped forward
+    hooks.use_fabric(fabric)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, partial(
         lr_factor, warmup=cfg.optim.warmup_steps, max_steps=cfg.train.max_steps, min_ratio=cfg.optim.min_lr_ratio))

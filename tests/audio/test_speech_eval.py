@@ -8,7 +8,7 @@ from audio_fixtures import toy_speech_corpus
 from seqcpc.builders import build_model
 from seqcpc.config import resolve
 from seqcpc.audio.manifest import read_manifest, write_manifest
-from seqcpc.audio.eval import MFCCFrames, run_speech_probes, window_specs
+from seqcpc.audio.eval import MFCCFrames, run_speech_probes, speaker_groups, window_specs
 from seqcpc.errors import DataError
 
 
@@ -107,3 +107,32 @@ def test_the_probes_honour_the_outside_paths_override_their_error_recommends(tmp
         run_speech_probes(cfg, build_model(cfg.model), tmp_path / "out", log=lambda *_: None)
     cfg.data.allow_outside_paths = True
     assert run_speech_probes(cfg, build_model(cfg.model), tmp_path / "out", log=lambda *_: None)["counts"]["speakers"] == 3
+
+
+def test_speaker_groups_halve_the_tested_speakers_by_train_utterances_ties_by_name(tmp_path):
+    manifest = tmp_path / "manifest.tsv"
+    assert speaker_groups(manifest, {"a", "b"}) == {}  # a balanced corpus has no speaker_counts.json
+    (tmp_path / "speaker_counts.json").write_text(json.dumps({"d": 1, "c": 10, "b": 3, "a": 10, "e": 5, "x": 4,
+                                                              "y": 4}))
+    assert speaker_groups(manifest, {"a", "b", "c", "d", "e"}) == {"head": ["a", "c", "e"], "tail": ["b", "d"]}
+    assert speaker_groups(manifest, {"x", "y"}) == {"head": ["x"], "tail": ["y"]}
+    with pytest.raises(DataError, match="another corpus"):
+        speaker_groups(manifest, {"a", "zed"})
+
+
+def test_a_long_tailed_corpus_reports_its_head_and_tail_speakers(tmp_path):
+    manifest = toy_speech_corpus(tmp_path / "c", speakers=4, heldout=0, utts=6, seconds=1.5)
+    counts_path = manifest.parent / "speaker_counts.json"
+    counts_path.write_text(json.dumps({"s0": 2, "s1": 8, "s2": 2, "s3": 5}))
+    cfg = small_cfg(manifest)
+    out = run_speech_probes(cfg, build_model(cfg.model), tmp_path / "out", log=lambda *_: None)
+    assert out["counts"]["head_speakers"] == 2 and out["counts"]["tail_speakers"] == 2
+    for r in out["results"].values():  # every speaker has as many test windows: the halves average to the whole
+        assert r["speaker"] == pytest.approx((r["speaker_head"] + r["speaker_tail"]) / 2)
+    report = (tmp_path / "out" / "results.md").read_text()
+    assert "speaker_head" in report and "speaker_tail" in report
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["results"]["cpc"]["speaker_tail"] >= 0
+
+    counts_path.write_text(json.dumps({"s0": 2, "s1": 8}))  # another corpus's counts
+    with pytest.raises(DataError, match="no count for speakers"):
+        run_speech_probes(cfg, build_model(cfg.model), tmp_path / "out", log=lambda *_: None)

@@ -147,3 +147,15 @@ def test_tensorboard_event_files_are_written_when_asked(tmp_path, capsys):
     assert code == 0, err
     events = list((tmp_path / "tensorboard").rglob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 0
+
+
+def test_two_process_simclr_scores_each_view_against_the_views_of_both_ranks(tmp_path):
+    """Fabric's all_gather with gradients: every rank's queries see 2 x 2 x 8 - 1 candidates, and the gathered
+    gradients keep the ranks' weights equal."""
+    run_cli("pretrain", *TINY, "model.objective=simclr", "train.max_steps=6", "train.val_every=6",
+            "train.ckpt_every=6", "fabric.accelerator=cpu", "fabric.devices=2", "fabric.strategy=ddp",
+            f"train.out_dir={tmp_path}")
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["step"] == 6
+    assert summary["chance_loss"] == pytest.approx(math.log(2 * 2 * 8 - 1))
+    assert summary["ranks_param_spread"] == 0.0 and math.isfinite(summary["val_loss"])
