@@ -40,7 +40,13 @@ def cli(capsys, *args):
 
 def run_recipe(name: str, config):
     """Run recipes/<name>/run.py on a config file in a fresh interpreter; returns its stdout."""
-    proc = subprocess.run([sys.executable, f"recipes/{name}/run.py", "--config", str(config)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return run_script(f"recipes/{name}/run.py", config)
+
+
+def run_script(script: str, config):
+    """Run a recipe script (e.g. recipes/image/table.py) on a config file in a fresh interpreter; returns its
+    stdout."""
+    proc = subprocess.run([sys.executable, script, "--config", str(config)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout

@@ -26,7 +26,7 @@ from recipes.common import cached, prepare_data, pretrain_once, read_yaml_config
 from seqcpc.builders import build_model
 from seqcpc.config import load_config, with_overrides
 from seqcpc.errors import ConfigError
-from seqcpc.eval.long_tail import group_report, group_table, plot_per_class, summarise_draws
+from seqcpc.eval.long_tail import SCALARS, group_report, group_table, plot_per_class, summarise_draws
 from seqcpc.eval.probes import linear_probe, random_init
 from seqcpc.eval.report import write_report
 from seqcpc.image.build import check_image_config
@@ -48,6 +48,7 @@ class LongTailTable:
     subsets: list[str] = field(default_factory=lambda: list(SUBSETS))
     # method -> {"overrides": [key=value, ...], "draws": [k, ...], "subsets": [...]} (default: all draws, subsets)
     methods: dict = field(default_factory=lambda: {"simclr": {"overrides": ["model.objective=simclr"]}})
+    reference: str = "simclr"  # every method is also reported as its difference to this one, draw by draw
 
 
 def read_table(path) -> LongTailTable:
@@ -116,20 +117,36 @@ def random_row(cfg, table: LongTailTable, images: dict, log=print) -> dict:
 def summarise(table: LongTailTable, probes: dict, y_test, counts: dict) -> dict:
     """{method: {subset: summary over draws}} and the per-rank accuracies for the plot. Every run is grouped by
     the long-tailed counts of its draw, so a balanced run is scored on the same many / medium / few classes."""
-    rows, curves = {}, {}
+    rows, curves, reports_of = {}, {}, {}
     for method, runs in probes.items():
         for subset in table.subsets:
             draws = sorted(d for d, s in runs if s == subset)
             if not draws:
                 continue
             reports = [group_report(y_test, np.array(runs[(d, subset)]["pred"]), counts[d]) for d in draws]
+            reports_of[(method, subset)] = dict(zip(draws, reports))
             rows[f"{method} ({subset.replace('_', '-')})"] = summarise_draws(reports) | {"draw_ids": draws}
             if subset == "long_tail":  # per rank (largest class first): the mean over draws of that rank's class
                 by_rank = [[r["per_class"][c] for c in np.argsort(-np.array(counts[d]), kind="stable")]
                            for r, d in zip(reports, draws)]
                 ranks = sorted(counts[draws[0]], reverse=True)
                 curves[method] = list(zip(ranks, np.mean(by_rank, axis=0).tolist()))
-    return {"rows": rows, "curves": curves}
+    return {"rows": rows, "curves": curves, "paired": paired(reports_of, table.reference)}
+
+
+def paired(reports_of: dict, reference: str) -> dict:
+    """Each method's scores minus the reference method's on the same draw and subset (the draw decides which
+    classes are rare, and that moves every method's group scores alike), mean ± std over their common draws."""
+    out = {}
+    for (method, subset), reports in reports_of.items():
+        ref = reports_of.get((reference, subset), {})
+        common = sorted(set(reports) & set(ref))
+        if method == reference or not common:
+            continue
+        diffs = [{k: reports[d][k] - ref[d][k] for k in SCALARS}
+                 for d in common]
+        out[f"{method} ({subset.replace('_', '-')})"] = summarise_draws(diffs) | {"draw_ids": common}
+    return out
 
 
 def run_table(table: LongTailTable, overrides: list[str], log=print) -> dict:
@@ -165,9 +182,13 @@ def run_table(table: LongTailTable, overrides: list[str], log=print) -> dict:
              f"linear on the latent grid pooled to {cfg.probe.pool}x{cfg.probe.pool}, trained on every training "
              f"image, scored on the test split. Groups: classes by pretraining count, 4 many / 3 medium / 3 few. "
              f"Config: {table.pretrain} {' '.join([*table.overrides, *overrides])}".rstrip())
-    write_report(out, "Long-tailed pretraining: linear probe by class frequency", facts,
-                 group_table(summary["rows"]), {"rows": summary["rows"], "curves": summary["curves"],
-                                                "pretraining_minutes": minutes}, log)
+    tables = group_table(summary["rows"])
+    if summary["paired"]:
+        tables += (f"\n\nMinus {table.reference} on the same draw and subset (points of accuracy; for std, "
+                   f"negative is more balanced):\n\n" + group_table(summary["paired"]))
+    write_report(out, "Long-tailed pretraining: linear probe by class frequency", facts, tables,
+                 {"rows": summary["rows"], "paired": summary["paired"], "curves": summary["curves"],
+                  "pretraining_minutes": minutes}, log)
     plot_per_class(summary["curves"], out / "per_class.png",
                    f"per-class linear probe accuracy, long-tailed pretraining (imbalance {table.imbalance:g})")
     return summary

@@ -2,20 +2,11 @@
 the summary with mean ± std, then every step skipped."""
 import json
 import shutil
-import subprocess
-import sys
 
 import yaml
 
-from conftest import ROOT
+from conftest import run_script
 from image_fixtures import toy_image_folder
-
-
-def run_table(config):
-    proc = subprocess.run([sys.executable, "recipes/image/table.py", "--config", str(config)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout
 
 
 def test_image_table_runs_every_seed_and_run_then_skips_what_is_done(tmp_path):
@@ -38,7 +29,7 @@ def test_image_table_runs_every_seed_and_run_then_skips_what_is_done(tmp_path):
     config = tmp_path / "table.yaml"
     config.write_text(yaml.safe_dump(table))
 
-    out = run_table(config)
+    run_script("recipes/image/table.py", config)
     for seed in (0, 1):
         for run in ("cpc", "rotation", "jigsaw"):
             summary = json.loads((tmp_path / "table" / f"seed{seed}" / run / "summary.json").read_text())
@@ -54,12 +45,12 @@ def test_image_table_runs_every_seed_and_run_then_skips_what_is_done(tmp_path):
     assert "mean ± std over 2 seed(s)" in md and "| linear on jigsaw |" in md and "supervised from scratch" in md
     assert (tmp_path / "table" / "label_efficiency.png").is_file()
 
-    again = run_table(config)
+    again = run_script("recipes/image/table.py", config)
     assert "seed 0: done before" in again and "seed 1: done before" in again and "== pretraining" not in again
     assert json.loads((tmp_path / "table" / "results.json").read_text())["linear"] == results["linear"]
 
     # a seed whose probes were lost (killed) is probed again from its finished runs, which are not retrained
     shutil.rmtree(tmp_path / "table" / "seed1" / "probes")
-    third = run_table(config)
+    third = run_script("recipes/image/table.py", config)
     assert "seed 1: probes" in third and "== pretraining: done before" in third
     assert json.loads((tmp_path / "table" / "results.json").read_text())["seeds"] == [0, 1]

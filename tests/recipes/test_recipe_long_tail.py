@@ -2,20 +2,12 @@
 draws, CPC v2 / SimCLR / SDCLR pretraining, probes on the full training split, the grouped table and the plot;
 then every step skipped."""
 import json
-import subprocess
-import sys
 
+import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import run_script
 from image_fixtures import toy_image_folder
-
-
-def run(script, config):
-    proc = subprocess.run([sys.executable, script, "--config", str(config)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout
 
 
 def test_long_tail_table_runs_every_method_draw_and_subset_then_skips_what_is_done(tmp_path):
@@ -39,7 +31,7 @@ def test_long_tail_table_runs_every_method_draw_and_subset_then_skips_what_is_do
     config = tmp_path / "table.yaml"
     config.write_text(yaml.safe_dump(table))
 
-    run("recipes/long_tail/images.py", config)
+    run_script("recipes/long_tail/images.py", config)
     runs = {p.parent.relative_to(tmp_path / "table").as_posix() for p in (tmp_path / "table").glob("*/*/probe.json")}
     assert runs == {"cpc_v2/draw0_long_tail", "cpc_v2/draw1_long_tail", "simclr/draw0_long_tail",
                     "simclr/draw0_balanced", "simclr/draw1_long_tail", "simclr/draw1_balanced",
@@ -63,10 +55,16 @@ def test_long_tail_table_runs_every_method_draw_and_subset_then_skips_what_is_do
     for row in rows.values():
         assert 0 <= row["few"]["mean"] <= 1 and row["balancedness"]["mean"] >= 0
     assert [c for c, _ in results["curves"]["simclr"]] == sorted(lt_counts[0], reverse=True)
+    # differences to SimCLR draw by draw: CPC v2 on both draws, SDCLR on the one it ran
+    paired = results["paired"]
+    assert set(paired) == {"random_init (long-tail)", "cpc_v2 (long-tail)", "sdclr (long-tail)", "sdclr (balanced)"}
+    assert paired["cpc_v2 (long-tail)"]["draw_ids"] == [0, 1] and paired["sdclr (long-tail)"]["draw_ids"] == [1]
+    assert paired["cpc_v2 (long-tail)"]["few"]["mean"] == pytest.approx(
+        rows["cpc_v2 (long-tail)"]["few"]["mean"] - rows["simclr (long-tail)"]["few"]["mean"])
     md = (tmp_path / "table" / "results.md").read_text()
     assert "| simclr (balanced) |" in md and "few %" in md
     assert (tmp_path / "table" / "per_class.png").is_file()
 
-    again = run("recipes/long_tail/images.py", config)
+    again = run_script("recipes/long_tail/images.py", config)
     assert "== pretraining\n" not in again and again.count("== pretraining: done before") == 8
     assert json.loads((tmp_path / "table" / "results.json").read_text())["rows"] == rows
