@@ -35,7 +35,7 @@ from data_prep import espeak_synth as es
 from data_prep.sentences import sentences
 from seqcpc.audio.io import write_flac
 from seqcpc.audio.manifest import Utterance, write_manifest, write_phones
-from seqcpc.cli import count, positive
+from seqcpc.cli import count, nonnegative, positive
 from seqcpc.errors import report_errors
 from seqcpc.files import atomic_write_text
 
@@ -184,14 +184,6 @@ def build(out, speakers=100, heldout_speakers=20, utterances=40, variation=True,
     return manifest
 
 
-def exponent(text: str) -> float:
-    """An argparse type: a number >= 0."""
-    value = float(text)
-    if not value >= 0:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"{text} is not a number >= 0")
-    return value
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True)
@@ -201,7 +193,7 @@ def main(argv=None):
     parser.add_argument("--variation", choices=["on", "off"], default="on")
     parser.add_argument("--workers", type=positive, default=2)
     parser.add_argument("--seed", type=count, default=0)
-    parser.add_argument("--tail", type=exponent, default=0.0, metavar="ALPHA",
+    parser.add_argument("--tail", type=nonnegative, default=0.0, metavar="ALPHA",
                         help="power-law exponent of the train utterances per speaker; 0: every speaker the same")
     parser.add_argument("--min-utterances", type=positive, default=MIN_UTTERANCES,
                         help="with --tail: train utterances of the rarest speakers")

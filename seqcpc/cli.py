@@ -23,6 +23,14 @@ def count(text: str) -> int:
     return value
 
 
+def nonnegative(text: str) -> float:
+    """An argparse type: a number >= 0 (not NaN)."""
+    value = float(text)
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text} is not a number >= 0")
+    return value
+
+
 def positive(text: str) -> int:
     """An argparse type: a whole number >= 1."""
     value = int(text)

@@ -72,19 +72,13 @@ def subset_dir(table: LongTailTable, draw: int, subset: str) -> Path:
     return Path(table.data_dir) / f"draw{draw}_{subset}"
 
 
-def probe_features(cfg, model, pool: int, images: dict, log=print) -> dict:
-    """{split: (N, F) pooled frozen features} of the source images."""
-    return {split: embed_images(model, x, pool, log=log, name=split) for split, (x, _) in images.items()}
-
-
 def probe(cfg, model, images: dict, log=print) -> dict:
     """Linear probe on the full training split, scored on the test split: {"pred": test predictions, "acc",
     "l2", "seconds"}."""
     t0 = time.time()
-    feats = probe_features(cfg, model, cfg.probe.pool, images, log)
-    (_, y_train), (_, y_test) = images["train"], images["test"]
-    r = linear_probe(feats["train"], y_train, feats["test"], y_test, int(max(y_train.max(), y_test.max())) + 1,
-                     l2_grid=cfg.probe.l2_grid, seed=cfg.train.seed)
+    feats = {split: embed_images(model, x, cfg.probe.pool, log=log, name=split) for split, (x, _) in images.items()}
+    r = linear_probe(feats["train"], images["train"][1], feats["test"], images["test"][1], l2_grid=cfg.probe.l2_grid,
+                     seed=cfg.train.seed)
     log(f"  probe: accuracy {r['acc']:.4f} (l2 {r['l2']:g}) in {time.time() - t0:.0f} s")
     return {"pred": r["pred"].tolist(), "acc": r["acc"], "l2": r["l2"], "seconds": time.time() - t0}
 
@@ -143,8 +137,7 @@ def paired(reports_of: dict, reference: str) -> dict:
         common = sorted(set(reports) & set(ref))
         if method == reference or not common:
             continue
-        diffs = [{k: reports[d][k] - ref[d][k] for k in SCALARS}
-                 for d in common]
+        diffs = [{k: reports[d][k] - ref[d][k] for k in SCALARS} for d in common]
         out[f"{method} ({subset.replace('_', '-')})"] = summarise_draws(diffs) | {"draw_ids": common}
     return out
 
@@ -153,16 +146,12 @@ def run_table(table: LongTailTable, overrides: list[str], log=print) -> dict:
     cfg = load_config(table.pretrain, [*table.overrides, *overrides])
     prepare_data(cfg.prepare)
     source = cfg.data.images
-    counts = {}
+    counts = {}  # the class groups are the long-tailed subset's, so it is written even when only its twin is used
     for draw in table.draws:
-        for subset in table.subsets:
-            info = long_tail.build(source, subset_dir(table, draw, subset), table.imbalance, draw,
-                                   balanced=subset == "balanced", log=log)
-            if subset == "long_tail":
-                counts[draw] = info["class_counts"]
-    if "long_tail" not in table.subsets:  # the groups are those of the long-tailed subsets, written for them only
-        counts = {d: long_tail.build(source, subset_dir(table, d, "long_tail"), table.imbalance, d, log=log)
-                  ["class_counts"] for d in table.draws}
+        counts[draw] = long_tail.build(source, subset_dir(table, draw, "long_tail"), table.imbalance, draw,
+                                       log=log)["class_counts"]
+        if "balanced" in table.subsets:
+            long_tail.build(source, subset_dir(table, draw, "balanced"), table.imbalance, draw, balanced=True, log=log)
     images = {split: load_split(source, split) for split in ("train", "test")}
     check_image_config(cfg)
     t0 = time.time()

@@ -5,7 +5,7 @@ from seqcpc.audio.views import audio_views_from_config
 from seqcpc.config import CONTRASTIVE
 from seqcpc.core.context import RNNContext, TransformerContext
 from seqcpc.core.model import CPC, PooledContext
-from seqcpc.core.predictors import check_offsets, predictor_from_config, target_projection
+from seqcpc.core.predictors import check_offsets, predictor_from_config, scored_dim, target_projection
 from seqcpc.errors import ConfigError
 from seqcpc.fewshot.build import build_learner
 from seqcpc.objectives.contrastive import build_contrastive
@@ -30,7 +30,7 @@ def build_audio_model(cfg: AudioModelConfig):
     if cfg.objective != "cpc":
         return build_learner(cfg.objective, PooledContext(encoder, context, ctx.dim), cfg.meta)
     model = CPC(encoder, context, predictor_from_config(pred, ctx.dim, enc.dim),
-                InfoNCE.from_config(loss, pred.first, pred.target_dim or enc.dim), target_projection(pred, enc.dim),
+                InfoNCE.from_config(loss, pred.first, scored_dim(pred, enc.dim)), target_projection(pred, enc.dim),
                 pred.scale)
     if cfg.contrastive.pruned_competitor:
         model.add_pruned_competitor(cfg.contrastive.prune_ratio)

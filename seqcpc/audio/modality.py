@@ -28,8 +28,8 @@ def audio_datasets(cfg: AudioDataConfig, seed: int):
 
 
 def audio_batch_sampler(dataset, cfg, world_size: int, rank: int, seed: int, train: bool = True):
-    """Episodes of speakers for a few-shot learner; for CPC and contrastive objectives batches of one speaker (data.batching=speaker) or of
-    one utterance (utterance) in training, None (the loop's batches) otherwise."""
+    """Episodes of speakers for a few-shot learner; for CPC and contrastive objectives batches of one speaker
+    (data.batching=speaker) or of one utterance (utterance) in training, None (the loop's batches) otherwise."""
     if cfg.model.objective in LEARNERS:
         return episode_sampler(dataset.groups, cfg, rank, seed, train, "windows")
     if not train or cfg.data.batching == "uniform":

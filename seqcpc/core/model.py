@@ -53,6 +53,11 @@ def mean_scores(scores: list) -> tuple:
     return torch.stack(losses).mean(), {k: torch.stack([m[k] for m in metrics]).mean() for k in metrics[0]}
 
 
+def crossed(predicting: list, targeted: list) -> list:
+    """The predictions of one branch's (predictions, targets) pairs with the targets of the other's."""
+    return [(p, t) for (p, _), (_, t) in zip(predicting, targeted)]
+
+
 class Predictive:
     """What CPC and PatchCPC share: predict(x) -> [(predictions, targets), ...] scored by their loss, SDCLR's
     optional pruned competitor (model.contrastive.pruned_competitor), and the loss's end of a step (the queue of
@@ -83,7 +88,7 @@ class Predictive:
         pairs, twin = self.predict(x), self.pruned_twin()
         if twin is not None:
             pruned = twin.call(self, x, method="predict")
-            pairs = [(p, t) for (p, _), (_, t) in zip(pruned, pairs)] + [(p, t) for (p, _), (_, t) in zip(pairs, pruned)]
+            pairs = crossed(pruned, pairs) + crossed(pairs, pruned)
         return mean_scores([self.loss(p, t, groups) for p, t in pairs])
 
 

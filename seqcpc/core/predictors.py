@@ -54,10 +54,15 @@ def make_predictor(kind: str, in_dim: int, out_dim: int, steps: int, hidden: int
     raise ValueError(f"unknown predictor kind {kind!r}; choose linear or mlp")
 
 
+def scored_dim(pred, latent_dim: int) -> int:
+    """The dim of what predictions are scored against: pred.target_dim, or z's own when targets are z."""
+    return pred.target_dim or latent_dim
+
+
 def predictor_from_config(pred, context_dim: int, latent_dim: int):
     """The predictor of the model.predictor config section: it covers the offsets first..steps and predicts
     z, or z's projection to pred.target_dim (see target_projection)."""
-    return make_predictor(pred.kind, context_dim, pred.target_dim or latent_dim, pred.steps - pred.first + 1,
+    return make_predictor(pred.kind, context_dim, scored_dim(pred, latent_dim), pred.steps - pred.first + 1,
                           pred.hidden, pred.per_step)
 
 

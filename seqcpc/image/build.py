@@ -2,7 +2,7 @@
 from torch import nn
 
 from seqcpc.config import CONTRASTIVE
-from seqcpc.core.predictors import check_offsets, predictor_from_config, target_projection
+from seqcpc.core.predictors import check_offsets, predictor_from_config, scored_dim, target_projection
 from seqcpc.errors import ConfigError
 from seqcpc.image.augment import PatchAugment
 from seqcpc.image.config import PRETEXT, ImageModelConfig
@@ -38,7 +38,7 @@ def build_image_model(cfg: ImageModelConfig):
     n_ctx = 1 if grid.shared_context else grid.directions
     contexts = nn.ModuleList(MaskedConvContext(enc.dim, ctx.dim, ctx.layers, ctx.kernel) for _ in range(n_ctx))
     predictors = nn.ModuleList(predictor_from_config(pred, ctx.dim, enc.dim) for _ in range(grid.directions))
-    model = PatchCPC(encoder, contexts, predictors, InfoNCE.from_config(loss, pred.first, pred.target_dim or enc.dim),
+    model = PatchCPC(encoder, contexts, predictors, InfoNCE.from_config(loss, pred.first, scored_dim(pred, enc.dim)),
                      augment, grid.size, grid.stride, target_projection(pred, enc.dim), pred.scale)
     if cfg.contrastive.pruned_competitor:
         model.add_pruned_competitor(cfg.contrastive.prune_ratio)

@@ -2,7 +2,8 @@
 import typing
 from dataclasses import dataclass, field
 
-from seqcpc.config import OBJECTIVES, ContrastiveConfig, FewShotConfig, LossConfig, MetaConfig, PredictorConfig, choice, number, path
+from seqcpc.config import (OBJECTIVES, ContrastiveConfig, FewShotConfig, LossConfig, MetaConfig, PredictorConfig,
+                           choice, number, path)
 
 
 @dataclass

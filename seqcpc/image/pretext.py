@@ -29,6 +29,7 @@ from torch import nn
 from seqcpc.core.model import Pretrainable
 from seqcpc.errors import ConfigError
 from seqcpc.image.patches import patchify, pool_grid
+from seqcpc.objectives.contrastive import projection_head
 
 TURNS = 4  # rotation's classes: 0, 90, 180 and 270 degrees
 
@@ -111,7 +112,7 @@ class PretextTask(Pretrainable):
                  hidden: int, classes: int):
         super().__init__()
         self.encoder, self.augment, self.patch, self.stride = encoder, augment, patch, stride
-        self.to_logits = nn.Sequential(nn.Linear(features, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, classes))
+        self.to_logits = projection_head(features, hidden, classes)  # Linear, ReLU, Linear
         self.classes = classes
 
     def patches(self, x):

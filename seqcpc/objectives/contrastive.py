@@ -33,6 +33,7 @@ from seqcpc.objectives.queue import KeyQueue
 
 
 def projection_head(dim: int, hidden: int, out: int) -> nn.Module:
+    """Linear, ReLU, Linear: (B, dim) -> (B, out) (also the pretext tasks' classifier head)."""
     return nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out))
 
 

@@ -137,11 +137,10 @@ class InfoNCE(nn.Module, Gathers):
     @torch.no_grad()
     def end_step(self) -> None:
         """negatives=queue: push N random targets of this step's calls (from every rank) into the queue."""
-        if self.mode != "queue" or not self.pending:
-            self.pending = []
+        pending, self.pending = self.pending, []
+        if self.mode != "queue" or not pending:
             return
-        targets = torch.cat(self.pending)  # (P, D)
-        self.pending = []
+        targets = torch.cat(pending)  # (P, D)
         picked = torch.randint(0, len(targets), (self.num_negatives,), device=targets.device)
         self.queue.push(self.gather(targets[picked]))
 

@@ -170,6 +170,21 @@ def test_sdclr_masks_are_renewed_by_the_loops_epoch_hook():
     assert model.damage.mask("head.0.weight").all()
 
 
+def test_a_model_loaded_mid_epoch_keeps_the_masks_of_its_checkpoint():
+    """What --resume does: the state dict carries the masks and their epoch, so re-entering that epoch with weights
+    that have moved since the masks were drawn does not redraw them."""
+    model = tiny_sdclr()
+    model.on_epoch_start(2)
+    with torch.no_grad():
+        model.head[0].weight.fill_(10.0)  # trained on after the epoch began: these weights would now all be kept
+    state = copy.deepcopy(model.state_dict())
+    resumed = tiny_sdclr()
+    resumed.load_state_dict(state)
+    resumed.on_epoch_start(2)
+    assert all(torch.equal(resumed.damage.mask(n), model.damage.mask(n)) for n in model.damage.names)
+    assert not resumed.damage.mask("head.0.weight").all()
+
+
 def pruned_competitor_cpc():
     cfg = synthetic_tiny()
     cfg.contrastive.pruned_competitor, cfg.contrastive.prune_ratio = True, 0.5
