@@ -3,6 +3,7 @@
     python benchmarks/step_time.py [--steps 10] [--configs audio_paper speech_cpu image_cpu] [--device cpu] [--compile]
                                    [--bf16] [--threads 1]
     python benchmarks/step_time.py --objectives    # CPC beside SimCLR, MoCo v2 and SDCLR, images and audio
+    python benchmarks/step_time.py --negatives     # the speech recipe's negatives: per sequence, per position, queue
 
 Each step is the real training step: the model's own forward (which returns the loss), backward, Adam. The
 forward is split into parts by hooks on the model's submodules (encoder, context, predictor, loss, ...), so
@@ -53,6 +54,16 @@ OBJECTIVE_CONFIGS = {
     "speech_lt sdclr": lambda: load_config(SPEECH_LT, ["model.objective=sdclr"]),
 }
 CONFIGS.update(OBJECTIVE_CONFIGS)
+# the speech recipe's ways of drawing negatives (python benchmarks/step_time.py --negatives)
+SPEECH = ROOT / "recipes/speech/cpu.yaml"
+NEGATIVES_CONFIGS = {
+    "speech_cpu, shared per sequence": lambda: load_config(SPEECH, ["model.loss.draw=shared"]),
+    "speech_cpu, per position": lambda: load_config(SPEECH, ["model.loss.draw=position"]),
+    "speech_cpu, shared + queue": lambda: load_config(SPEECH, ["model.loss.draw=shared", "model.loss.negatives=queue"]),
+    "speech_cpu, per position + queue": lambda: load_config(SPEECH, ["model.loss.draw=position",
+                                                                     "model.loss.negatives=queue"]),
+}
+CONFIGS.update(NEGATIVES_CONFIGS)
 SAMPLE_RATE = 16000
 ORDER = ("augment", "encoder", "context", "predictor", "loss", "other", "backward", "optimizer")  # table columns
 
@@ -167,11 +178,15 @@ def bench(name, cfg, steps, warmup, device, compile=False, bf16=False):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", nargs="+", default=[c for c in CONFIGS if c != "image_gpu" and c not in
-                                                         OBJECTIVE_CONFIGS], choices=list(CONFIGS),
+                                                         {**OBJECTIVE_CONFIGS, **NEGATIVES_CONFIGS}],
+                        choices=list(CONFIGS),
                         help="image_gpu (batch 256 of 64 px RGB) is meant for a GPU: pass it with --device cuda")
     parser.add_argument("--objectives", action="store_true",
                         help="time CPC, SimCLR, MoCo v2 and SDCLR on the long-tailed recipes' CPU configs instead "
                              "(results step_time_objectives_<device>)")
+    parser.add_argument("--negatives", action="store_true",
+                        help="time the speech recipe's negatives drawn per sequence, per position and with a queue "
+                             "(results step_time_negatives_<device>)")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--device", default="cpu")
@@ -189,6 +204,9 @@ def main():
     if args.objectives:
         args.configs = list(OBJECTIVE_CONFIGS)
         args.out = args.out or f"step_time_objectives_{args.device}"
+    if args.negatives:
+        args.configs = list(NEGATIVES_CONFIGS)
+        args.out = args.out or f"step_time_negatives_{args.device}"
     for name in args.configs:
         for compile in (False, True) if args.compile else (False,):
             row, achieved = bench(name, CONFIGS[name](), args.steps, args.warmup, args.device, compile, args.bf16)

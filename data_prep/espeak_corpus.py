@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from data_prep import abx_items
 from data_prep import espeak_synth as es
 from data_prep.sentences import sentences
 from seqcpc.audio.io import write_flac
@@ -130,6 +131,14 @@ def split_of(job: dict, speakers: int, test_from: int, train: dict[str, int]) ->
     return "train" if u < train[job["speaker"]] else None
 
 
+def write_abx_items(manifest: Path, log=print, fresh: bool = False) -> None:
+    """abx_test.item beside the manifest (the test split's triphones, from the exact alignments), unless it is
+    there and the corpus was not rebuilt (`fresh`)."""
+    items = manifest.parent / "abx_test.item"
+    if fresh or not items.is_file():
+        abx_items.build(manifest, "test", items, log=log)
+
+
 def build(out, speakers=100, heldout_speakers=20, utterances=40, variation=True, workers=2, seed=0,
           test_fraction=0.2, tail=0.0, min_utterances=MIN_UTTERANCES, log=print) -> Path:
     out = Path(out)
@@ -142,6 +151,7 @@ def build(out, speakers=100, heldout_speakers=20, utterances=40, variation=True,
     if (manifest.is_file() and stamp.is_file() and stamp.read_text().strip() == key
             and counts_path.is_file() == bool(tail)):
         log(f"{manifest} is up to date; nothing to do")
+        write_abx_items(manifest, log)
         return manifest
     out.mkdir(parents=True, exist_ok=True)
     voices = speaker_voices(speakers + heldout_speakers, seed)
@@ -177,6 +187,7 @@ def build(out, speakers=100, heldout_speakers=20, utterances=40, variation=True,
     else:  # a balanced corpus has no head and tail: drop the counts of an earlier long-tailed build
         counts_path.unlink(missing_ok=True)
     write_manifest(manifest, rows)
+    write_abx_items(manifest, log, fresh=True)
     atomic_write_text(stamp, key + "\n")
     hours = sum(r.duration for r in rows) / 3600
     log(f"wrote {manifest}: {len(rows)} utterances, {hours:.2f} h, {len(vocab)} phone classes, "

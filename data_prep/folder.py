@@ -1,17 +1,20 @@
-"""Prepare a plain folder corpus: <root>/<speaker>/**/*.{wav,flac,ogg}, any sample rate, mono or stereo.
+"""Prepare a plain folder corpus: <root>/<speaker>/**/<audio file>, any sample rate, mono or stereo.
 
     python -m data_prep.folder --root /data/my_corpus --out data/my_corpus [--test-fraction 0.2]
         [--heldout-speakers 0] [--on-error skip|stop]
 
-The audio stays where it is; data/my_corpus gets manifest.tsv (see seqcpc/audio/manifest.py), audio_roots.txt
-and prep_report.txt. Splits: each speaker's utterances go to train or test by a hash of their id;
---heldout-speakers moves whole speakers to "heldout" (few-shot evaluation). Running it twice does nothing
-the second time.
+Audio files are those libsndfile reads (seqcpc.audio.io.AUDIO_EXTENSIONS: .wav .flac .ogg .opus .mp3 .aiff
+...); files in formats it cannot read (.m4a .aac .wma ...) are listed in prep_report.txt with how to convert
+them (or stop the preparation with --on-error stop). The speaker is the first folder under the root, whatever
+the folders below it. The audio stays where it is; data/my_corpus gets manifest.tsv (see
+seqcpc/audio/manifest.py), audio_roots.txt and prep_report.txt. Splits: each speaker's utterances go to
+train or test by a hash of their id; --heldout-speakers moves whole speakers to "heldout" (few-shot
+evaluation). Running it twice does nothing the second time.
 """
 import sys
 from pathlib import Path
 
-from seqcpc.audio.io import AUDIO_EXTENSIONS
+from seqcpc.audio.io import AUDIO_EXTENSIONS, UNREADABLE_EXTENSIONS
 from seqcpc.audio.prepare import Source, assign_splits, hold_out_speakers, prep_parser, prepare
 from seqcpc.errors import DataError, report_errors
 
@@ -23,11 +26,13 @@ def find_sources(root) -> list[Source]:
     sources = []
     for speaker_dir in sorted(p for p in root.iterdir() if p.is_dir()):
         for path in sorted(speaker_dir.rglob("*")):
-            if path.suffix.lower() in AUDIO_EXTENSIONS and path.is_file():
+            # files libsndfile cannot read are kept, so that the preparation reports them instead of losing them
+            if path.suffix.lower() in AUDIO_EXTENSIONS + UNREADABLE_EXTENSIONS and path.is_file():
                 uid = str(path.relative_to(root).with_suffix("")).replace(" ", "_")
                 sources.append(Source(uid, path, speaker_dir.name))
     if not sources:
-        raise DataError(f"no {'/'.join(AUDIO_EXTENSIONS)} files under {root}/<speaker>/")
+        raise DataError(f"no {'/'.join(AUDIO_EXTENSIONS[:3])} files (nor {', '.join(AUDIO_EXTENSIONS[3:])}) under "
+                        f"{root}/<speaker>/: the corpus needs one folder per speaker with the audio inside")
     return sources
 
 

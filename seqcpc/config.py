@@ -75,6 +75,7 @@ class LossConfig:
     """The InfoNCE objective (seqcpc/objectives/infonce.py)."""
     negatives: str = choice("batch", ["batch", "sequence", "group", "all", "queue"])
     num_negatives: int = number(128, min=1)  # ignored when negatives = all; queue: also the targets pushed a step
+    draw: str = choice("shared", ["shared", "position"])  # one draw per sequence, or per prediction position
     queue: int = number(4096, min=1)  # negatives = queue: past targets kept as extra negatives
     normalize: bool = False  # cosine instead of dot-product scores
     temperature: float = number(1.0, above=0)
@@ -95,6 +96,9 @@ class FewShotConfig:
 LEARNERS = ("protonet", "matching", "maml")  # the few-shot learners (seqcpc/fewshot/), trained on episodes
 CONTRASTIVE = ("simclr", "moco", "sdclr")  # two augmented views of each sample (seqcpc/objectives/contrastive.py)
 OBJECTIVES = ("cpc", *LEARNERS, *CONTRASTIVE)  # model.objective: what the loop trains (images add pretext tasks)
+# sequences: the encoder and context trained to name the speaker (seqcpc/objectives/supervised.py); images have no
+# such objective, their batches carry image indices, not labels (seqcpc/image/store.py)
+SUPERVISED = "supervised"
 
 
 @dataclass

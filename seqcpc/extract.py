@@ -1,9 +1,12 @@
-"""Frozen features: run a trained model's `embed` over data and write z and/or c as .npy files.
+"""Frozen features: run a trained model's `embed` over data and write z, c or context layers as .npy files.
 
+Features are named as in `--features z,c,c1,c2`: z the encoder's output, c the context's output (its last
+layer), c<i> context layer i counted from 1 (audio CPC models, through `model.hidden_states`; c<L> is c).
 Two sources: a split of the run's own dataset (stacked into `<what>.npy`, (N, T, D) for sequences or
 (N, Gh, Gw, D) for images, plus `groups.npy`), or a folder of .npy inputs (each written as `<stem>.<what>.npy`).
 Feature extraction needs no Fabric or DDP: it calls `model.embed` directly.
 """
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,16 +15,45 @@ from torch.utils.data import DataLoader
 
 from seqcpc import modalities
 from seqcpc.config import LEARNERS
-from seqcpc.errors import DataError, SeqcpcError
+from seqcpc.errors import ConfigError, DataError, SeqcpcError
 from seqcpc.train.checkpoint import load_config_and_model
 
 WHAT = ("z", "c")
+LAYER = re.compile(r"c([1-9][0-9]*)")  # c1, c2, ...: one context layer, counted from 1
+SYNTAX = "z (encoder output), c (context output) or c1, c2, ... (context layer i, counted from 1)"
 
 
 def _check_what(what):
-    bad = [w for w in what if w not in WHAT]
+    bad = [w for w in what if w not in WHAT and not LAYER.fullmatch(w)]
     if bad or not what:
-        raise ValueError(f"features to extract must be among {WHAT}, got {list(what)}")
+        raise ConfigError(f"--features {','.join(what)}: {', '.join(map(repr, bad)) or 'nothing'} is not a feature "
+                          f"name; give a comma-separated list of {SYNTAX}, e.g. --features z,c,c1")
+
+
+def _check_layers(what, cfg, model, checkpoint):
+    """Refuse context layers the model does not have, before anything is run or written."""
+    wanted = [w for w in what if LAYER.fullmatch(w)]
+    if not wanted:
+        return
+    if not hasattr(model, "hidden_states"):
+        raise ConfigError(f"--features {','.join(wanted)}: {checkpoint} holds a {cfg.model.modality} "
+                          f"{cfg.model.objective} model, which gives only z and c; context layers are given by audio "
+                          f"CPC models")
+    depth = cfg.model.context.layers
+    missing = [w for w in wanted if int(LAYER.fullmatch(w)[1]) > depth]
+    if missing:
+        raise ConfigError(f"--features {','.join(missing)}: {checkpoint} has {depth} context layer(s), c1 to "
+                          f"c{depth}; choose among z, c, " + ", ".join(f"c{i}" for i in range(1, depth + 1)))
+
+
+def features(model, x, what) -> dict:
+    """{name: frozen features} of a batch, for the names in `what` (checked by _check_what)."""
+    if all(w in WHAT for w in what):
+        z, c = model.embed(x)  # (B, T, D) and (B, T, E), or (B, Gh, Gw, D) and (B, Gh, Gw, E)
+        return {w: {"z": z, "c": c}[w] for w in what}
+    states = model.hidden_states(x)  # [z, c_1, ..., c_L]
+    named = {"z": states[0], "c": states[-1]}
+    return {w: named[w] if w in named else states[int(LAYER.fullmatch(w)[1])] for w in what}
 
 
 def load_cpc(checkpoint, device):
@@ -37,14 +69,13 @@ def load_cpc(checkpoint, device):
 def extract_split(checkpoint, out_dir, split="val", what=("z", "c"), batch_size=16, device="cpu") -> dict:
     _check_what(what)
     cfg, model = load_cpc(checkpoint, device)
+    _check_layers(what, cfg, model, checkpoint)
     train, val = modalities.get(cfg.model.modality).datasets(cfg.data, cfg.train.seed)
     dataset = {"train": train, "val": val}[split]
     feats, groups = {w: [] for w in what}, []
-    for x, g in DataLoader(dataset, batch_size=batch_size):
-        z, c = model.embed(x.to(device))  # (B, T, D) and (B, T, E), or (B, Gh, Gw, D) and (B, Gh, Gw, E)
-        for w, f in (("z", z), ("c", c)):
-            if w in what:
-                feats[w].append(f.float().cpu().numpy())
+    for x, g, *_ in DataLoader(dataset, batch_size=batch_size):  # padded clips (data.min_clip) add their lengths
+        for w, f in features(model, x.to(device), what).items():
+            feats[w].append(f.float().cpu().numpy())
         groups.append(g.numpy())
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -77,6 +108,7 @@ def extract_files(checkpoint, in_dir, out_dir, what=("z", "c"), device="cpu") ->
     """Every 1-D sequence in in_dir/*.npy, each (L,) or (C, L), written as (T, D)."""
     _check_what(what)
     cfg, model = load_cpc(checkpoint, device)
+    _check_layers(what, cfg, model, checkpoint)
     if cfg.model.modality != "audio":
         raise DataError(f"--npy-dir takes 1-D sequences, and {checkpoint} holds an {cfg.model.modality} model; "
                         f"extract a split of its data set instead (--split train or val)")
@@ -88,9 +120,7 @@ def extract_files(checkpoint, in_dir, out_dir, what=("z", "c"), device="cpu") ->
     written = {}
     for path in files:
         x = read_sequence(path, cfg.model.encoder.in_channels)  # (C, L)
-        z, c = model.embed(x[None].to(device))  # (1, T, D), (1, T, E)
-        for w, f in (("z", z), ("c", c)):
-            if w in what:
-                written[f"{path.stem}.{w}"] = out_dir / f"{path.stem}.{w}.npy"
-                np.save(written[f"{path.stem}.{w}"], f[0].float().cpu().numpy())
+        for w, f in features(model, x[None].to(device), what).items():  # each (1, T, D) or (1, T, E)
+            written[f"{path.stem}.{w}"] = out_dir / f"{path.stem}.{w}.npy"
+            np.save(written[f"{path.stem}.{w}"], f[0].float().cpu().numpy())
     return written

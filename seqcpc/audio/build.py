@@ -1,8 +1,9 @@
 """Build an audio CPC model from its config, and refuse impossible shapes before anything runs."""
 from seqcpc.audio.config import AudioModelConfig
-from seqcpc.audio.encoder import ConvEncoder, output_length, receptive_field
+from seqcpc.audio.encoder import ConvEncoder, output_length, receptive_field, shortest_clip, valid_length
 from seqcpc.audio.views import audio_views_from_config
-from seqcpc.config import CONTRASTIVE
+from seqcpc.audio.manifest import read_manifest
+from seqcpc.config import CONTRASTIVE, SUPERVISED
 from seqcpc.core.context import RNNContext, TransformerContext
 from seqcpc.core.model import CPC, PooledContext
 from seqcpc.core.predictors import check_offsets, predictor_from_config, scored_dim, target_projection
@@ -10,13 +11,14 @@ from seqcpc.errors import ConfigError
 from seqcpc.fewshot.build import build_learner
 from seqcpc.objectives.contrastive import build_contrastive
 from seqcpc.objectives.infonce import InfoNCE, check_negatives
+from seqcpc.objectives.supervised import Supervised
 
 
 def build_audio_model(cfg: AudioModelConfig):
-    """CPC, or the few-shot learner or contrastive objective of model.objective on the same encoder and context
-    (pooled over time)."""
+    """CPC (with its online speaker probe if asked), or the few-shot learner, contrastive or supervised objective
+    of model.objective on the same encoder and context (pooled over time)."""
     enc, ctx, pred, loss = cfg.encoder, cfg.context, cfg.predictor, cfg.loss
-    encoder = ConvEncoder(enc.in_channels, enc.dim, enc.kernels, enc.strides, enc.norm)
+    encoder = ConvEncoder(enc.in_channels, enc.dim, enc.kernels, enc.strides, enc.norm, enc.bias)
     if ctx.kind == "transformer":
         context = TransformerContext(enc.dim, ctx.dim, ctx.layers, ctx.heads)
     else:
@@ -27,6 +29,8 @@ def build_audio_model(cfg: AudioModelConfig):
                               "config (seqcpc.check_config); set it to build a model alone")
         return build_contrastive(cfg.objective, PooledContext(encoder, context, ctx.dim),
                                  audio_views_from_config(cfg.views), cfg.contrastive)
+    if cfg.objective == SUPERVISED:
+        return Supervised(PooledContext(encoder, context, ctx.dim), cfg.classes)
     if cfg.objective != "cpc":
         return build_learner(cfg.objective, PooledContext(encoder, context, ctx.dim), cfg.meta)
     model = CPC(encoder, context, predictor_from_config(pred, ctx.dim, enc.dim),
@@ -34,6 +38,8 @@ def build_audio_model(cfg: AudioModelConfig):
                 pred.scale)
     if cfg.contrastive.pruned_competitor:
         model.add_pruned_competitor(cfg.contrastive.prune_ratio)
+    if cfg.online_probe:  # after the pruned twin, which would otherwise prune the probe's head too
+        model.add_online_probe(ctx.dim, cfg.classes, "speaker")
     return model
 
 
@@ -53,6 +59,14 @@ def check_audio_config(cfg) -> int:
     if window < field:
         raise ConfigError(f"data.window={window} is shorter than the encoder's receptive field ({field} samples)")
     T = output_length(window, enc.kernels, enc.strides)
+    check_min_clip(cfg)
+    if cfg.model.online_probe and cfg.model.objective != "cpc":
+        raise ConfigError(f"model.online_probe=true trains a speaker head beside CPC, not beside "
+                          f"model.objective={cfg.model.objective}; set model.online_probe=false")
+    if cfg.model.online_probe or cfg.model.objective == SUPERVISED:
+        count_classes(cfg)
+    if cfg.model.objective == SUPERVISED:
+        return T
     if cfg.model.objective in CONTRASTIVE:
         return check_views(cfg)
     if cfg.model.objective != "cpc":
@@ -63,6 +77,58 @@ def check_audio_config(cfg) -> int:
     check_offsets(cfg.model.predictor, T, f"latent steps of a data.window={window}")
     check_negatives(cfg.model.loss, cfg.data.batch_size, T, T)
     return T
+
+
+def check_min_clip(cfg) -> None:
+    """Refuse a data.min_clip that pads what the objective cannot mask, or so short that a clip has nothing to
+    predict: every offset 1..K needs K + 1 latent steps whose receptive field lies inside the clip."""
+    data, model = cfg.data, cfg.model
+    if data.min_clip > data.window:
+        raise ConfigError(f"data.min_clip={data.min_clip} is longer than data.window={data.window}: clips of "
+                          f"min_clip..window samples are padded to the window; set data.min_clip <= data.window "
+                          f"(0: the window, shorter clips skipped)")
+    if data.min_clip in (0, data.window):
+        return
+    fix = "set data.min_clip=0 (clips shorter than the window skipped)"
+    if data.kind != "manifest":
+        raise ConfigError(f"data.min_clip={data.min_clip} pads a corpus's short clips (data.kind=manifest); "
+                          f"synthetic sequences are all data.window long: {fix}")
+    if model.objective != "cpc":
+        raise ConfigError(f"data.min_clip={data.min_clip} < data.window pads short clips, which only CPC (and its "
+                          f"online probe) leaves out of its loss; model.objective={model.objective} would learn from "
+                          f"the padding: {fix}")
+    if data.batching == "utterance":
+        raise ConfigError(f"data.batching=utterance with data.min_clip={data.min_clip}: every window of a clip "
+                          f"shorter than the window is the same padded clip; use data.batching=uniform or speaker")
+    enc, steps = model.encoder, model.predictor.steps
+    valid = int(valid_length([data.min_clip], data.window, enc.kernels, enc.strides)[0])
+    shortest = shortest_clip(steps + 1, data.window, enc.kernels, enc.strides)
+    if valid <= steps and shortest <= data.window:  # else the window itself is too short (check_offsets says so)
+        raise ConfigError(f"data.min_clip={data.min_clip} samples give {valid} latent steps inside the clip, but "
+                          f"predicting model.predictor.steps={steps} ahead needs {steps + 1}: set data.min_clip >= "
+                          f"{shortest} (the samples of {steps + 1} latent steps) or predict fewer steps")
+
+
+def count_classes(cfg) -> None:
+    """Set model.classes to the speakers of the training data (a manifest's train split, counting only speakers
+    with a clip long enough to be used, as the training windows do; or data.groups), or refuse a given count that
+    is too small."""
+    data, model = cfg.data, cfg.model
+    if data.kind == "synthetic":
+        found, source = data.groups, "data.groups"
+    else:
+        shortest = data.min_clip or data.window
+        found = len({row.speaker for row in read_manifest(data.manifest, ["train"])
+                     if row.samples_at(data.sample_rate) >= shortest})
+        source = f"the train split of {data.manifest} (clips of at least {shortest} samples)"
+    if model.classes == 0:
+        model.classes = found  # the head follows the data unless the config says otherwise
+    elif model.classes < found:
+        raise ConfigError(f"model.classes={model.classes} but {source} has {found} speakers; leave model.classes "
+                          f"at 0 to count them")
+    if model.classes < 2:
+        raise ConfigError(f"model.online_probe and model.objective=supervised need at least two speakers, but "
+                          f"{source} has {found}")
 
 
 def check_views(cfg) -> int:

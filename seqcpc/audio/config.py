@@ -2,8 +2,8 @@
 import typing
 from dataclasses import dataclass, field
 
-from seqcpc.config import (OBJECTIVES, ContrastiveConfig, FewShotConfig, LossConfig, MetaConfig, PredictorConfig,
-                           choice, number, path)
+from seqcpc.config import (OBJECTIVES, SUPERVISED, ContrastiveConfig, FewShotConfig, LossConfig, MetaConfig,
+                           PredictorConfig, choice, number, path)
 
 
 @dataclass
@@ -12,7 +12,9 @@ class ConvEncoderConfig:
     dim: int = number(512, min=1)
     kernels: list[int] = number([10, 8, 4, 4, 4], min=1)
     strides: list[int] = number([5, 4, 2, 2, 2], min=1)
-    norm: str = choice("batch", ["batch", "layer", "instance", "none"])
+    # layer_unbiased: layer norm over channels with the unbiased variance (CPC_audio's ChannelNorm)
+    norm: str = choice("batch", ["batch", "layer", "layer_unbiased", "instance", "none"])
+    bias: typing.Optional[bool] = None  # conv biases; null: only without a norm (true in imported CPC_audio models)
 
 
 @dataclass
@@ -45,9 +47,15 @@ class AudioModelConfig:
     context: SequenceContextConfig = field(default_factory=SequenceContextConfig)
     predictor: PredictorConfig = field(default_factory=PredictorConfig)
     loss: LossConfig = field(default_factory=LossConfig)
-    # cpc; a few-shot learner on this encoder (the meta section); or a contrastive objective on views of the
-    # window (the contrastive and views sections)
-    objective: str = choice("cpc", OBJECTIVES)
+    # cpc; a few-shot learner on this encoder (the meta section); a contrastive objective on views of the
+    # window (the contrastive and views sections); or supervised: a linear speaker head on the pooled context
+    objective: str = choice("cpc", (*OBJECTIVES, SUPERVISED))
+    # cpc: a linear speaker head on the detached, time-pooled context, trained beside CPC; its accuracy is the
+    # metric online_speaker (seqcpc/core/online.py)
+    online_probe: bool = False
+    # speakers of the online probe and of objective=supervised; 0: counted from the training data when a run
+    # checks its config (the manifest's train split, or data.groups for synthetic sequences)
+    classes: int = number(0, min=0)
     meta: MetaConfig = field(default_factory=MetaConfig)
     contrastive: ContrastiveConfig = field(default_factory=ContrastiveConfig)
     views: AudioViewsConfig = field(default_factory=AudioViewsConfig)
@@ -57,6 +65,9 @@ class AudioModelConfig:
 class AudioDataConfig:
     kind: str = choice("synthetic", ["synthetic", "manifest"])
     window: int = number(20480, min=1)  # input samples per training window
+    # manifest, cpc: clips of min_clip..window samples are used whole, zero-padded to the window, and the padding
+    # is never scored; shorter clips are skipped. 0: the window (clips shorter than the window are skipped)
+    min_clip: int = number(0, min=0)
     batch_size: int = number(8, min=1)  # per device
     num_workers: int = number(0, min=0)
     batching: str = choice("uniform", ["uniform", "speaker", "utterance"])  # manifest: one speaker / utterance a batch
@@ -78,3 +89,11 @@ class SpeechProbeConfig(FewShotConfig):
     phone_utterances_per_speaker: int = number(0, min=0)  # phone probe: utterances per speaker and split; 0: all
     phone_frames: int = number(200_000, min=1)  # cap on the frames (random subset) each split gives the phone probe
     mfcc: int = number(13, min=1)  # coefficients of the MFCC baseline
+    cpc_z: bool = True  # also probe the encoder's z (the row cpc_z) beside the context c (the row cpc)
+    knn: int = number(20, min=0)  # neighbours of the k-NN speaker probe (speaker_knn); 0: none
+    units: int = number(50, min=0)  # k-means units on the phone probe's frames, scored by purity and PNMI; 0: none
+    abx_items: str = path()  # an ABX item file; "": abx_test.item beside the manifest when it is there
+    abx_files_per_speaker: int = number(4, min=0)  # ABX on the items of the first files of each speaker; 0: all
+    # speech recipe: steps of the supervised speaker classifier (model.objective=supervised, same encoder) probed
+    # as the table's ceiling row; 0: none
+    ceiling_steps: int = number(0, min=0)

@@ -1,11 +1,19 @@
 """Frozen-feature probes for speech (the CPC paper's protocol), beside MFCC and random-init baselines.
 
   speaker   linear classifier on a window's features pooled over time (and on its last frame), trained on
-            train-split windows, scored on test-split windows of the same speakers; on a long-tailed corpus
+            train-split windows, scored on test-split windows of the same speakers, and a k-NN classifier on the
+            same pooled features (speaker_knn, probe.knn neighbours); on a long-tailed corpus
             (speaker_counts.json beside the manifest, from data_prep.espeak_corpus --tail) also the mean
             per-speaker accuracy of its head and tail halves (speaker_head, speaker_tail)
-  phone     frame-level linear classifier at 100 Hz against the frame labels (phones.txt)
+  phone     frame-level linear classifier at 100 Hz against the frame labels (phones.txt); on the same frames,
+            k-means units (probe.units of them, fitted on the train frames) scored on the test frames by phone
+            purity and PNMI (seqcpc/eval/units.py)
+  ABX       phone discrimination error within and across speakers (seqcpc/eval/abx.py) on an item file
+            (probe.abx_items, or abx_test.item beside the manifest, which data_prep.abx_items writes)
   few-shot  prototypical N-way K-shot episodes on pooled windows of the held-out speakers
+
+Rows: CPC's context c (cpc) and latents z (cpc_z, probe.cpc_z), the same network with random weights, MFCC, and
+any reference networks the caller adds (the speech recipe's supervised ceiling).
 
 Shapes: B windows, L samples, T frames (L // hop), D feature dim. A feature extractor maps waves (B, L) to
 frames (B, T, D) at the frame rate of the labels (10 ms).
@@ -26,19 +34,27 @@ from seqcpc.audio.torchaudio_compat import import_torchaudio
 from seqcpc.config import Config
 from seqcpc.errors import DataError, SeqcpcError
 from seqcpc.eval.long_tail import class_groups, per_class_accuracy
-from seqcpc.eval.probes import feasible_shots, linear_probe, prototypical_episodes, random_init, random_subset
+from seqcpc.audio.abx import abx_scores
+from seqcpc.eval.probes import (feasible_shots, knn_probe, linear_probe, prototypical_episodes, random_init,
+                                random_subset)
+from seqcpc.eval.units import frame_unit_scores
 from seqcpc.eval.report import confusion_matrix, markdown_table, plot_accuracy_bars, plot_confusion, write_report
 
 
 class CPCFrames:
-    """Context (or latent) features of a CPC model."""
+    """Context (or latent) features of a CPC model. Extractors of one model's c and z share its forward pass:
+    `other` is the extractor of the same model whose last result is reused when it was called on the same waves
+    (the probes call every extractor on each batch in turn)."""
 
-    def __init__(self, model, which: str = "c"):
+    def __init__(self, model, which: str = "c", other: "CPCFrames | None" = None):
         self.model, self.which = model.eval(), which
+        self.last = other.last if other is not None else [None, None]  # [waves, (z, c)], shared with `other`
 
     @torch.no_grad()
     def __call__(self, waves):  # (B, L)
-        z, c = self.model.embed(waves[:, None])
+        if self.last[0] is not waves:
+            self.last[:] = waves, self.model.embed(waves[:, None])
+        z, c = self.last[1]
         return c if self.which == "c" else z  # (B, T, D)
 
 
@@ -140,23 +156,39 @@ def speaker_groups(manifest, tested: set[str]) -> dict[str, list[str]]:
     return {"head": [ranked[i] for i in groups["many"]], "tail": [ranked[i] for i in groups["few"]]}
 
 
-def extractors_for(cfg: Config, model, sample_rate: int) -> dict:
-    """The features compared in every table: trained CPC, the same network untrained, MFCC."""
+def extractors_for(cfg: Config, model, sample_rate: int, references: dict | None = None, z: bool = False) -> dict:
+    """The features compared in every table: trained CPC (and its z), the same network untrained, MFCC, and the
+    frozen context of each `references` network ({name: model}, e.g. a supervised ceiling)."""
     hop = round(sample_rate * 0.01)
-    return {"cpc": CPCFrames(model), "random_init": CPCFrames(random_init(build_audio_model, cfg.model, cfg.train.seed)),
+    cpc = CPCFrames(model)
+    rows = {"cpc": cpc, **({"cpc_z": CPCFrames(model, "z", other=cpc)} if z else {}),
+            "random_init": CPCFrames(random_init(build_audio_model, cfg.model, cfg.train.seed)),
             f"mfcc{cfg.probe.mfcc}": MFCCFrames(cfg.probe.mfcc, sample_rate, hop)}
+    return {**rows, **{name: CPCFrames(ref) for name, ref in (references or {}).items()}}
 
 
-def run_speech_probes(cfg: Config, model, out_dir, log=print) -> dict:
-    """Run every probe the corpus of data.manifest supports; write results.{json,md} and plots to out_dir;
-    return results."""
+def abx_item_file(cfg: Config) -> Path | None:
+    """probe.abx_items, else abx_test.item beside the manifest when it is there, else None."""
+    if cfg.probe.abx_items:
+        if not Path(cfg.probe.abx_items).is_file():
+            raise DataError(f"probe.abx_items={cfg.probe.abx_items} does not exist; write one with "
+                            f"python -m data_prep.abx_items --manifest {cfg.data.manifest} --split test --out PATH")
+        return Path(cfg.probe.abx_items)
+    beside = Path(cfg.data.manifest).parent / "abx_test.item"
+    return beside if beside.is_file() else None
+
+
+def run_speech_probes(cfg: Config, model, out_dir, log=print, references: dict | None = None) -> dict:
+    """Run every probe the corpus of data.manifest supports on the model's features beside the baselines (and
+    the frozen context of each `references` network, {name: model}); write results.{json,md} and plots to
+    out_dir; return results."""
     if cfg.data.kind != "manifest":
         raise SeqcpcError("the speech probes need a speech corpus: data.kind=manifest data.manifest=PATH")
     probe_cfg, manifest = cfg.probe, cfg.data.manifest
     sr, window = cfg.data.sample_rate, probe_cfg.window or cfg.data.window
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    extractors = extractors_for(cfg, model, sr)
+    extractors = extractors_for(cfg, model, sr, references, probe_cfg.cpc_z)
     results = {name: {} for name in extractors}
 
     log("speaker probe: embedding windows")
@@ -189,6 +221,9 @@ def run_speech_probes(cfg: Config, model, out_dir, log=print) -> dict:
                     results[name][f"speaker_{group}"] = float(np.mean(per_speaker[[index[s] for s in members]]))
                 if name == "cpc":
                     matrix = confusion_matrix(y["test"], r["pred"], len(speakers))
+        if probe_cfg.knn:
+            results[name]["speaker_knn"] = knn_probe(emb["train"][name].pooled, y["train"], emb["test"][name].pooled,
+                                                     y["test"], probe_cfg.knn)["acc"]
         log(f"  {name}: speaker {results[name]['speaker']:.3f} (last frame {results[name]['speaker_last']:.3f})"
             + "".join(f", {g} {results[name][f'speaker_{g}']:.3f}" for g in groups))
     plot_confusion(matrix, out_dir / "speaker_confusion.png", speakers, "speaker probe on CPC features (test)")
@@ -203,7 +238,24 @@ def run_speech_probes(cfg: Config, model, out_dir, log=print) -> dict:
         classes = int(max(max(labels[k].max() for k in labels), 0)) + 1
         for name in extractors:
             results[name]["phone"] = linear_probe(*train[name], *test[name], classes)["acc"]
-            log(f"  {name}: phone {results[name]['phone']:.3f}")
+            if probe_cfg.units:  # k-means fitted on the train frames, scored on the test frames
+                results[name].update(frame_unit_scores({name: train[name]}, {name: test[name]}, probe_cfg.units,
+                                                       cfg.train.seed, classes)[name])
+            log(f"  {name}: phone {results[name]['phone']:.3f}" + (
+                f", units purity {results[name]['unit_purity']:.3f} PNMI {results[name]['unit_pnmi']:.3f}"
+                if probe_cfg.units else ""))
+
+    items = abx_item_file(cfg)
+    if items is not None:
+        log(f"ABX: {items}")
+        try:
+            scores = abx_scores(extractors, manifest, items, sr, files_per_speaker=probe_cfg.abx_files_per_speaker,
+                                seed=cfg.train.seed, allow_outside=outside, log=log)
+        except DataError as err:  # e.g. too few tokens for a triplet: the other probes still count
+            log(f"ABX left out: {err}")
+            scores = {}
+        for name, errors in scores.items():
+            results[name].update(errors)
 
     held = window_specs(manifest, "heldout", window, sr, probe_cfg.windows_per_utterance,
                         probe_cfg.utterances_per_speaker, outside)
@@ -237,8 +289,12 @@ def write_speech_report(results: dict, counts: dict, out_dir: Path, log=print) -
     if "head_speakers" in counts:
         facts += ("\n\nspeaker_head / speaker_tail: mean per-speaker accuracy of the half of the speakers with the "
                   "most / fewest train utterances (speaker_counts.json)")
-    write_report(out_dir, "Speech probes (accuracy %, test split)", facts, table,
-                 {"results": results, "counts": counts}, log)
+    if "unit_pnmi" in metrics:
+        facts += ("\n\nunit_purity / unit_pnmi: k-means units fitted on the phone probe's train frames, scored on its "
+                  "test frames: phone purity and I(phone; unit) / H(phone)")
+    if "abx_within" in metrics:
+        facts += "\n\nabx_within / abx_across: ABX phone discrimination **error** rates (lower is better)"
+    write_report(out_dir, "Speech probes (%, test split)", facts, table, {"results": results, "counts": counts}, log)
     plot_accuracy_bars({m: {n: r[m] for n, r in results.items()} for m in metrics}, out_dir / "probe_accuracy.png",
-                       "frozen-feature probes (test accuracy)")
+                       "frozen-feature probes (test accuracy; unit_*: purity, PNMI; abx_*: error)")
     return table

@@ -22,7 +22,8 @@ def audio_datasets(cfg: AudioDataConfig, seed: int):
         train = DriftingSines(cfg.num_sequences, cfg.window, cfg.groups, seed=seed)
         return train, DriftingSines(cfg.val_sequences, cfg.window, cfg.groups, seed=seed + 1)
     window = partial(WindowDataset, cfg.manifest, window=cfg.window, sample_rate=cfg.sample_rate, seed=seed,
-                     allow_outside_paths=cfg.allow_outside_paths, on_bad_file=cfg.on_bad_file)
+                     allow_outside_paths=cfg.allow_outside_paths, on_bad_file=cfg.on_bad_file,
+                     min_clip=cfg.min_clip)
     train = window(["train"])
     return train, window(["test"], speakers=train.speakers)
 

@@ -111,7 +111,7 @@ def prepare(sources: list[Source], out_dir, options: dict, on_error: str = "skip
         if (i + 1) % 1000 == 0:
             log(f"checked {i + 1}/{len(sources)} files")
     if not rows:
-        raise DataError(f"none of the {len(sources)} audio files for {out_dir} could be read")
+        raise DataError(f"none of the {len(sources)} audio files for {out_dir} could be read, e.g. {skipped[0]}")
     if audio_root is not None:
         atomic_write_text(out_dir / "audio_roots.txt", f"{laid_out(audio_root)}\n")
     write_manifest(manifest, rows)

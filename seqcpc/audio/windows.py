@@ -1,9 +1,13 @@
 """Training windows cut from a manifest's utterances, and a sampler of one-speaker or one-utterance batches.
 
-Item shapes: x (1, L) float32 with L = window samples at the corpus rate, group () int64 speaker index.
+Item shapes: x (1, L) float32 with L = window samples at the corpus rate, group () int64 speaker index, and
+for a padded dataset (min_clip < window) length () int64, the valid samples of x.
 Only metadata lives in memory; each item reads its window from disk. The window of item i in epoch e starts
 at a position drawn from (seed, e, i), so an epoch's windows are the same in a resumed run. Utterances
-shorter than the window are skipped (the count is kept in `skipped_short` and logged).
+shorter than min_clip samples (by default the window) are skipped (the count is kept in `skipped_short`
+and logged with the share of the corpus used, `usage()`); with min_clip < window, a clip of min_clip..window
+samples is read whole and zero-padded at its end to the window, and every item carries its valid length so
+the model never scores the padding.
 
 Bad files: every file is checked when the dataset is built; with on_bad_file="skip" a missing, empty or
 unreadable one is left out and listed in `bad_files`, and a window that still fails to read (a truncated
@@ -24,28 +28,38 @@ from seqcpc.errors import DataError
 
 class WindowDataset(Dataset):
     def __init__(self, manifest, splits, window: int, sample_rate: int, seed: int = 0,
-                 allow_outside_paths: bool = False, speakers: list[str] | None = None, on_bad_file: str = "skip"):
+                 allow_outside_paths: bool = False, speakers: list[str] | None = None, on_bad_file: str = "skip",
+                 min_clip: int = 0):
         if on_bad_file not in ("skip", "stop"):
             raise ValueError(f"on_bad_file must be 'skip' or 'stop', not {on_bad_file!r}")
+        if not 0 <= min_clip <= window:
+            raise ValueError(f"min_clip must be between 0 (the window) and the window of {window} samples, "
+                             f"not {min_clip}")
         self.on_bad_file = on_bad_file
         roots = manifest_roots(manifest)
         self.window, self.sample_rate, self.seed, self.epoch = window, sample_rate, seed, 0
+        self.min_clip = min_clip or window
+        self.padded = self.min_clip < window  # items carry their valid length
         # the manifest is streamed and only (id, speaker, samples, path) is kept of each usable row, so memory
         # grows by tens of bytes per utterance and never with the audio
         self.skipped_short, self.bad_files, kept, total = 0, [], [], 0
+        self.total_samples = 0  # of every row, to say what share of the corpus is used
         for row in read_manifest(manifest, splits):
             total += 1
             n = row.samples_at(sample_rate)
-            if n < window:
+            self.total_samples += n
+            if n < self.min_clip:
                 self.skipped_short += 1
                 continue
             path = resolve_path(manifest, row.path, roots, allow_outside_paths)
             if usable_audio_info(path, on_bad_file, self.bad_files) is None:
                 continue
             kept.append((row.id, row.speaker, n, str(path)))
+        self.total_clips = total
         if not kept:
             raise DataError(f"{manifest}: no usable utterance among the {total} of {', '.join(splits)}: "
-                            f"{self.skipped_short} are shorter than the window of {window} samples, "
+                            f"{self.skipped_short} are shorter than {self.min_clip} samples "
+                            f"({'data.min_clip' if self.padded else 'the window'}), "
                             f"{len(self.bad_files)} cannot be read")
         ids, speaker_of, lengths, paths = zip(*kept)
         # `speakers` fixes the speaker -> index map (e.g. the training split's) so ids agree across splits
@@ -61,11 +75,27 @@ class WindowDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def usage(self) -> str:
+        """What share of the corpus the dataset uses, e.g. "using 812 of 1000 clips (93% of the audio); 188
+        shorter than data.min_clip (8000 samples)"."""
+        used = int(self.lengths.sum())
+        share = 100 * used / max(self.total_samples, 1)
+        limit = f"data.min_clip ({self.min_clip} samples)" if self.padded else f"the window ({self.window} samples)"
+        return (f"using {len(self)} of {self.total_clips} clips ({share:.0f}% of the audio); "
+                f"{self.skipped_short} shorter than {limit}, {len(self.bad_files)} unreadable")
+
     def read(self, i, repeat: int = 0):
-        rng = np.random.default_rng([self.seed, self.epoch, i, repeat])
-        start = int(rng.integers(0, self.lengths[i] - self.window + 1))
-        x = read_audio(self.paths[i], start, self.window, self.sample_rate)  # (L,)
-        return torch.from_numpy(x)[None], torch.tensor(self.groups[i])
+        """(x (1, L), group) of a random window of clip i; for a padded dataset also its valid samples ()."""
+        n = int(self.lengths[i])
+        if n < self.window:  # a short clip, whole, then zeros: the model is told where its padding starts
+            x = np.zeros(self.window, dtype=np.float32)
+            x[:n] = read_audio(self.paths[i], 0, n, self.sample_rate)
+        else:
+            rng = np.random.default_rng([self.seed, self.epoch, i, repeat])
+            start = int(rng.integers(0, n - self.window + 1))
+            x = read_audio(self.paths[i], start, self.window, self.sample_rate)  # (L,)
+        item = torch.from_numpy(x)[None], torch.tensor(self.groups[i])
+        return (*item, torch.tensor(min(n, self.window))) if self.padded else item
 
     def __getitem__(self, i):
         """Item i; an index of r * len(self) + i asks for another random window of utterance i (r > 0),
@@ -85,8 +115,9 @@ class GroupBatchSampler(Sampler):
     """Batches whose windows all come from one group: a speaker (the CPC reference code's speaker sampler,
     so negatives drawn from the batch are same-speaker negatives) or an utterance (several windows of one
     recording). A group with fewer items than a batch is topped up with other random windows of its
-    utterances, never the same window twice. Each rank takes its own share of every epoch's shuffled
-    batches; `set_position` restarts an epoch after its first batches."""
+    utterances, never the same window twice (but a clip shorter than the window is the same whole clip each
+    time). Each rank takes its own share of every epoch's shuffled batches; `set_position` restarts an epoch
+    after its first batches."""
 
     def __init__(self, groups, batch_size: int, num_replicas: int = 1, rank: int = 0, seed: int = 0, dataset=None):
         self.groups, self.batch_size = np.asarray(groups), batch_size

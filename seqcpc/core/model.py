@@ -4,9 +4,13 @@ Shapes: B batch, T latent steps, D latent dim, E context dim, K horizon.
 The model knows nothing of the modality: the encoder turns its input into z (B, T, D) and everything after
 works on that sequence.
 """
+import math
+
 import torch
 from torch import nn
 
+from seqcpc.core.masking import frame_mask
+from seqcpc.core.online import OnlineProbe
 from seqcpc.objectives.gather import Gathers, RankGather
 from seqcpc.objectives.pruning import SelfDamage
 
@@ -16,7 +20,8 @@ class Pretrainable(nn.Module):
 
     forward(x, groups)  -> (loss, metrics): metrics is a flat dict of scalar tensors that the loop averages,
                            logs and plots; keys "name/member" (e.g. "acc/k3") are plotted in one panel per name
-                           and left out of the console line
+                           and left out of the console line. The loop calls model(*batch), so a dataset of
+                           padded sequences adds lengths (B,), the valid samples of each (CPC's forward takes it)
     embed(x)            -> frozen features, without augmentation
     chance_loss(b, n)   -> the loss of features that carry no information, for a batch of b samples with n
                            latent positions each (the plateau a run must leave)
@@ -60,8 +65,9 @@ def crossed(predicting: list, targeted: list) -> list:
 
 class Predictive:
     """What CPC and PatchCPC share: predict(x) -> [(predictions, targets), ...] scored by their loss, SDCLR's
-    optional pruned competitor (model.contrastive.pruned_competitor), and the loss's end of a step (the queue of
-    negatives=queue takes the step's targets once, however many times the loss was called).
+    optional pruned competitor (model.contrastive.pruned_competitor), the optional online probe (a linear head on
+    the detached context whose cross-entropy joins the loss, model.online_probe), and the loss's end of a step
+    (the queue of negatives=queue takes the step's targets once, however many times the loss was called).
 
     The pruned competitor is a twin of the whole model that shares its weights through a mask
     (seqcpc/objectives/pruning.py). The twin's predictions are scored against the dense model's targets and the
@@ -71,6 +77,24 @@ class Predictive:
     def add_pruned_competitor(self, ratio: float) -> None:
         damage = SelfDamage(self, ratio)  # built before it is attached: it does not prune itself
         self.damage = damage
+
+    def add_online_probe(self, dim: int, classes: int, name: str) -> None:
+        """A linear head on the detached context, trained beside the objective (seqcpc/core/online.py)."""
+        self.online = OnlineProbe(dim, classes, name)
+
+    def probed(self, scores: tuple, c, groups, mask=None) -> tuple:
+        """(loss, metrics) with the online probe's cross-entropy on c (its valid steps `mask` of padded inputs)
+        added and its accuracy among the metrics; unchanged without a probe."""
+        probe = self._modules.get("online")
+        if probe is None:
+            return scores
+        (loss, metrics), (probe_loss, probe_metrics) = scores, probe(c, groups, mask)
+        return loss + probe_loss, {**metrics, **probe_metrics}
+
+    def probe_chance(self) -> float:
+        """The online probe's share of the chance loss: log(classes), 0 without a probe."""
+        probe = self._modules.get("online")
+        return math.log(probe.classes) if probe is not None else 0.0
 
     def pruned_twin(self):
         """The SelfDamage of the pruned competitor, or None."""
@@ -83,13 +107,16 @@ class Predictive:
     def on_step_end(self, step: int) -> None:
         self.loss.end_step()
 
-    def compete(self, x, groups=None):
-        """(loss, metrics) of predict(x)'s pairs, or of the crossed pairs when there is a pruned twin."""
-        pairs, twin = self.predict(x), self.pruned_twin()
+    def compete(self, x, groups=None, pairs=None, lengths=None):
+        """(loss, metrics) of predict(x)'s pairs (`pairs` when the caller has them), or of the crossed pairs when
+        there is a pruned twin; with `lengths` (B,) (CPC's padded inputs) only valid targets are scored."""
+        padded = {} if lengths is None else {"lengths": lengths}
+        pairs, twin = self.predict(x, **padded) if pairs is None else pairs, self.pruned_twin()
         if twin is not None:
-            pruned = twin.call(self, x, method="predict")
+            pruned = twin.call(self, x, method="predict", **padded)
             pairs = crossed(pruned, pairs) + crossed(pairs, pruned)
-        return mean_scores([self.loss(p, t, groups) for p, t in pairs])
+        mask = None if lengths is None else self.valid_mask(x, lengths, pairs[0][1].shape[1])  # (B, T)
+        return mean_scores([self.loss(p, t, groups, mask) for p, t in pairs])
 
 
 class CPC(Predictive, Pretrainable):
@@ -102,15 +129,27 @@ class CPC(Predictive, Pretrainable):
         self.encoder, self.context, self.predictor, self.loss = encoder, context, predictor, loss
         self.targets, self.scale = targets or nn.Identity(), scale
 
-    def predict(self, x):
-        """[(predictions (B, K', T, D'), targets (B, T, D'))]."""
-        z = self.encoder(x)  # (B, T, D)
-        c = self.context(z)  # (B, T, E)
+    def latents(self, x, lengths=None):
+        """(z (B, T, D), c (B, T, E)), with gradients; `lengths` (B,) the valid samples of padded inputs."""
+        z = self.encoder(x) if lengths is None else self.encoder(x, lengths)  # (B, T, D)
+        return z, self.context(z)
+
+    def predict(self, x, latents=None, lengths=None):
+        """[(predictions (B, K', T, D'), targets (B, T, D'))] of x, or of its `latents` (z, c) when given."""
+        z, c = latents or self.latents(x, lengths)
         return [(scaled(self.predictor(c), self.scale), self.targets(z))]
 
-    def forward(self, x, groups=None):
-        """Returns (loss, metrics); `groups` (B,) are group ids for negatives='group'."""
-        return self.compete(x, groups)
+    def valid_mask(self, x, lengths, steps: int):
+        """(B, T) True where a latent's receptive field lies inside the valid samples `lengths` (B,) of x; the
+        context is causal, so c there never saw the padding either."""
+        return frame_mask(self.encoder.valid_frames(lengths, x.shape[-1]), steps)
+
+    def forward(self, x, groups=None, lengths=None):
+        """Returns (loss, metrics); `groups` (B,) are group ids for negatives='group' and the online probe's
+        labels; `lengths` (B,) the valid samples of padded inputs, whose padding is never scored."""
+        z, c = self.latents(x, lengths)
+        mask = None if lengths is None else self.valid_mask(x, lengths, c.shape[1])  # (B, T)
+        return self.probed(self.compete(x, groups, self.predict(x, (z, c)), lengths), c, groups, mask)
 
     @torch.no_grad()
     def embed(self, x):
@@ -118,8 +157,14 @@ class CPC(Predictive, Pretrainable):
         z = self.encoder(x)
         return z, self.context(z)
 
+    @torch.no_grad()
+    def hidden_states(self, x) -> list:
+        """Frozen features of every layer: [z (B, T, D), c_1 (B, T, E), ..., c_L (B, T, E)]; c_L is embed's c."""
+        z = self.encoder(x)
+        return [z, *self.context.layers(z)]
+
     def chance_loss(self, batch_size: int, positions: int) -> float:
-        return self.loss.chance_loss(batch_size, positions)
+        return self.loss.chance_loss(batch_size, positions) + self.probe_chance()
 
 
 class PooledContext(nn.Module):

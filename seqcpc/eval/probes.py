@@ -1,4 +1,5 @@
-"""Frozen-feature evaluation: linear probes, prototypical few-shot episodes, and the baselines every table has.
+"""Frozen-feature evaluation: linear and k-NN probes, prototypical few-shot episodes, and the baselines every
+table has.
 
 Shapes: N samples, D feature dim, C classes.  Features are float arrays (N, D), labels int arrays (N,);
 either numpy arrays or torch tensors are accepted.  Results are plain Python floats and numpy arrays, so
@@ -166,6 +167,42 @@ def linear_probe(x_train, y_train, x_test, y_test, num_classes: int | None = Non
     return {"acc": float((pred == y_test.numpy()).mean()),
             "train_acc": float((_predict(probe, x_train) == y_train.numpy()).mean()),
             "pred": pred, "l2": kw.get("l2", DEFAULT_L2)}
+
+
+KNN_ELEMENTS = 1 << 24  # similarities held at once: test points are scored in chunks of this many / N_train
+
+
+@torch.no_grad()
+def knn_probe(x_train, y_train, x_test, y_test, k: int = 20, *, weighted: bool = False,
+              temperature: float = 0.07, device="cpu") -> dict:
+    """k-nearest-neighbour classification by cosine similarity of features standardised with the train statistics.
+
+    Each test sample's k most similar training samples vote for their labels: one vote each, or exp(similarity /
+    temperature) each when `weighted` (the k-NN monitor of Wu et al. 2018 and DINO). The class with the most
+    votes wins; a tie goes to the tied class whose neighbours have the larger summed similarity, then to the
+    smaller class index, so the result is deterministic. Test samples are scored in chunks, one matrix product
+    each. Returns {"acc": test accuracy, "pred": (N_test,) predicted classes, "k": the k used (at most N_train)}.
+    """
+    y_train, y_test = _labels(y_train), _labels(y_test)
+    if len(torch.unique(y_train)) < 2:  # every feature set would score 100%: a number that says nothing
+        raise DataError(f"a k-NN probe needs at least two classes, but its training labels hold only "
+                        f"{torch.unique(y_train).tolist()}")
+    scale = Standardizer.fit(x_train)
+    train = F.normalize(scale(x_train), dim=1).to(device)  # (N, D), unit rows: a product is a cosine
+    test = F.normalize(scale(x_test), dim=1)
+    y_train, k = y_train.to(device), min(k, len(y_train))
+    classes = int(max(y_train.max(), y_test.max())) + 1
+    preds = []
+    for chunk in test.split(max(1, KNN_ELEMENTS // len(train))):
+        sim, idx = (chunk.to(device) @ train.T).topk(k, dim=1)  # (B, k) similarities and train indices
+        labels = y_train[idx]  # (B, k)
+        weight = (sim / temperature).exp() if weighted else torch.ones_like(sim)
+        votes = torch.zeros(len(chunk), classes, device=device).scatter_add_(1, labels, weight)  # (B, C)
+        closeness = torch.zeros_like(votes).scatter_add_(1, labels, sim)  # (B, C)
+        tied = votes == votes.amax(1, keepdim=True)
+        preds.append(closeness.masked_fill(~tied, -math.inf).argmax(1).cpu())  # argmax: the first of equals
+    pred = torch.cat(preds).numpy()
+    return {"acc": float((pred == y_test.numpy()).mean()), "pred": pred, "k": k}
 
 
 def prototypical_episodes(x, y, *, n_way: int = 5, k_shot: int = 1, n_query: int = 5, episodes: int = 300,

@@ -16,9 +16,17 @@ Negative sampling modes:
             gathered from every rank, are pushed over the oldest, so no call of a step scores the step's own
             targets as queue negatives; the queue is a buffer, so checkpoints hold it. The keys come from the
             encoder as it was when they were pushed.
-Each sequence draws its own N negatives and shares them across its positions and horizons, so all scores
-come from one einsum; no (B, N, T, D) tensor of candidates is ever built. A negative that happens to be the
-positive itself is masked out, so every candidate is a true negative.
+Two draws (model.loss.draw):
+  shared    each sequence draws its own N negatives and shares them across its positions and horizons, so all
+            scores come from one einsum and no (B, S, N, D) tensor of candidates is ever built (the default)
+  position  each prediction position t draws its own N negatives, shared across the horizons k (as the CPC paper
+            and its reference code draw them): one gather of (B, S, N, D) candidates for all k
+A negative that happens to be the positive itself is masked out, so every candidate is a true negative.
+
+Padded sequences: `mask` (B, T) marks the valid positions (e.g. latents of a clip shorter than the window). A
+prediction of z[t+k] counts only when t + k is valid (then t is too), the loss and accuracy of each offset are
+means over the counted predictions, negatives are drawn only from valid positions in every mode (`all`
+leaves padded columns out) and the queue takes only valid targets, so nothing in the padding changes the loss.
 """
 import math
 
@@ -32,6 +40,8 @@ from seqcpc.objectives.gather import Gathers
 from seqcpc.objectives.queue import KeyQueue
 
 MODES = ("batch", "sequence", "group", "all", "queue")
+IGNORED = -100  # the cross-entropy's target of a prediction that is not counted (its target is padding)
+DRAWS = ("shared", "position")
 
 
 def check_negatives(loss, batch_size: int, per_sample: int, per_sequence: int) -> None:
@@ -57,11 +67,13 @@ def target_latents(z, steps: int, first: int = 1):
 
 class InfoNCE(nn.Module, Gathers):
     def __init__(self, negatives: str = "batch", num_negatives: int = 128, normalize: bool = False,
-                 temperature: float = 1.0, first: int = 1, queue: int = 0, dim: int = 0):
+                 temperature: float = 1.0, first: int = 1, queue: int = 0, dim: int = 0, draw: str = "shared"):
         super().__init__()
         if negatives not in MODES:
             raise ValueError(f"unknown negatives mode {negatives!r}; choose one of {MODES}")
-        self.mode, self.num_negatives = negatives, num_negatives
+        if draw not in DRAWS:
+            raise ValueError(f"unknown negatives draw {draw!r}; choose one of {DRAWS}")
+        self.mode, self.num_negatives, self.draw = negatives, num_negatives, draw
         self.normalize, self.temperature, self.first = normalize, temperature, first
         if negatives == "queue":  # (Q, D) past targets; D is the targets' dim (z's, or its projection's)
             self.queue = KeyQueue(queue, dim)
@@ -71,39 +83,50 @@ class InfoNCE(nn.Module, Gathers):
     def from_config(cls, loss, first: int = 1, dim: int = 0) -> "InfoNCE":
         """From the model.loss config section (seqcpc.config.LossConfig), the first offset predicted and the
         targets' dim (which the queue of negatives=queue needs)."""
-        return cls(loss.negatives, loss.num_negatives, loss.normalize, loss.temperature, first, loss.queue, dim)
+        return cls(loss.negatives, loss.num_negatives, loss.normalize, loss.temperature, first, loss.queue, dim,
+                   loss.draw)
 
     def offsets(self, n: int, device=None):
         """The offsets F .. F + n - 1 that the n rows of the predictions stand for."""
         return torch.arange(self.first, self.first + n, device=device)
 
-    def sample_negatives(self, z, groups=None):
-        """Flat indices into the P positions of z (B, T, D): (B, N)."""
+    def sample_negatives(self, z, groups=None, positions: int = 0, mask=None):
+        """Flat indices into the P positions of z (B, T, D): (B, N) for the shared draw, (B, S, N) with one draw
+        per prediction position for draw='position' (S = `positions`); only valid positions when `mask` (B, T)
+        is given."""
         B, T, _ = z.shape
-        N, dev = self.num_negatives, z.device
+        dev = z.device
+        shape = (B, positions, self.num_negatives) if self.draw == "position" else (B, self.num_negatives)
         if self.mode in ("batch", "queue"):
-            return torch.randint(0, B * T, (B, N), device=dev)
+            idx = torch.randint(0, B * T, shape, device=dev)
+            return idx if mask is None else redraw_padding(idx, torch.ones(B, B * T, device=dev), mask)
         if self.mode == "sequence":
-            offsets = torch.arange(B, device=dev)[:, None] * T
-            return offsets + torch.randint(0, T, (B, N), device=dev)
+            offsets = torch.arange(B, device=dev).view(B, *[1] * (len(shape) - 1)) * T
+            idx = offsets + torch.randint(0, T, shape, device=dev)
+            own = torch.eye(B, device=dev).repeat_interleave(T, dim=1)  # (B, P): a sequence's own positions
+            return idx if mask is None else redraw_padding(idx, own, mask)
         if groups is None:
             raise ValueError("negatives='group' needs the batch's group ids (e.g. speakers)")
         same = (groups[:, None] == groups[None, :]).float()  # (B, B)
         weights = same.repeat_interleave(T, dim=1)  # (B, P)
-        return torch.multinomial(weights, N, replacement=True)
+        weights = weights if mask is None else weights * mask.flatten()
+        return torch.multinomial(weights, math.prod(shape[1:]), replacement=True).view(shape)
 
     def sampled_logits(self, preds, z, neg_idx):
-        """preds (B, K', S, D), z (B, T, D), neg_idx (B, N) -> logits (B, K', S, 1+N); the positive is column 0."""
+        """preds (B, K', S, D), z (B, T, D), neg_idx (B, N) or (B, S, N) -> logits (B, K', S, 1+N); the positive
+        is column 0."""
         B, n, S, _ = preds.shape
         T = z.shape[1]
         k = self.offsets(n, z.device)
         pos = (preds * target_latents(z, int(k[-1]), self.first)).sum(-1, keepdim=True)  # (B, K', S, 1)
-        negs = z.flatten(0, 1)[neg_idx]  # (B, N, D)
-        neg = torch.einsum("bksd,bnd->bksn", preds, negs)  # (B, K', S, N)
+        negs = z.flatten(0, 1)[neg_idx]  # (B, N, D) or (B, S, N, D)
+        per_position = neg_idx.dim() == 3
+        neg = torch.einsum("bksd,bsnd->bksn" if per_position else "bksd,bnd->bksn", preds, negs)  # (B, K', S, N)
         # flat index of each positive, to mask negatives that are the positive itself
         t = torch.arange(S, device=z.device)
         pos_idx = torch.arange(B, device=z.device)[:, None, None] * T + k[:, None] + t  # (B, K, S)
-        clash = pos_idx[..., None] == neg_idx[:, None, None, :]  # (B, K, S, N)
+        neg_idx = neg_idx if per_position else neg_idx[:, None, :]  # (B, S or 1, N)
+        clash = pos_idx[..., None] == neg_idx[:, None]  # (B, K, S, N)
         neg = neg.masked_fill(clash, float("-inf"))
         if self.mode != "queue" or not len(self.queue):
             return torch.cat([pos, neg], dim=-1)
@@ -127,11 +150,13 @@ class InfoNCE(nn.Module, Gathers):
             return math.log(1 + self.num_negatives + len(self.queue.keys))  # once the queue is full
         return math.log(batch_size * positions if self.mode == "all" else 1 + self.num_negatives)
 
-    def forward(self, preds, z, groups=None):
-        """preds (B, K', T, D) from the predictor, z (B, T, D) -> (loss, {"acc": mean, "acc/kF".."acc/kK"})."""
-        loss_k, acc_k = self.per_horizon(preds, z, groups)
+    def forward(self, preds, z, groups=None, mask=None):
+        """preds (B, K', T, D) from the predictor, z (B, T, D), `mask` (B, T) the valid positions of padded
+        sequences (None: all) -> (loss, {"acc": mean, "acc/kF".."acc/kK"})."""
+        loss_k, acc_k = self.per_horizon(preds, z, groups, mask)
         if self.mode == "queue" and self.training:
-            self.pending.append(z.detach().flatten(0, 1))
+            targets = z.detach().flatten(0, 1)  # (P, D)
+            self.pending.append(targets if mask is None else targets[mask.flatten()])
         return loss_k.mean(), horizon_metrics(acc_k, self.first)
 
     @torch.no_grad()
@@ -144,8 +169,9 @@ class InfoNCE(nn.Module, Gathers):
         picked = torch.randint(0, len(targets), (self.num_negatives,), device=targets.device)
         self.queue.push(self.gather(targets[picked]))
 
-    def per_horizon(self, preds, z, groups=None):
-        """(loss_k (K',), acc_k (K',)): cross-entropy and accuracy of each offset k = F..K."""
+    def per_horizon(self, preds, z, groups=None, mask=None):
+        """(loss_k (K',), acc_k (K',)): cross-entropy and accuracy of each offset k = F..K, over the predictions
+        whose target is valid when `mask` (B, T) is given."""
         T = preds.shape[2]
         K = self.first + preds.shape[1] - 1
         if T <= K:
@@ -155,14 +181,38 @@ class InfoNCE(nn.Module, Gathers):
             preds, z = F.normalize(preds, dim=-1), F.normalize(z, dim=-1)
         if self.mode == "all":
             logits, target = self.all_logits(preds, z)
+            if mask is not None:  # padded positions are no candidates
+                logits = logits.masked_fill(~mask.flatten(), float("-inf"))
         else:
-            logits = self.sampled_logits(preds, z, self.sample_negatives(z, groups))
+            logits = self.sampled_logits(preds, z, self.sample_negatives(z, groups, preds.shape[2], mask))
             target = torch.zeros(logits.shape[:-1], dtype=torch.long, device=z.device)
+        counted = None if mask is None else target_latents(mask[..., None], K, self.first)[..., 0]  # (B, K', S)
+        if counted is not None:
+            target = target.masked_fill(~counted, IGNORED)  # a padded target: no loss, no gradient
         # at least fp32 for the softmax, also under bf16 autocast
         logits = logits.to(torch.promote_types(logits.dtype, torch.float32)) / self.temperature
-        ce = F.cross_entropy(rearrange(logits, "b k s n -> b n k s"), target, reduction="none")  # (B, K, S)
-        loss_k = ce.mean(dim=(0, 2))  # (K,)
-        return loss_k, hit_rate(logits.detach(), target).mean(dim=(0, 2))  # (K,), (K,)
+        ce = F.cross_entropy(rearrange(logits, "b k s n -> b n k s"), target, reduction="none",
+                             ignore_index=IGNORED)  # (B, K, S)
+        hits = hit_rate(logits.detach(), target.clamp(min=0))  # (B, K, S)
+        return mean_counted(ce, counted), mean_counted(hits, counted)  # (K,), (K,)
+
+
+def redraw_padding(idx, candidates, mask):
+    """Drawn flat indices idx (B, ...) with those that fall on padding replaced by draws among the valid
+    positions of the row's `candidates` (B, P) weights; mask (B, T). A first draw uniform over the candidates
+    is, given it is valid, uniform over the valid ones, and so is the redraw: the result is uniform over the
+    valid candidates, and is idx itself (the same random numbers) when nothing is padded."""
+    valid = mask.flatten()  # (P,)
+    fresh = torch.multinomial(candidates * valid, idx[0].numel(), replacement=True).view_as(idx)
+    return torch.where(valid[idx], idx, fresh)
+
+
+def mean_counted(x, counted=None):
+    """(B, K', S) -> (K',): the mean over batch and positions, of the counted predictions only when `counted`
+    (B, K', S) is given."""
+    if counted is None:
+        return x.mean(dim=(0, 2))
+    return (x * counted).sum(dim=(0, 2)) / counted.sum(dim=(0, 2)).clamp(min=1)
 
 
 def hit_rate(logits, target):

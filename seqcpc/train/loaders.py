@@ -1,7 +1,8 @@
 """Data loaders whose samplers a resumed run can restart mid-epoch.
 
 Every dataset item is (x, group): x is one training sample as the encoder reads it, group an int64 id
-(speaker, source, an image's index) used by negatives='group' and by one-group batches. Which datasets and
+(speaker, source, an image's index) used by negatives='group' and by one-group batches; a dataset of padded
+sequences adds length, the valid samples of x. The loop calls model(*batch). Which datasets and
 which batch sampler come from the modality's registry entry.
 """
 import itertools

@@ -99,8 +99,8 @@ def validate(fabric, model, loader, seed: int, max_batches: int = 0) -> dict:
     model.eval()
     torch.manual_seed(seed)  # the same negatives at every validation
     rows = []
-    for x, groups in itertools.islice(loader, max_batches or None):
-        loss, metrics = model(x, groups)
+    for batch in itertools.islice(loader, max_batches or None):
+        loss, metrics = model(*batch)
         rows.append({"loss": loss.detach(), **{k: v.detach() for k, v in metrics.items()}})
     model.train()
     return mean_metrics(fabric, rows)
@@ -119,12 +119,12 @@ def train(fabric, cfg: Config, state: dict, loaders: dict, log: MetricsLog, ckpt
         epoch, done = divmod(state["step"], per_epoch)
         sampler.set_position(epoch, done)
         hooks.on_epoch_start(epoch)
-        for x, groups in loaders["train"]:
+        for batch in loaders["train"]:
             step = state["step"]
             torch.manual_seed(step_seed(tc.seed, step, fabric.global_rank))
 
             def forward_backward():
-                loss, metrics = model(x, groups)  # x: one batch as the encoder reads it
+                loss, metrics = model(*batch)  # (x, groups[, lengths]): x as the encoder reads it
                 fabric.backward(loss)
                 return loss, metrics
 
@@ -148,7 +148,7 @@ def train(fabric, cfg: Config, state: dict, loaders: dict, log: MetricsLog, ckpt
                 running.append({"loss": loss.detach(), **{k: v.detach() for k, v in metrics.items()}})
             opt.zero_grad(set_to_none=True)
             sched.step()
-            progress.count(len(x))
+            progress.count(len(batch[0]))
             state["step"] = step = step + 1
             hooks.on_step_end(step)
 
@@ -188,11 +188,12 @@ def ranks_param_spread(fabric, model) -> float:
 
 
 def report_skipped(fabric, out: Path, datasets: dict) -> None:
-    """Log what the datasets left out: short items (a count) and unreadable files (bad_files.txt)."""
+    """Log what share of its corpus each dataset uses (`usage()`, e.g. short clips left out) and list unreadable
+    files (bad_files.txt)."""
     bad = []
     for name, ds in datasets.items():
-        if getattr(ds, "skipped_short", 0):
-            fabric.print(f"skipped {ds.skipped_short} {name} utterances shorter than the window", flush=True)
+        if hasattr(ds, "usage"):  # e.g. "using 812 of 1000 clips (93% of the audio); 188 shorter than ..."
+            fabric.print(f"{name} data: {ds.usage()}", flush=True)
         bad += [f"{name}\t{b}\n" for b in getattr(ds, "bad_files", [])]
     if bad:
         fabric.print(f"skipped {len(bad)} unreadable files (listed in bad_files.txt), e.g. {bad[0].strip()}",

@@ -8,7 +8,7 @@ from audio_fixtures import toy_speech_corpus
 from seqcpc.builders import build_model
 from seqcpc.config import resolve
 from seqcpc.audio.manifest import read_manifest, write_manifest
-from seqcpc.audio.eval import MFCCFrames, run_speech_probes, speaker_groups, window_specs
+from seqcpc.audio.eval import CPCFrames, MFCCFrames, run_speech_probes, speaker_groups, window_specs
 from seqcpc.errors import DataError
 
 
@@ -28,6 +28,20 @@ def test_mfcc_frames_are_at_100_hz():
     assert frames.shape == (2, 100, 13)
 
 
+def test_c_and_z_extractors_of_one_model_share_its_forward_pass():
+    model = build_model(small_cfg("unused.tsv").model)
+    calls = []
+    embed = model.embed
+    model.embed = lambda x: calls.append(x) or embed(x)
+    c = CPCFrames(model)
+    z = CPCFrames(model, "z", other=c)
+    waves, other = torch.randn(2, 8000), torch.randn(2, 8000)
+    want_z, want_c = embed(waves[:, None])
+    assert torch.equal(c(waves), want_c) and torch.equal(z(waves), want_z) and len(calls) == 1
+    assert torch.equal(z(other), embed(other[:, None])[0]) and len(calls) == 2  # new waves: a new forward pass
+    assert torch.equal(c(waves), want_c) and len(calls) == 3
+
+
 def test_window_specs_cap_windows_and_utterances(corpus):
     specs = window_specs(corpus, "train", 8000, 16000, per_utterance=2, per_speaker=3)
     assert len(specs) == 6 * 3 * 2
@@ -40,10 +54,12 @@ def test_probes_beat_chance_and_write_a_report(corpus, tmp_path):
     model = build_model(cfg.model)  # an untrained network: its random features already carry pitch
     out = run_speech_probes(cfg, model, tmp_path, log=lambda *_: None)
     res = out["results"]
-    assert set(res) == {"cpc", "random_init", "mfcc13"}
+    assert set(res) == {"cpc", "cpc_z", "random_init", "mfcc13"}
     for name in res:
         assert res[name]["speaker"] > 2 / 6, name  # chance 1/6
+        assert res[name]["speaker_knn"] > 2 / 6, name
         assert res[name]["phone"] > 2 / 4, name  # chance ~1/4
+        assert 0 < res[name]["unit_pnmi"] <= 1 and res[name]["unit_purity"] > 1 / 4, name
     assert res["cpc"]["5way_5shot"] > 1 / 5 + res["cpc"]["5way_5shot_ci95"]
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["counts"]["speakers"] == 6 and saved["counts"]["heldout_windows"] == 5 * 6 * 2

@@ -21,8 +21,9 @@ def loop_reference(preds, z, neg_idx=None, temperature=1.0, first=1):
                 positive = b * T + t + k
                 if neg_idx is None:  # every position is a candidate
                     cands, target = list(range(B * T)), positive
-                else:
-                    cands, target = [positive] + [j for j in neg_idx[b].tolist() if j != positive], 0
+                else:  # shared (B, N) or per position (B, S, N)
+                    drawn = neg_idx[b] if neg_idx.dim() == 2 else neg_idx[b, t]
+                    cands, target = [positive] + [j for j in drawn.tolist() if j != positive], 0
                 scores = torch.stack([preds[b, i, t] @ flat[j] for j in cands]) / temperature
                 loss[i] += -F.log_softmax(scores, 0)[target]
                 others = torch.cat([scores[:target], scores[target + 1:]])
@@ -50,6 +51,48 @@ def test_batched_scores_equal_the_loop(mode):
     torch.testing.assert_close(loss, ref_loss.mean())
     torch.testing.assert_close(metrics["acc"], ref_acc.mean())
     torch.testing.assert_close(torch.stack([metrics[f"acc/k{k}"] for k in range(1, K + 1)]), ref_acc)
+
+
+@pytest.mark.parametrize("mode", ["batch", "sequence", "group", "queue"])
+def test_negatives_drawn_per_position_equal_the_loop(mode):
+    B, K, T, D, N = 3, 4, 9, 5, 7
+    preds, z = torch.randn(B, K, T, D, dtype=torch.float64), torch.randn(B, T, D, dtype=torch.float64)
+    groups = torch.tensor([0, 1, 0])
+    crit = InfoNCE(mode, N, temperature=0.5, draw="position", queue=N, dim=D).double()
+    neg_idx = crit.sample_negatives(z, groups, T - K)
+    assert neg_idx.shape == (B, T - K, N)
+    assert not all(torch.equal(neg_idx[:, 0], neg_idx[:, t]) for t in range(1, T - K))  # each position draws anew
+    neg_idx[1, 2, 0] = 1 * T + 2 + 3  # a negative that is the positive of (b=1, t=2, k=3): it must be masked
+    crit.sample_negatives = lambda *_: neg_idx
+    loss_k, acc_k = crit.per_horizon(preds, z, groups)  # an empty queue: only the batch's negatives
+    ref_loss, ref_acc = loop_reference(preds, z, neg_idx, temperature=0.5)
+    torch.testing.assert_close(loss_k, ref_loss)
+    torch.testing.assert_close(acc_k, ref_acc)
+
+
+@pytest.mark.parametrize("mode", ["sequence", "group"])
+def test_per_position_negatives_keep_to_their_sequence_or_group(mode):
+    B, T, S, N = 6, 10, 7, 20
+    groups = torch.tensor([0, 1, 2, 0, 1, 2])
+    idx = InfoNCE(mode, N, draw="position").sample_negatives(torch.randn(B, T, 4), groups, S)  # (B, S, N)
+    owner = idx // T
+    expected = torch.arange(B) if mode == "sequence" else None
+    if mode == "sequence":
+        assert torch.equal(owner, expected[:, None, None].expand(-1, S, N))
+    else:
+        assert torch.equal(groups[owner], groups[:, None, None].expand(-1, S, N))
+
+
+def test_per_position_draw_starts_at_log_one_plus_n():
+    N = 64
+    preds, z = 1e-3 * torch.randn(4, 12, 100, 32), torch.randn(4, 100, 32)
+    loss, _ = InfoNCE("batch", N, draw="position")(preds, z)
+    assert loss.item() == pytest.approx(math.log(1 + N), rel=1e-3)
+
+
+def test_unknown_draw_is_refused():
+    with pytest.raises(ValueError, match="draw"):
+        InfoNCE("batch", 4, draw="each")
 
 
 def test_all_positions_mode_equals_the_loop():

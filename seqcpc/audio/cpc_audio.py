@@ -1,0 +1,164 @@
+"""Import checkpoints of the CPC reference implementation (facebookresearch/CPC_audio) as seqcpc models.
+
+Shapes: D encoder dim (the reference's hiddenEncoder), E context dim (hiddenGar), G gates of the recurrent cell
+(4 for an LSTM, 3 for a GRU), K conv kernel.
+
+The reference's CPCModel is `gEncoder` then `gAR`. gEncoder: five Conv1d with biases, kernels 10 8 4 4 4,
+strides 5 4 2 2 2, paddings 3 2 1 1 1 (seqcpc's default encoder, whose padding (K - stride + 1) // 2 gives the
+same), each followed by a norm named batchNorm{i} (normMode: batchNorm, layerNorm = a layer norm over channels
+with the unbiased variance and weights of shape (1, D, 1), instanceNorm, ID) and a ReLU. gAR: an nn.LSTM or nn.GRU
+named baseNet (batch first, nLevelsGRU layers) whose top-layer outputs are c. Only z and c are imported: the
+reference's predictors and criterion are left out, and the seqcpc predictors of the result are freshly
+initialised. A reference trained with samplingType=sequential carries its recurrent state from one batch to the
+next; the imported context starts every sequence from zeros, as the reference's first call does.
+"""
+import json
+from pathlib import Path
+
+import torch
+
+from seqcpc.audio.build import build_audio_model
+from seqcpc.config import Config, resolve, to_dict
+from seqcpc.errors import CheckpointError, ConfigError, DataError
+
+# cpc/cpc_default_config.py's defaults of the keys read here: a config that leaves a key out meant these
+DEFAULTS = {"hiddenEncoder": 256, "hiddenGar": 256, "nLevelsGRU": 1, "arMode": "LSTM", "normMode": "layerNorm",
+            "encoder_type": "cpc", "cpc_mode": None, "nPredicts": 12, "negativeSamplingExt": 128,
+            "sizeWindow": 20480}
+NORM_MODES = {"batchNorm": "batch", "layerNorm": "layer_unbiased", "instanceNorm": "instance", "ID": "none"}
+AR_MODES = {"GRU": "gru", "LSTM": "lstm"}
+# the parameters and buffers of each norm, as the reference names them (seqcpc's layer norm keeps its weights in
+# a LayerNorm called `norm`)
+NORM_PARAMS = {"batch": ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"),
+               "layer_unbiased": ("weight", "bias"), "instance": ("weight", "bias"), "none": ()}
+CONVS = 5
+
+
+def read_reference(path) -> tuple[dict, dict]:
+    """(the run's arguments, the CPCModel state dict) of a published checkpoint ({"config", "weights"}, as its
+    hubconf loads) or of a training checkpoint ({"gEncoder": state dict, ...} with checkpoint_args.json beside)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"CPC_audio checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise CheckpointError(f"{path} could not be read as data (tensors and plain values only): {err}") from err
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{path} holds a {type(ckpt).__name__}, not a CPC_audio checkpoint")
+    if "weights" in ckpt and "config" in ckpt:
+        return dict(ckpt["config"]), ckpt["weights"]
+    if "gEncoder" in ckpt:
+        args_path = path.parent / "checkpoint_args.json"
+        if not args_path.is_file():
+            raise DataError(f"{path} is a CPC_audio training checkpoint, whose arguments live in {args_path}, which "
+                            f"does not exist; put the run's checkpoint_args.json beside it")
+        try:
+            return json.loads(args_path.read_text()), ckpt["gEncoder"]
+        except json.JSONDecodeError as err:
+            raise DataError(f"{args_path} is not valid JSON: {err}") from err
+    hint = "; it is a seqcpc checkpoint already" if "model" in ckpt else ""
+    raise CheckpointError(f"{path} is not a CPC_audio checkpoint: expected the keys 'config' and 'weights' (a "
+                          f"published model) or 'gEncoder' (a training checkpoint), found {sorted(ckpt)[:6]}{hint}")
+
+
+def reference_arg(args: dict, key: str):
+    return args.get(key, DEFAULTS[key])
+
+
+def reference_size(args: dict, key: str) -> int:
+    value = reference_arg(args, key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"CPC_audio config key {key}={value!r}: expected a whole number >= 1")
+    return value
+
+
+def model_config(args: dict) -> dict:
+    """The seqcpc model section of the reference's arguments; refuses what seqcpc cannot represent."""
+    encoder_type, norm_mode = reference_arg(args, "encoder_type"), reference_arg(args, "normMode")
+    ar_mode, cpc_mode = reference_arg(args, "arMode"), reference_arg(args, "cpc_mode")
+    if encoder_type != "cpc":
+        raise ConfigError(f"CPC_audio config key encoder_type={encoder_type!r}: only the conv encoder ('cpc') "
+                          f"imports; seqcpc has no {encoder_type} encoder")
+    if norm_mode not in NORM_MODES:
+        raise ConfigError(f"CPC_audio config key normMode={norm_mode!r} is not one of {', '.join(NORM_MODES)}")
+    if ar_mode not in AR_MODES:
+        raise ConfigError(f"CPC_audio config key arMode={ar_mode!r}: only GRU and LSTM contexts import (seqcpc's "
+                          f"transformer context is another network, and it has no plain RNN or no_ar context)")
+    if cpc_mode in ("reverse", "bert"):
+        raise ConfigError(f"CPC_audio config key cpc_mode={cpc_mode!r}: its context reads the sequence "
+                          f"{'backwards' if cpc_mode == 'reverse' else 'in both directions'}; seqcpc's contexts "
+                          f"are causal (forward) only")
+    return {"modality": "audio",
+            "encoder": {"dim": reference_size(args, "hiddenEncoder"), "norm": NORM_MODES[norm_mode],
+                        "bias": True, "kernels": [10, 8, 4, 4, 4], "strides": [5, 4, 2, 2, 2]},
+            "context": {"kind": AR_MODES[ar_mode], "dim": reference_size(args, "hiddenGar"),
+                        "layers": reference_size(args, "nLevelsGRU")},
+            "predictor": {"steps": reference_size(args, "nPredicts")},
+            "loss": {"num_negatives": reference_size(args, "negativeSamplingExt")}}
+
+
+def name_map(norm: str, layers: int) -> dict[str, str]:
+    """Reference parameter name -> seqcpc parameter name, for every weight and buffer of z and c."""
+    names, inner = {}, ".norm" if norm == "layer_unbiased" else ""
+    for i in range(CONVS):
+        conv, after = 3 * i, 3 * i + 1  # seqcpc's encoder.net is [conv, norm, ReLU] per layer
+        names[f"gEncoder.conv{i}.weight"] = f"encoder.net.{conv}.weight"
+        names[f"gEncoder.conv{i}.bias"] = f"encoder.net.{conv}.bias"
+        for p in NORM_PARAMS[norm]:
+            names[f"gEncoder.batchNorm{i}.{p}"] = f"encoder.net.{after}{inner}.{p}"
+    for k in range(layers):
+        for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            names[f"gAR.baseNet.{p}_l{k}"] = f"context.rnn.{p}_l{k}"
+    return names
+
+
+def mapped_weights(weights: dict, names: dict, own: dict, source) -> dict:
+    """seqcpc's state entries for z and c from the reference's, checked name by name and shape by shape."""
+    missing = [n for n in names if n not in weights]
+    if missing:
+        raise CheckpointError(f"{source}: the weights lack {', '.join(missing[:3])}"
+                              f"{' ...' if len(missing) > 3 else ''} that its config (hiddenEncoder, normMode, arMode, "
+                              f"nLevelsGRU) implies; is it a CPCModel's state dict (a concatenation of models is not)?")
+    unused = [n for n in weights if n.startswith(("gEncoder.", "gAR.")) and n not in names]
+    if unused:
+        raise CheckpointError(f"{source}: {', '.join(unused[:3])} belong to no layer of the model its config "
+                              f"describes (normMode, arMode, nLevelsGRU); the config does not match the weights")
+    out = {}
+    for ref, ours in names.items():
+        value = weights[ref]
+        if ref.startswith("gEncoder.batchNorm") and value.dim() == 3:
+            value = value.reshape(-1)  # ChannelNorm's (1, D, 1) -> LayerNorm's (D,)
+        if value.shape != own[ours].shape:
+            raise CheckpointError(f"{source}: {ref} has shape {tuple(value.shape)}, but the config (hiddenEncoder, "
+                                  f"hiddenGar, nLevelsGRU) gives {tuple(own[ours].shape)}")
+        out[ours] = value
+    return out
+
+
+def convert_cpc_audio(path) -> tuple[Config, object]:
+    """(seqcpc config, CPC model in eval mode) with z and c exactly those of the CPC_audio checkpoint at `path`;
+    the predictors are freshly initialised (the reference's are not imported)."""
+    args, weights = read_reference(path)
+    cfg = resolve({"model": model_config(args),
+                   "data": {"window": reference_size(args, "sizeWindow"), "sample_rate": 16000}})
+    model = build_audio_model(cfg.model)
+    own = model.state_dict()
+    names = name_map(cfg.model.encoder.norm, cfg.model.context.layers)
+    model.load_state_dict(mapped_weights(weights, names, own, path), strict=False)
+    return cfg, model.eval()
+
+
+def import_cpc_audio(path, out) -> tuple[Config, Path]:
+    """Convert the CPC_audio checkpoint at `path` and write it as a seqcpc checkpoint at `out` (for `seqcpc
+    extract` and `seqcpc probe`); returns (its config, `out`)."""
+    from lightning_fabric import Fabric
+
+    from seqcpc.train.checkpoint import save_checkpoint
+
+    cfg, model = convert_cpc_audio(path)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(Fabric(accelerator="cpu", devices=1), out,
+                    {"model": model, "step": 0, "config": to_dict(cfg), "imported_from": str(path)})
+    return cfg, out
