@@ -63,14 +63,15 @@ def pretrain_once(cfg: Config) -> Path:
     return ckpt
 
 
-def evaluate_once(cfg: Config, ckpt: Path) -> None:
-    """The modality's evaluation of the checkpoint, unless its results are there (then they are printed again)."""
+def evaluate_once(cfg: Config, ckpt: Path, **extra) -> None:
+    """The modality's evaluation of the checkpoint (with `extra` keyword arguments, e.g. the speech evaluation's
+    reference networks), unless its results are there (then they are printed again)."""
     results = Path(cfg.train.out_dir) / "probes" / "results.md"
     if results.is_file():
         print(f"== probes: done before\n{results.read_text()}", flush=True)
         return
     print("== probes", flush=True)
-    modalities.get(cfg.model.modality).evaluate(cfg, load_model(ckpt), results.parent)
+    modalities.get(cfg.model.modality).evaluate(cfg, load_model(ckpt), results.parent, **extra)
     print(f"results, plots and curves in {cfg.train.out_dir}", flush=True)
 
 
@@ -83,8 +84,13 @@ def table_main(doc: str, read_table, run_table, name: str, argv=None) -> int:
     return report_errors(lambda: run_table(read_table(args.config), args.overrides), name)
 
 
-def recipe_main(doc: str, argv=None) -> int:
-    """Parse `--config F key=value ...`, prepare the data, pretrain, then evaluate."""
+def pretrain_and_evaluate(cfg: Config) -> None:
+    evaluate_once(cfg, pretrain_once(cfg))
+
+
+def recipe_main(doc: str, argv=None, steps=pretrain_and_evaluate) -> int:
+    """Parse `--config F key=value ...`, prepare the data, then run the recipe's `steps` on the config (by
+    default: pretrain, then evaluate)."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True)
     parser.add_argument("overrides", nargs="*", metavar="key=value")
@@ -93,6 +99,6 @@ def recipe_main(doc: str, argv=None) -> int:
     def run():
         cfg = load_config(args.config, args.overrides)
         prepare_data(cfg.prepare)
-        evaluate_once(cfg, pretrain_once(cfg))
+        steps(cfg)
 
     return report_errors(run, f"{Path(sys.argv[0]).parent.name} recipe")

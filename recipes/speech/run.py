@@ -10,14 +10,11 @@ With probe.ceiling_steps > 0 the recipe also trains the same encoder and context
 classifier (model.objective=supervised, same windows, same optimiser, that many steps, in <out_dir>/ceiling) and
 probes its frozen features as the table's ceiling row: what labels buy on this corpus with this network.
 """
-import argparse
 import sys
 from pathlib import Path
 
-from recipes.common import prepare_data, pretrain_once
-from seqcpc.audio.eval import run_speech_probes
-from seqcpc.config import Config, load_config, with_overrides
-from seqcpc.errors import report_errors
+from recipes.common import evaluate_once, pretrain_once, recipe_main
+from seqcpc.config import Config, with_overrides
 from seqcpc.train.checkpoint import load_model
 
 
@@ -28,30 +25,14 @@ def ceiling_config(cfg: Config) -> Config:
                                 f"train.max_steps={cfg.probe.ceiling_steps}"])
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True)
-    parser.add_argument("overrides", nargs="*", metavar="key=value")
-    args = parser.parse_args(argv)
-
-    def run():
-        cfg = load_config(args.config, args.overrides)
-        prepare_data(cfg.prepare)
-        model = load_model(pretrain_once(cfg))
-        references = {}
-        if cfg.probe.ceiling_steps:
-            print("== supervised ceiling", flush=True)
-            references["supervised"] = load_model(pretrain_once(ceiling_config(cfg)))
-        results = Path(cfg.train.out_dir) / "probes" / "results.md"
-        if results.is_file():
-            print(f"== probes: done before\n{results.read_text()}", flush=True)
-            return
-        print("== probes", flush=True)
-        run_speech_probes(cfg, model, results.parent, references=references)
-        print(f"results, plots and curves in {cfg.train.out_dir}", flush=True)
-
-    return report_errors(run, "speech recipe")
+def speech_steps(cfg: Config) -> None:
+    """Pretrain CPC, then the supervised ceiling (probe.ceiling_steps), then probe both beside the baselines."""
+    ckpt, references = pretrain_once(cfg), {}
+    if cfg.probe.ceiling_steps:
+        print("== supervised ceiling", flush=True)
+        references["supervised"] = load_model(pretrain_once(ceiling_config(cfg)))
+    evaluate_once(cfg, ckpt, references=references)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(recipe_main(__doc__, steps=speech_steps))
