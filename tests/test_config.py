@@ -8,6 +8,7 @@ import yaml
 
 from image_fixtures import toy_image_store
 from seqcpc import modalities
+from seqcpc.audio.manifest import Utterance, write_manifest
 from seqcpc.builders import build_model, check_config
 from seqcpc.config import load_config, resolve, to_dict, with_overrides
 from seqcpc.errors import ConfigError
@@ -105,9 +106,20 @@ def test_every_shipped_config_loads_and_builds(path, tmp_path):
         assert importlib.util.find_spec(f"data_prep.{prep.script}") is not None
     if data["data"]["kind"] == "images":  # the real data set is not here: a tiny one of the size it prepares
         data["data"].update(image_data(tmp_path, data["model"], prep.options.get("size", 28)))
+    if data["data"]["kind"] == "manifest":  # nor the corpus: a manifest whose speakers the check can count
+        data["data"]["manifest"] = speech_manifest(tmp_path, data["data"]["window"])
     cfg = resolve(data)
     check_config(cfg)
     build_model(cfg.model)
+
+
+def speech_manifest(tmp_path, window: int) -> str:
+    """A manifest of 3 speakers' train utterances longer than the window (rows only: a config check reads no
+    audio, and counting speakers for model.online_probe needs only the rows)."""
+    rows = [Utterance(f"s{i}_{j}", f"audio/s{i}_{j}.flac", f"s{i}", "train", 2 * window / 16000, 16000, 1,
+                      2 * window) for i in range(3) for j in range(2)]
+    write_manifest(tmp_path / "manifest.tsv", rows)
+    return str(tmp_path / "manifest.tsv")
 
 
 def test_there_are_shipped_configs():
