@@ -15,11 +15,10 @@ next; the imported context starts every sequence from zeros, as the reference's 
 import json
 from pathlib import Path
 
-import torch
-
 from seqcpc.audio.build import build_audio_model
 from seqcpc.config import Config, resolve, to_dict
 from seqcpc.errors import CheckpointError, ConfigError, DataError
+from seqcpc.train.checkpoint import read_data_file, save_checkpoint
 
 # cpc/cpc_default_config.py's defaults of the keys read here: a config that leaves a key out meant these
 DEFAULTS = {"hiddenEncoder": 256, "hiddenGar": 256, "nLevelsGRU": 1, "arMode": "LSTM", "normMode": "layerNorm",
@@ -38,12 +37,7 @@ def read_reference(path) -> tuple[dict, dict]:
     """(the run's arguments, the CPCModel state dict) of a published checkpoint ({"config", "weights"}, as its
     hubconf loads) or of a training checkpoint ({"gEncoder": state dict, ...} with checkpoint_args.json beside)."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"CPC_audio checkpoint {path} does not exist")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise CheckpointError(f"{path} could not be read as data (tensors and plain values only): {err}") from err
+    ckpt = read_data_file(path, "CPC_audio checkpoint", "data (tensors and plain values only)")
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"{path} holds a {type(ckpt).__name__}, not a CPC_audio checkpoint")
     if "weights" in ckpt and "config" in ckpt:
@@ -153,8 +147,6 @@ def import_cpc_audio(path, out) -> tuple[Config, Path]:
     """Convert the CPC_audio checkpoint at `path` and write it as a seqcpc checkpoint at `out` (for `seqcpc
     extract` and `seqcpc probe`); returns (its config, `out`)."""
     from lightning_fabric import Fabric
-
-    from seqcpc.train.checkpoint import save_checkpoint
 
     cfg, model = convert_cpc_audio(path)
     out = Path(out)

@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 
 from seqcpc.audio.encoder import ConvEncoder
+from seqcpc.core.masking import frame_mask
 from seqcpc.core.model import CPC
 from seqcpc.errors import ConfigError, DataError
 
@@ -32,10 +33,6 @@ def conv_length(lengths, conv: nn.Conv1d):
     (k,), (s,), (p,) = conv.kernel_size, conv.stride, conv.padding
     return ((lengths + 2 * p - k) // s + 1).clamp(min=0)
 
-
-def beyond(lengths, steps: int):
-    """(B, steps) bool: True at the steps at or after each sequence's length."""
-    return torch.arange(steps, device=lengths.device) >= lengths[:, None]
 
 
 def check_audio_cpc(model, source) -> None:
@@ -90,7 +87,7 @@ class Upstream(nn.Module):
         h = rearrange(waves, "b l -> b 1 l")
         for layer in self.model.encoder.net:
             if isinstance(layer, nn.Conv1d):
-                h = h.masked_fill(beyond(lengths, h.shape[-1])[:, None], 0)  # (B, C, steps)
+                h = h.masked_fill(~frame_mask(lengths, h.shape[-1])[:, None], 0)  # (B, C, steps)
                 lengths = conv_length(lengths, layer)
             h = layer(h)
         return rearrange(h, "b d t -> b t d")  # (B, T', D)
@@ -120,7 +117,7 @@ class Upstream(nn.Module):
             z = self.encode(waves, lengths)  # (B, T', D)
         frames = (lengths // self.downsample_rate).clamp(max=z.shape[1])  # (B,)
         z = z[:, : int(frames.max())]  # (B, T, D)
-        mask = beyond(frames, z.shape[1])  # (B, T)
+        mask = ~frame_mask(frames, z.shape[1])  # (B, T)
         layers = [c.masked_fill(mask[..., None], 0) for c in self.model.context.layers(z)]  # each (B, T, E)
         return {"last_hidden_state": layers[-1], "hidden_states": layers, "z": z.masked_fill(mask[..., None], 0),
                 "lengths": frames, "padding_mask": mask}

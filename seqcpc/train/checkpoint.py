@@ -38,14 +38,20 @@ def save_checkpoint(fabric, path, state: dict) -> None:
     fabric.barrier()
 
 
-def read_checkpoint(path) -> dict:
+def read_data_file(path, name: str, kind: str):
+    """What a torch file at `path` holds, read as data only (tensors and plain values: weights_only, so no pickled
+    code runs); a missing or unreadable file is refused naming it as `name` and what it was read as, `kind`."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+        raise FileNotFoundError(f"{name} {path} does not exist")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise CheckpointError(f"checkpoint {path} could not be read as a seqcpc checkpoint: {err}") from err
+        raise CheckpointError(f"{name} {path} could not be read as {kind}: {err}") from err
+
+
+def read_checkpoint(path) -> dict:
+    ckpt = read_data_file(path, "checkpoint", "a seqcpc checkpoint")
     if not isinstance(ckpt, dict) or "model" not in ckpt:
         raise CheckpointError(f"{path} is not a seqcpc checkpoint (it holds no model weights)")
     return ckpt

@@ -109,6 +109,16 @@ def reference_forward(wave, args, weights):
     return z, c
 
 
+def assert_reference_features(model, args, weights, wave):
+    """The converted model's (z, c) of `wave` (B, L) equal the reference forward pass's; returns them."""
+    with torch.no_grad():
+        z, c = model.embed(wave)
+    want_z, want_c = reference_forward(wave, args, weights)
+    torch.testing.assert_close(z, want_z, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(c, want_c, rtol=1e-4, atol=1e-5)
+    return z, c
+
+
 @pytest.mark.parametrize("ar, layers", [("GRU", 1), ("LSTM", 1), ("GRU", 2), ("LSTM", 2)])
 @pytest.mark.parametrize("mode", NORM_MODES)
 def test_features_equal_the_reference_forward_pass(tmp_path, mode, ar, layers):
@@ -116,13 +126,8 @@ def test_features_equal_the_reference_forward_pass(tmp_path, mode, ar, layers):
     weights = reference_weights(args)
     cfg, model = convert_cpc_audio(write_published(tmp_path / "ref.pt", args, weights))
     assert (cfg.model.encoder.dim, cfg.model.context.dim, cfg.model.context.layers) == (D, H, layers)
-    wave = 0.3 * torch.randn(2, 3200)  # (B, L): 20 latent steps
-    with torch.no_grad():
-        z, c = model.embed(wave)
-    want_z, want_c = reference_forward(wave, args, weights)
+    z, c = assert_reference_features(model, args, weights, 0.3 * torch.randn(2, 3200))  # (B, L): 20 latent steps
     assert z.shape == (2, 20, D) and c.shape == (2, 20, H)
-    torch.testing.assert_close(z, want_z, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(c, want_c, rtol=1e-4, atol=1e-5)
 
 
 def test_a_biased_channel_norm_would_not_match(tmp_path):
@@ -148,12 +153,7 @@ def test_training_checkpoints_read_their_arguments_beside_them(tmp_path):
                 "optimizer": {"state": {}, "param_groups": [{"lr": 2e-4, "params": [0, 1]}]}, "best": None},
                tmp_path / "checkpoint_3.pt")
     _, model = convert_cpc_audio(tmp_path / "checkpoint_3.pt")
-    wave = 0.3 * torch.randn(1, 1600)
-    with torch.no_grad():
-        z, c = model.embed(wave)
-    want_z, want_c = reference_forward(wave, args, weights)
-    torch.testing.assert_close(z, want_z, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(c, want_c, rtol=1e-4, atol=1e-5)
+    assert_reference_features(model, args, weights, 0.3 * torch.randn(1, 1600))
     (tmp_path / "checkpoint_args.json").unlink()
     with pytest.raises(DataError, match="checkpoint_args.json"):
         convert_cpc_audio(tmp_path / "checkpoint_3.pt")
@@ -190,11 +190,6 @@ def test_the_cli_writes_a_seqcpc_checkpoint_that_loads_alone(tmp_path, capsys):
     assert "lstm 2x24" in out
     cfg, model = load_config_and_model(tmp_path / "model.ckpt")
     assert cfg.model.encoder.norm == "layer_unbiased" and cfg.model.encoder.bias
-    wave = 0.3 * torch.randn(1, 1600)
-    with torch.no_grad():
-        z, c = model.embed(wave)
-    want_z, want_c = reference_forward(wave, args, weights)
-    torch.testing.assert_close(z, want_z, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(c, want_c, rtol=1e-4, atol=1e-5)
+    assert_reference_features(model, args, weights, 0.3 * torch.randn(1, 1600))
     code, _, err = cli(capsys, "import-cpc-audio", "--checkpoint", tmp_path / "missing.pt", "--out", tmp_path / "x")
     assert code == 1 and "missing.pt" in err
