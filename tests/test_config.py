@@ -8,7 +8,7 @@ import yaml
 
 from image_fixtures import toy_image_store
 from seqcpc import modalities
-from seqcpc.audio.manifest import Utterance, write_manifest
+from seqcpc.audio.manifest import Utterance, write_manifest, write_phones
 from seqcpc.builders import build_model, check_config
 from seqcpc.config import load_config, resolve, to_dict, with_overrides
 from seqcpc.errors import ConfigError
@@ -114,11 +114,13 @@ def test_every_shipped_config_loads_and_builds(path, tmp_path):
 
 
 def speech_manifest(tmp_path, window: int) -> str:
-    """A manifest of 3 speakers' train utterances longer than the window (rows only: a config check reads no
-    audio, and counting speakers for model.online_probe needs only the rows)."""
+    """A manifest of 3 speakers' train utterances longer than the window, with their frame labels (rows and
+    labels only: a config check reads no audio, and counting speakers and phones for model.online_probe and
+    model.online_phones needs only those)."""
     rows = [Utterance(f"s{i}_{j}", f"audio/s{i}_{j}.flac", f"s{i}", "train", 2 * window / 16000, 16000, 1,
                       2 * window) for i in range(3) for j in range(2)]
     write_manifest(tmp_path / "manifest.tsv", rows)
+    write_phones(tmp_path / "phones.txt", {row.id: [0, 1, 2] for row in rows})
     return str(tmp_path / "manifest.tsv")
 
 

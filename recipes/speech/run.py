@@ -20,7 +20,8 @@ from seqcpc.train.checkpoint import load_model
 
 def ceiling_config(cfg: Config) -> Config:
     """The supervised ceiling's run: the CPC run's config with a speaker head instead of CPC's objective."""
-    return with_overrides(cfg, ["model.objective=supervised", "model.online_probe=false", "model.classes=0",
+    return with_overrides(cfg, ["model.objective=supervised", "model.online_probe=false", "model.online_phones=false",
+                                "model.classes=0",
                                 f"train.out_dir={Path(cfg.train.out_dir) / 'ceiling'}",
                                 f"train.max_steps={cfg.probe.ceiling_steps}"])
 

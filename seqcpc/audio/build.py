@@ -1,13 +1,15 @@
 """Build an audio CPC model from its config, and refuse impossible shapes before anything runs."""
+from pathlib import Path
+
 from seqcpc.audio.config import AudioModelConfig
 from seqcpc.audio.encoder import ConvEncoder, output_length, receptive_field, shortest_clip, valid_length
 from seqcpc.audio.views import audio_views_from_config
-from seqcpc.audio.manifest import read_manifest
+from seqcpc.audio.manifest import read_manifest, read_phones
 from seqcpc.config import CONTRASTIVE, SUPERVISED
 from seqcpc.core.context import RNNContext, TransformerContext
 from seqcpc.core.model import CPC, PooledContext
 from seqcpc.core.predictors import check_offsets, predictor_from_config, scored_dim, target_projection
-from seqcpc.errors import ConfigError
+from seqcpc.errors import ConfigError, DataError
 from seqcpc.fewshot.build import build_learner
 from seqcpc.objectives.contrastive import build_contrastive
 from seqcpc.objectives.infonce import InfoNCE, check_negatives
@@ -40,6 +42,8 @@ def build_audio_model(cfg: AudioModelConfig):
         model.add_pruned_competitor(cfg.contrastive.prune_ratio)
     if cfg.online_probe:  # after the pruned twin, which would otherwise prune the probe's head too
         model.add_online_probe(ctx.dim, cfg.classes, "speaker")
+    if cfg.online_phones:
+        model.add_online_probe(ctx.dim, cfg.phone_classes, "phone", per_step=True)
     return model
 
 
@@ -65,6 +69,7 @@ def check_audio_config(cfg) -> int:
                           f"model.objective={cfg.model.objective}; set model.online_probe=false")
     if cfg.model.online_probe or cfg.model.objective == SUPERVISED:
         count_classes(cfg)
+    check_online_phones(cfg)
     if cfg.model.objective == SUPERVISED:
         return T
     if cfg.model.objective in CONTRASTIVE:
@@ -129,6 +134,41 @@ def count_classes(cfg) -> None:
     if model.classes < 2:
         raise ConfigError(f"model.online_probe and model.objective=supervised need at least two speakers, but "
                           f"{source} has {found}")
+
+
+def check_online_phones(cfg) -> None:
+    """With model.online_phones: find the frame labels (data.phones, else phones.txt beside the manifest) and set
+    model.phone_classes from them (or refuse a given count that is too small); refuse what cannot carry them.
+    Without it, data.phones is cleared: the windows carry no labels."""
+    data, model = cfg.data, cfg.model
+    if not model.online_phones:
+        data.phones = ""  # only the phone probe reads them: windows without labels (a config derived from a
+        return            # probed run, e.g. the supervised ceiling's, does not carry them into another objective)
+    if model.objective != "cpc":
+        raise ConfigError(f"model.online_phones=true trains a phone head beside CPC, not beside "
+                          f"model.objective={model.objective}; set model.online_phones=false")
+    if data.kind != "manifest":
+        raise ConfigError("model.online_phones=true needs a speech corpus with frame labels: data.kind=manifest "
+                          "data.manifest=PATH (with phones.txt beside it, or data.phones=PATH)")
+    data.phones = data.phones or str(Path(data.manifest).parent / "phones.txt")
+    if not Path(data.phones).is_file():
+        raise ConfigError(f"model.online_phones=true needs frame labels, and {data.phones} does not exist: give "
+                          f"data.phones=PATH (phones.txt format: an utterance id, then one phone index per 10 ms) "
+                          f"or set model.online_phones=false")
+    try:
+        labels = read_phones(data.phones)
+    except DataError as err:
+        raise ConfigError(f"data.phones: {err}") from err
+    trained = [row.id for row in read_manifest(data.manifest, ["train"]) if len(labels.get(row.id, ()))]
+    if not trained:
+        raise ConfigError(f"model.online_phones=true: no train utterance of {data.manifest} has labels in "
+                          f"{data.phones} (its first column must hold the manifest's ids)")
+    found = max(int(v.max()) for v in labels.values() if len(v)) + 1  # validation labels index the head too
+    if model.phone_classes == 0:
+        model.phone_classes = max(found, 2)  # one label alone still gives a two-way head
+    elif model.phone_classes < found:
+        raise ConfigError(f"model.phone_classes={model.phone_classes} but {data.phones} has phone index {found - 1}; "
+                          f"leave model.phone_classes at 0 to count them")
 
 
 def check_views(cfg) -> int:

@@ -56,6 +56,11 @@ class AudioModelConfig:
     # speakers of the online probe and of objective=supervised; 0: counted from the training data when a run
     # checks its config (the manifest's train split, or data.groups for synthetic sequences)
     classes: int = number(0, min=0)
+    # cpc on a manifest with frame labels: a linear phone head on each detached context step, trained beside CPC;
+    # its accuracy is the metric online_phone. Labels from data.phones (phones.txt beside the manifest if unset)
+    online_phones: bool = False
+    # phone classes of that head; 0: counted from the labels when a run checks its config (largest index + 1)
+    phone_classes: int = number(0, min=0)
     meta: MetaConfig = field(default_factory=MetaConfig)
     contrastive: ContrastiveConfig = field(default_factory=ContrastiveConfig)
     views: AudioViewsConfig = field(default_factory=AudioViewsConfig)
@@ -72,6 +77,9 @@ class AudioDataConfig:
     num_workers: int = number(0, min=0)
     batching: str = choice("uniform", ["uniform", "speaker", "utterance"])  # manifest: one speaker / utterance a batch
     manifest: str = path()  # manifest: a prepared corpus's manifest.tsv (train split to train, test to validate)
+    # manifest: frame labels (phones.txt format, one index per 10 ms) the windows carry for model.online_phones
+    # (read only then); "": phones.txt beside the manifest, set when a run checks its config
+    phones: str = path()
     sample_rate: int = number(16000, min=1)  # manifest: the rate windows are read at (files at other rates are resampled)
     allow_outside_paths: bool = False  # manifest: let rows point outside the manifest's folder
     on_bad_file: str = choice("skip", ["skip", "stop"])  # manifest: leave out (and list) or stop at a bad file

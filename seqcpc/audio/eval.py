@@ -1,8 +1,9 @@
 """Frozen-feature probes for speech (the CPC paper's protocol), beside MFCC and random-init baselines.
 
-  speaker   linear classifier on a window's features pooled over time (and on its last frame), trained on
-            train-split windows, scored on test-split windows of the same speakers, and a k-NN classifier on the
-            same pooled features (speaker_knn, probe.knn neighbours); on a long-tailed corpus
+  speaker   linear classifier on a window's features averaged over time (speaker), on their mean and standard
+            deviation over time (speaker_stats, the statistics pooling of x-vector speaker embeddings) and on its
+            last frame (speaker_last), trained on train-split windows, scored on test-split windows of the same
+            speakers, and a k-NN classifier on the averaged features (speaker_knn, probe.knn neighbours); on a long-tailed corpus
             (speaker_counts.json beside the manifest, from data_prep.espeak_corpus --tail) also the mean
             per-speaker accuracy of its head and tail halves (speaker_head, speaker_tail)
   phone     frame-level linear classifier at 100 Hz against the frame labels (phones.txt); on the same frames,
@@ -80,6 +81,16 @@ class WindowSpec(NamedTuple):
 class WindowFeatures(NamedTuple):
     pooled: np.ndarray  # (N, D): each window's frames averaged
     last: np.ndarray  # (N, D): each window's last frame
+    spread: np.ndarray  # (N, D): the standard deviation of each window's frames
+
+    def stats(self) -> np.ndarray:
+        """(N, 2D): mean and standard deviation over time."""
+        return np.concatenate([self.pooled, self.spread], 1)
+
+
+# the speaker probe's variants: column -> the features of a window it reads
+SPEAKER_FEATURES = {"speaker": lambda f: f.pooled, "speaker_stats": WindowFeatures.stats,
+                    "speaker_last": lambda f: f.last}
 
 
 def window_specs(manifest, split: str, window: int, sample_rate: int, per_utterance: int, per_speaker: int,
@@ -106,14 +117,14 @@ def read_windows(specs, window: int, sample_rate: int) -> torch.Tensor:
 
 def embed_windows(extractors: dict, specs, window: int, sample_rate: int, batch: int = 32):
     """{name: WindowFeatures} for every window of `specs`, each window read once."""
-    out = {name: ([], []) for name in extractors}
+    out = {name: ([], [], []) for name in extractors}
     for i in range(0, len(specs), batch):
         waves = read_windows(specs[i:i + batch], window, sample_rate)  # (B, L)
         for name, fn in extractors.items():
             frames = fn(waves).float()  # (B, T, D)
-            out[name][0].append(frames.mean(1).numpy())
-            out[name][1].append(frames[:, -1].numpy())
-    return {name: WindowFeatures(np.concatenate(p), np.concatenate(q)) for name, (p, q) in out.items()}
+            for part, value in zip(out[name], (frames.mean(1), frames[:, -1], frames.std(1, correction=0))):
+                part.append(value.numpy())
+    return {name: WindowFeatures(*map(np.concatenate, parts)) for name, parts in out.items()}
 
 
 def frame_dataset(extractors: dict, manifest, split: str, labels: dict, sample_rate: int, max_frames: int,
@@ -211,9 +222,9 @@ def run_speech_probes(cfg: Config, model, out_dir, log=print, references: dict |
     emb = {split: embed_windows(extractors, spec[split], window, sr) for split in spec}
     y = {split: np.array([index[w.speaker] for w in spec[split]]) for split in spec}
     for name in extractors:
-        for variant, field in (("speaker", "pooled"), ("speaker_last", "last")):
-            r = linear_probe(getattr(emb["train"][name], field), y["train"], getattr(emb["test"][name], field),
-                             y["test"], len(speakers))
+        for variant, features in SPEAKER_FEATURES.items():
+            r = linear_probe(features(emb["train"][name]), y["train"], features(emb["test"][name]), y["test"],
+                             len(speakers))
             results[name][variant] = r["acc"]
             if variant == "speaker":
                 per_speaker = per_class_accuracy(y["test"], r["pred"], len(speakers))
@@ -224,7 +235,8 @@ def run_speech_probes(cfg: Config, model, out_dir, log=print, references: dict |
         if probe_cfg.knn:
             results[name]["speaker_knn"] = knn_probe(emb["train"][name].pooled, y["train"], emb["test"][name].pooled,
                                                      y["test"], probe_cfg.knn)["acc"]
-        log(f"  {name}: speaker {results[name]['speaker']:.3f} (last frame {results[name]['speaker_last']:.3f})"
+        log(f"  {name}: speaker {results[name]['speaker']:.3f} (mean + std {results[name]['speaker_stats']:.3f}, last "
+            f"frame {results[name]['speaker_last']:.3f})"
             + "".join(f", {g} {results[name][f'speaker_{g}']:.3f}" for g in groups))
     plot_confusion(matrix, out_dir / "speaker_confusion.png", speakers, "speaker probe on CPC features (test)")
 

@@ -8,6 +8,7 @@ from seqcpc.audio.build import build_audio_model, check_audio_config
 from seqcpc.audio.config import AudioDataConfig, AudioModelConfig, SpeechProbeConfig
 from seqcpc.audio.eval import run_speech_probes
 from seqcpc.audio.fewshot import audio_episode_data, audio_frozen_features
+from seqcpc.audio.manifest import read_phones
 from seqcpc.audio.sizes import SIZES
 from seqcpc.audio.synthetic import DriftingSines
 from seqcpc.audio.windows import GroupBatchSampler, WindowDataset
@@ -17,13 +18,14 @@ from seqcpc.modalities import Modality
 
 
 def audio_datasets(cfg: AudioDataConfig, seed: int):
-    """(train, validation): windows of a manifest's train and test splits, or synthetic sequences."""
+    """(train, validation): windows of a manifest's train and test splits (with their frame labels when
+    data.phones is set, for the online phone probe), or synthetic sequences."""
     if cfg.kind == "synthetic":
         train = DriftingSines(cfg.num_sequences, cfg.window, cfg.groups, seed=seed)
         return train, DriftingSines(cfg.val_sequences, cfg.window, cfg.groups, seed=seed + 1)
     window = partial(WindowDataset, cfg.manifest, window=cfg.window, sample_rate=cfg.sample_rate, seed=seed,
                      allow_outside_paths=cfg.allow_outside_paths, on_bad_file=cfg.on_bad_file,
-                     min_clip=cfg.min_clip)
+                     min_clip=cfg.min_clip, frames=read_phones(cfg.phones) if cfg.phones else None)
     train = window(["train"])
     return train, window(["test"], speakers=train.speakers)
 

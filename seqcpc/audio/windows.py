@@ -1,7 +1,10 @@
 """Training windows cut from a manifest's utterances, and a sampler of one-speaker or one-utterance batches.
 
 Item shapes: x (1, L) float32 with L = window samples at the corpus rate, group () int64 speaker index, and
-for a padded dataset (min_clip < window) length () int64, the valid samples of x.
+for a padded dataset (min_clip < window) length () int64, the valid samples of x. A dataset given frame labels
+(`frames`, phones.txt's {utterance id: one label per 10 ms}) also gives length (L for a whole window) and
+labels (U,) int64, U = the 10 ms frames of a window, -1 where the utterance has none (past its alignment, in
+the padding, or an utterance without labels).
 Only metadata lives in memory; each item reads its window from disk. The window of item i in epoch e starts
 at a position drawn from (seed, e, i), so an epoch's windows are the same in a resumed run. Utterances
 shorter than min_clip samples (by default the window) are skipped (the count is kept in `skipped_short`
@@ -29,7 +32,7 @@ from seqcpc.errors import DataError
 class WindowDataset(Dataset):
     def __init__(self, manifest, splits, window: int, sample_rate: int, seed: int = 0,
                  allow_outside_paths: bool = False, speakers: list[str] | None = None, on_bad_file: str = "skip",
-                 min_clip: int = 0):
+                 min_clip: int = 0, frames: dict | None = None):
         if on_bad_file not in ("skip", "stop"):
             raise ValueError(f"on_bad_file must be 'skip' or 'stop', not {on_bad_file!r}")
         if not 0 <= min_clip <= window:
@@ -40,6 +43,8 @@ class WindowDataset(Dataset):
         self.window, self.sample_rate, self.seed, self.epoch = window, sample_rate, seed, 0
         self.min_clip = min_clip or window
         self.padded = self.min_clip < window  # items carry their valid length
+        self.frames = frames  # {id: labels at 10 ms}: items carry their window's labels (and length)
+        self.label_frames = window * 100 // sample_rate  # U
         # the manifest is streamed and only (id, speaker, samples, path) is kept of each usable row, so memory
         # grows by tens of bytes per utterance and never with the audio
         self.skipped_short, self.bad_files, kept, total = 0, [], [], 0
@@ -85,8 +90,9 @@ class WindowDataset(Dataset):
                 f"{self.skipped_short} shorter than {limit}, {len(self.bad_files)} unreadable")
 
     def read(self, i, repeat: int = 0):
-        """(x (1, L), group) of a random window of clip i; for a padded dataset also its valid samples ()."""
-        n = int(self.lengths[i])
+        """(x (1, L), group) of a random window of clip i; for a padded dataset also its valid samples (); with
+        frame labels also the valid samples and the window's labels (U,)."""
+        n, start = int(self.lengths[i]), 0
         if n < self.window:  # a short clip, whole, then zeros: the model is told where its padding starts
             x = np.zeros(self.window, dtype=np.float32)
             x[:n] = read_audio(self.paths[i], 0, n, self.sample_rate)
@@ -95,7 +101,19 @@ class WindowDataset(Dataset):
             start = int(rng.integers(0, n - self.window + 1))
             x = read_audio(self.paths[i], start, self.window, self.sample_rate)  # (L,)
         item = torch.from_numpy(x)[None], torch.tensor(self.groups[i])
+        if self.frames is not None:
+            return *item, torch.tensor(min(n, self.window)), self.window_labels(i, start, n)
         return (*item, torch.tensor(min(n, self.window))) if self.padded else item
+
+    def window_labels(self, i, start: int, n: int) -> torch.Tensor:
+        """(U,) int64: the label of each 10 ms frame of the window of clip i (n samples) at sample `start`,
+        the utterance's label at the frame's centre; -1 past the clip or the labels."""
+        labels = self.frames.get(self.ids[i], np.empty(0, np.int16))
+        centre = np.floor(start * 100 / self.sample_rate + np.arange(self.label_frames) + 0.5).astype(np.int64)
+        inside = (centre < len(labels)) & (centre * self.sample_rate < (n * 100))
+        out = np.full(self.label_frames, -1, dtype=np.int64)
+        out[inside] = labels[centre[inside]]
+        return torch.from_numpy(out)
 
     def __getitem__(self, i):
         """Item i; an index of r * len(self) + i asks for another random window of utterance i (r > 0),

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from seqcpc.core.masking import frame_mask
-from seqcpc.core.online import OnlineProbe
+from seqcpc.core.online import FrameProbe, OnlineProbe
 from seqcpc.objectives.gather import Gathers, RankGather
 from seqcpc.objectives.pruning import SelfDamage
 
@@ -65,8 +65,9 @@ def crossed(predicting: list, targeted: list) -> list:
 
 class Predictive:
     """What CPC and PatchCPC share: predict(x) -> [(predictions, targets), ...] scored by their loss, SDCLR's
-    optional pruned competitor (model.contrastive.pruned_competitor), the optional online probe (a linear head on
-    the detached context whose cross-entropy joins the loss, model.online_probe), and the loss's end of a step
+    optional pruned competitor (model.contrastive.pruned_competitor), the optional online probes (linear heads on
+    the detached context whose cross-entropy joins the loss: a sequence's class, model.online_probe, and a class
+    per step, model.online_phones), and the loss's end of a step
     (the queue of negatives=queue takes the step's targets once, however many times the loss was called).
 
     The pruned competitor is a twin of the whole model that shares its weights through a mask
@@ -78,23 +79,32 @@ class Predictive:
         damage = SelfDamage(self, ratio)  # built before it is attached: it does not prune itself
         self.damage = damage
 
-    def add_online_probe(self, dim: int, classes: int, name: str) -> None:
-        """A linear head on the detached context, trained beside the objective (seqcpc/core/online.py)."""
-        self.online = OnlineProbe(dim, classes, name)
+    # the online probes' module names: a label per sequence (the speaker), a label per step (the phone)
+    PROBES = ("online", "online_frames")
 
-    def probed(self, scores: tuple, c, groups, mask=None) -> tuple:
-        """(loss, metrics) with the online probe's cross-entropy on c (its valid steps `mask` of padded inputs)
-        added and its accuracy among the metrics; unchanged without a probe."""
-        probe = self._modules.get("online")
-        if probe is None:
-            return scores
-        (loss, metrics), (probe_loss, probe_metrics) = scores, probe(c, groups, mask)
-        return loss + probe_loss, {**metrics, **probe_metrics}
+    def add_online_probe(self, dim: int, classes: int, name: str, per_step: bool = False) -> None:
+        """A linear head on the detached context, trained beside the objective (seqcpc/core/online.py): one label
+        per sequence, or one per step (`per_step`)."""
+        if per_step:
+            self.online_frames = FrameProbe(dim, classes, name)
+        else:
+            self.online = OnlineProbe(dim, classes, name)
+
+    def probed(self, scores: tuple, c, groups, mask=None, frames=None) -> tuple:
+        """(loss, metrics) with each online probe's cross-entropy on c (its valid steps `mask` of padded inputs)
+        added and its accuracy among the metrics: the sequence probe reads `groups` (B,), the step probe
+        `frames` (B, U); unchanged without probes."""
+        loss, metrics = scores
+        for name, labels in zip(self.PROBES, (groups, frames)):
+            probe = self._modules.get(name)
+            if probe is not None:
+                probe_loss, probe_metrics = probe(c, labels, mask)
+                loss, metrics = loss + probe_loss, {**metrics, **probe_metrics}
+        return loss, metrics
 
     def probe_chance(self) -> float:
-        """The online probe's share of the chance loss: log(classes), 0 without a probe."""
-        probe = self._modules.get("online")
-        return math.log(probe.classes) if probe is not None else 0.0
+        """The online probes' share of the chance loss: log(classes) of each, 0 without probes."""
+        return sum(math.log(self._modules[name].classes) for name in self.PROBES if name in self._modules)
 
     def pruned_twin(self):
         """The SelfDamage of the pruned competitor, or None."""
@@ -144,12 +154,13 @@ class CPC(Predictive, Pretrainable):
         context is causal, so c there never saw the padding either."""
         return frame_mask(self.encoder.valid_frames(lengths, x.shape[-1]), steps)
 
-    def forward(self, x, groups=None, lengths=None):
+    def forward(self, x, groups=None, lengths=None, frames=None):
         """Returns (loss, metrics); `groups` (B,) are group ids for negatives='group' and the online probe's
-        labels; `lengths` (B,) the valid samples of padded inputs, whose padding is never scored."""
+        labels; `lengths` (B,) the valid samples of padded inputs, whose padding is never scored; `frames` (B, U)
+        the online step probe's labels (-1: unknown)."""
         z, c = self.latents(x, lengths)
         mask = None if lengths is None else self.valid_mask(x, lengths, c.shape[1])  # (B, T)
-        return self.probed(self.compete(x, groups, self.predict(x, (z, c)), lengths), c, groups, mask)
+        return self.probed(self.compete(x, groups, self.predict(x, (z, c)), lengths), c, groups, mask, frames)
 
     @torch.no_grad()
     def embed(self, x):

@@ -1,6 +1,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -8,7 +9,7 @@ from audio_fixtures import toy_speech_corpus
 from seqcpc.builders import build_model
 from seqcpc.config import resolve
 from seqcpc.audio.manifest import read_manifest, write_manifest
-from seqcpc.audio.eval import CPCFrames, MFCCFrames, run_speech_probes, speaker_groups, window_specs
+from seqcpc.audio.eval import CPCFrames, MFCCFrames, embed_windows, run_speech_probes, speaker_groups, window_specs
 from seqcpc.errors import DataError
 
 
@@ -48,6 +49,16 @@ def test_window_specs_cap_windows_and_utterances(corpus):
     assert all(0 <= start <= 24000 - 8000 for _, start, _ in specs)
 
 
+def test_window_features_pool_mean_std_and_last_frame(corpus):
+    specs = window_specs(corpus, "train", 8000, 16000, per_utterance=1, per_speaker=1)[:3]
+    frames = torch.randn(3, 5, 2)
+    emb = embed_windows({"fixed": lambda waves: frames[:len(waves)]}, specs, 8000, 16000)["fixed"]
+    np.testing.assert_allclose(emb.pooled, frames.mean(1).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(emb.last, frames[:, -1].numpy())
+    np.testing.assert_allclose(emb.stats()[:, 2:], frames.std(1, correction=0).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(emb.stats()[:, :2], emb.pooled)
+
+
 def test_probes_beat_chance_and_write_a_report(corpus, tmp_path):
     cfg = small_cfg(corpus)
     torch.manual_seed(0)
@@ -58,6 +69,7 @@ def test_probes_beat_chance_and_write_a_report(corpus, tmp_path):
     for name in res:
         assert res[name]["speaker"] > 2 / 6, name  # chance 1/6
         assert res[name]["speaker_knn"] > 2 / 6, name
+        assert res[name]["speaker_stats"] > 2 / 6, name
         assert res[name]["phone"] > 2 / 4, name  # chance ~1/4
         assert 0 < res[name]["unit_pnmi"] <= 1 and res[name]["unit_purity"] > 1 / 4, name
     assert res["cpc"]["5way_5shot"] > 1 / 5 + res["cpc"]["5way_5shot_ci95"]
