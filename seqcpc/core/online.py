@@ -30,12 +30,14 @@ def known_label_scores(logits, labels):
 class OnlineProbe(nn.Module):
     """A linear head over `classes` on the pooled, detached features; its metric is "online_<name>"."""
 
+    # the settings that ask for the head and count its classes, for the error of a count too small to train on
+    option, count, source = "model.online_probe", "model.classes", "the training data"
+
     def __init__(self, dim: int, classes: int, name: str = "speaker"):
         super().__init__()
         if classes < 2:
-            raise ConfigError(f"model.online_probe needs at least two classes (model.classes={classes}): it is "
-                              f"counted from the training data when a run checks its config; set it to build a "
-                              f"model alone")
+            raise ConfigError(f"{self.option} needs at least two classes ({self.count}={classes}): they are counted "
+                              f"from {self.source} when a run checks its config; set it to build a model alone")
         self.to_logits = nn.Linear(dim, classes)
         self.classes, self.metric = classes, f"online_{name}"
 
@@ -66,17 +68,13 @@ def frame_labels(labels, steps: int):
     return labels[:, centre]
 
 
-class FrameProbe(nn.Module):
+class FrameProbe(OnlineProbe):
     """A linear head over `classes` on every detached step of sequence features; its metric is "online_<name>"."""
 
+    option, count, source = "model.online_phones", "model.phone_classes", "the frame labels"
+
     def __init__(self, dim: int, classes: int, name: str = "phone"):
-        super().__init__()
-        if classes < 2:
-            raise ConfigError(f"model.online_phones needs at least two classes (model.phone_classes={classes}): "
-                              f"they are counted from the frame labels when a run checks its config; set it to "
-                              f"build a model alone")
-        self.to_logits = nn.Linear(dim, classes)
-        self.classes, self.metric = classes, f"online_{name}"
+        super().__init__(dim, classes, name)
 
     def forward(self, features, labels, mask=None):
         """features (B, T, E), labels (B, U) with -1 for unknown frames -> (cross-entropy, {metric: accuracy})
