@@ -158,6 +158,8 @@ class CPC(Predictive, Pretrainable):
         """Returns (loss, metrics); `groups` (B,) are group ids for negatives='group' and the online probe's
         labels; `lengths` (B,) the valid samples of padded inputs, whose padding is never scored; `frames` (B, U)
         the online step probe's labels (-1: unknown)."""
+        if lengths is not None and bool((lengths >= x.shape[-1]).all()):
+            lengths = None  # nothing is padded: the unmasked path (masked norms cost ~1.4x a step on CPU)
         z, c = self.latents(x, lengths)
         mask = None if lengths is None else self.valid_mask(x, lengths, c.shape[1])  # (B, T)
         return self.probed(self.compete(x, groups, self.predict(x, (z, c)), lengths), c, groups, mask, frames)

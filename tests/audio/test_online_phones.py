@@ -73,7 +73,7 @@ def test_the_head_learns_but_sends_no_gradient_into_the_encoder_or_context():
     assert set(with_probe) - set(without) == {"online_frames.to_logits.weight", "online_frames.to_logits.bias"}
     assert with_probe["online_frames.to_logits.weight"].abs().sum() > 0
     for name, g in without.items():
-        torch.testing.assert_close(with_probe[name], g, rtol=0, atol=1e-7, msg=name)
+        torch.testing.assert_close(with_probe[name], g, rtol=0, atol=0, msg=name)
     assert 0 <= probed(x, groups, torch.full((4,), 1200), frames)[1]["online_phone"] <= 1
     assert probed.chance_loss(4, 30) == pytest.approx(plain.chance_loss(4, 30) + math.log(4))
 
