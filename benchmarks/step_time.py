@@ -4,6 +4,7 @@
                                    [--bf16] [--threads 1]
     python benchmarks/step_time.py --objectives    # CPC beside SimCLR, MoCo v2 and SDCLR, images and audio
     python benchmarks/step_time.py --negatives     # the speech recipe's negatives: per sequence, per position, queue
+    python benchmarks/step_time.py --short-clips   # the speech recipe with half of each batch padded short clips
 
 Each step is the real training step: the model's own forward (which returns the loss), backward, Adam. The
 forward is split into parts by hooks on the model's submodules (encoder, context, predictor, loss, ...), so
@@ -64,6 +65,14 @@ NEGATIVES_CONFIGS = {
                                                                      "model.loss.negatives=queue"]),
 }
 CONFIGS.update(NEGATIVES_CONFIGS)
+# what padding short clips costs (python benchmarks/step_time.py --short-clips): every other window of the batch
+# a clip of data.min_clip samples zero-padded to the window, so the masked norms and loss run
+NO_ONLINE = ["model.online_probe=false", "model.online_phones=false"]  # the probes' heads need the corpus's labels
+SHORT_CLIP_CONFIGS = {
+    "speech_cpu, whole windows": lambda: load_config(SPEECH, NO_ONLINE),
+    "speech_cpu, half the batch 0.5 s clips": lambda: load_config(SPEECH, [*NO_ONLINE, "data.min_clip=8000"]),
+}
+CONFIGS.update(SHORT_CLIP_CONFIGS)
 SAMPLE_RATE = 16000
 ORDER = ("augment", "encoder", "context", "predictor", "loss", "other", "backward", "optimizer")  # table columns
 
@@ -107,12 +116,13 @@ class StageTimer:
         return out
 
 
-def one_step(model, opt, x, device, timer, bf16=False) -> dict:
-    """One training step; the seconds of each stage's forward, of the rest of the forward, backward, Adam."""
+def one_step(model, opt, batch, device, timer, bf16=False) -> dict:
+    """One training step on `batch` (the model's arguments); the seconds of each stage's forward, of the rest of
+    the forward, backward, Adam."""
     sync(device)
     t = time.perf_counter()
     with torch.autocast(torch.device(device).type, torch.bfloat16, enabled=bf16):
-        loss, _ = model(x)
+        loss, _ = model(*batch)
     sync(device)
     forward = time.perf_counter() - t
     parts = {f"{name} fwd": s for name, s in timer.take().items()}
@@ -143,8 +153,14 @@ def bench(name, cfg, steps, warmup, device, compile=False, bf16=False):
     B, C = cfg.data.batch_size, cfg.model.encoder.in_channels
     shape = image_size(cfg) if image else (cfg.data.window,)
     x = (torch.rand if image else torch.randn)(B, C, *shape, device=device)
+    batch = (x,)
+    if not image and 0 < cfg.data.min_clip < cfg.data.window:  # padded short clips: every other window
+        lengths = torch.full((B,), cfg.data.window, device=device)
+        lengths[::2] = cfg.data.min_clip
+        x[::2, :, cfg.data.min_clip:] = 0
+        batch = (x, None, lengths)
     with FlopCounterMode(display=False) as counter:
-        loss, _ = model(x)
+        loss, _ = model(*batch)
         loss.backward()
     opt.zero_grad(set_to_none=True)
     gflop = counter.get_total_flops() / 1e9
@@ -158,9 +174,9 @@ def bench(name, cfg, steps, warmup, device, compile=False, bf16=False):
                 setattr(model, child_name, torch.compile(child))
     timer = StageTimer(model, device)
     for _ in range(warmup):
-        one_step(model, opt, x, device, timer, bf16)
+        one_step(model, opt, batch, device, timer, bf16)
     warmup_s = time.perf_counter() - t
-    runs = [one_step(model, opt, x, device, timer, bf16) for _ in range(steps)]
+    runs = [one_step(model, opt, batch, device, timer, bf16) for _ in range(steps)]
     totals = [sum(r.values()) for r in runs]
     step = statistics.mean(totals)
     size = "x".join(map(str, shape))
@@ -178,7 +194,8 @@ def bench(name, cfg, steps, warmup, device, compile=False, bf16=False):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", nargs="+", default=[c for c in CONFIGS if c != "image_gpu" and c not in
-                                                         {**OBJECTIVE_CONFIGS, **NEGATIVES_CONFIGS}],
+                                                         {**OBJECTIVE_CONFIGS, **NEGATIVES_CONFIGS,
+                                                          **SHORT_CLIP_CONFIGS}],
                         choices=list(CONFIGS),
                         help="image_gpu (batch 256 of 64 px RGB) is meant for a GPU: pass it with --device cuda")
     parser.add_argument("--objectives", action="store_true",
@@ -187,6 +204,9 @@ def main():
     parser.add_argument("--negatives", action="store_true",
                         help="time the speech recipe's negatives drawn per sequence, per position and with a queue "
                              "(results step_time_negatives_<device>)")
+    parser.add_argument("--short-clips", action="store_true",
+                        help="time the speech recipe on whole windows and with half of each batch padded short clips "
+                             "(results step_time_short_clips_<device>)")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--device", default="cpu")
@@ -207,6 +227,9 @@ def main():
     if args.negatives:
         args.configs = list(NEGATIVES_CONFIGS)
         args.out = args.out or f"step_time_negatives_{args.device}"
+    if args.short_clips:
+        args.configs = list(SHORT_CLIP_CONFIGS)
+        args.out = args.out or f"step_time_short_clips_{args.device}"
     for name in args.configs:
         for compile in (False, True) if args.compile else (False,):
             row, achieved = bench(name, CONFIGS[name](), args.steps, args.warmup, args.device, compile, args.bf16)

@@ -29,6 +29,8 @@ class Pretrainable(nn.Module):
     on_epoch_start(e)   -> before every pass over the training data, and when a resumed run re-enters one
                            (e.g. a pruning mask recomputed from the weights)
     use_fabric(fabric)  -> once before training: the modules that gather across ranks get the run's Fabric
+    side_parameters()   -> parameters trained beside the objective on detached features (online probes): the
+                           loop clips their gradients on their own, so they never shrink the objective's step
     """
 
     def use_fabric(self, fabric) -> None:
@@ -39,6 +41,9 @@ class Pretrainable(nn.Module):
 
     def chance_loss(self, batch_size: int, positions: int) -> float:
         raise NotImplementedError
+
+    def side_parameters(self) -> list:
+        return []
 
     def on_step_end(self, step: int) -> None:
         pass
@@ -101,6 +106,10 @@ class Predictive:
                 probe_loss, probe_metrics = probe(c, labels, mask)
                 loss, metrics = loss + probe_loss, {**metrics, **probe_metrics}
         return loss, metrics
+
+    def side_parameters(self) -> list:
+        """The online probes' parameters (clipped apart from the objective's by the loop)."""
+        return [p for name in self.PROBES if name in self._modules for p in self._modules[name].parameters()]
 
     def probe_chance(self) -> float:
         """The online probes' share of the chance loss: log(classes) of each, 0 without probes."""

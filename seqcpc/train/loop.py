@@ -106,6 +106,21 @@ def validate(fabric, model, loader, seed: int, max_batches: int = 0) -> dict:
     return mean_metrics(fabric, rows)
 
 
+def clip_gradients(fabric, model, opt, max_norm: float, side: list) -> torch.Tensor:
+    """Clip the gradients to max_norm; returns their total norm (before clipping, all parameters). The `side`
+    parameters (online probes on detached features) are clipped as a group of their own, so a probe's gradient
+    never shrinks the objective's step."""
+    if not side:
+        return fabric.clip_gradients(model, opt, max_norm=max_norm, error_if_nonfinite=False)
+    norm = fabric.clip_gradients(model, opt, max_norm=math.inf, error_if_nonfinite=False)  # unscales (fp16)
+    apart = {id(p) for p in side}
+    main = [p for p in model.parameters() if id(p) not in apart and p.grad is not None]
+    for group in (main, [p for p in side if p.grad is not None]):
+        if group:
+            torch.nn.utils.clip_grad_norm_(group, max_norm, error_if_nonfinite=False)
+    return norm
+
+
 def train(fabric, cfg: Config, state: dict, loaders: dict, log: MetricsLog, ckpt_path: Path, hooks) -> dict:
     """Run steps until train.max_steps; returns the last logged train and validation numbers."""
     model, opt, sched = state["model"], state["optimizer"], state["scheduler"]
@@ -132,8 +147,7 @@ def train(fabric, cfg: Config, state: dict, loaders: dict, log: MetricsLog, ckpt
                 (loss, metrics), flops_per_step = with_flops(forward_backward)
             else:
                 loss, metrics = forward_backward()
-            norm = fabric.clip_gradients(model, opt, max_norm=cfg.optim.grad_clip or math.inf,
-                                         error_if_nonfinite=False)
+            norm = clip_gradients(fabric, model, opt, cfg.optim.grad_clip or math.inf, hooks.side_parameters())
             bad = ~torch.isfinite(loss.detach()) | ~torch.isfinite(norm)
             if fabric.all_reduce(bad.float(), reduce_op="sum") > 0:  # every rank skips together
                 state["bad_steps"] += 1

@@ -154,3 +154,21 @@ def test_a_cli_run_logs_and_plots_both_probes_and_its_checkpoint_loads(tmp_path,
     saved = yaml.safe_load((out / "config.yaml").read_text())["model"]
     model = load_model(out / "checkpoints" / "last.ckpt")
     assert model.online_frames.to_logits.weight.shape == (saved["phone_classes"], 16)
+
+
+def test_the_probes_never_change_what_cpc_learns(tmp_path, capsys):
+    """Gradient clipping is where a probe could still reach CPC (a shared norm would shrink CPC's step): the
+    probes' gradients are clipped apart, so with clipping active every CPC weight trains exactly as without."""
+    manifest = corpus(tmp_path, speakers=4, heldout=0, utts=6, seconds=0.6)
+    weights = {}
+    for name, probes in (("plain", []), ("probed", ["model.online_probe=true", "model.online_phones=true"])):
+        out = tmp_path / name
+        code, _, err = cli(capsys, "pretrain", *speech(manifest, *probes, "data.batch_size=4", "optim.lr=2e-3",
+                                                       "optim.grad_clip=1e-3", "train.deterministic=true",
+                                                       "train.max_steps=3", f"train.out_dir={out}"))
+        assert code == 0, err
+        weights[name] = load_model(out / "checkpoints" / "last.ckpt").state_dict()
+    assert set(weights["probed"]) - set(weights["plain"]) == {f"online{kind}.to_logits.{p}" for kind in ("", "_frames")
+                                                              for p in ("weight", "bias")}
+    for key, value in weights["plain"].items():
+        torch.testing.assert_close(weights["probed"][key], value, rtol=0, atol=0, msg=key)
