@@ -121,8 +121,9 @@ def clip_gradients(fabric, model, opt, max_norm: float, side: list) -> torch.Ten
     return norm
 
 
-def train(fabric, cfg: Config, state: dict, loaders: dict, log: MetricsLog, ckpt_path: Path, hooks) -> dict:
-    """Run steps until train.max_steps; returns the last logged train and validation numbers."""
+def train(fabric, cfg: Config, state: dict, loaders: dict, log: MetricsLog, ckpt_path: Path, hooks, clock) -> dict:
+    """Run steps until train.max_steps; returns the last logged train and validation numbers. `clock()` gives the
+    run's seconds so far (earlier parts of a resumed run included), which every checkpoint keeps."""
     model, opt, sched = state["model"], state["optimizer"], state["scheduler"]
     tc, sampler = cfg.train, loaders["sampler"]
     sampler.set_position(0)
@@ -186,7 +187,7 @@ def train(fabric, cfg: Config, state: dict, loaders: dict, log: MetricsLog, ckpt
                 fabric.log_dict({"val/loss": val_loss, **{f"val/{k}": v for k, v in val.items()}}, step)
                 last.update(val_loss=val_loss, val_metrics=val)
             if step % tc.ckpt_every == 0 or step == tc.max_steps:
-                save_checkpoint(fabric, ckpt_path, state)
+                save_checkpoint(fabric, ckpt_path, {**state, "elapsed_s": clock()})  # the run's seconds so far
             if step >= tc.max_steps:
                 break
     return last
@@ -283,9 +284,10 @@ def run_training(fabric, cfg: Config, out: Path, ckpt_path: Path, resume: bool, 
     train_loader, val_loader = fabric.setup_dataloaders(train_loader, val_loader, use_distributed_sampler=False)
 
     state = {"model": model, "optimizer": opt, "scheduler": sched, "step": 0, "bad_steps": 0, "config": to_dict(cfg)}
+    before = 0.0  # seconds the run spent before this process, up to its checkpoint (a resumed run's earlier part)
     if resume:
         try:
-            fabric.load(ckpt_path, state, weights_only=True)
+            before = float(fabric.load(ckpt_path, state, weights_only=True).get("elapsed_s", 0.0))
         except (RuntimeError, KeyError, ValueError) as err:  # e.g. optimizer state of another shape
             raise CheckpointError(f"--resume: {ckpt_path} could not be loaded into this run ({err})") from err
         state["config"] = to_dict(cfg)
@@ -299,13 +301,13 @@ def run_training(fabric, cfg: Config, out: Path, ckpt_path: Path, resume: bool, 
 
     log = MetricsLog(out / "metrics.csv", fabric.is_global_zero, resume_step=state["step"] if resume else None)
     loaders = {"train": train_loader, "val": val_loader, "sampler": sampler}
-    last = train(fabric, cfg, state, loaders, log, ckpt_path, hooks)
+    last = train(fabric, cfg, state, loaders, log, ckpt_path, hooks, clock=lambda: before + time.time() - t0)
 
     for logger in fabric.loggers:  # flush TensorBoard's event files
         logger.finalize("success")
     summary = {"step": state["step"], "bad_steps": state["bad_steps"], "world_size": fabric.world_size,
                "chance_loss": hooks.chance_loss(cfg.data.batch_size, positions), **last,
-               "ranks_param_spread": ranks_param_spread(fabric, model), "elapsed_s": time.time() - t0}
+               "ranks_param_spread": ranks_param_spread(fabric, model), "elapsed_s": before + time.time() - t0}
     if fabric.is_global_zero:
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
         plot_curves(out / "metrics.csv", out / "curves.png", summary["chance_loss"])

@@ -74,13 +74,15 @@ def test_killed_run_resumes_to_the_same_weights_bit_for_bit_in_deterministic_mod
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    killed_at = read_checkpoint(ckpt)["step"]
-    assert 0 < killed_at < 40
+    killed_at, killed_after = read_checkpoint(ckpt)["step"], read_checkpoint(ckpt)["elapsed_s"]
+    assert 0 < killed_at < 40 and killed_after > 0
 
     resumed = run_cli("pretrain", *args, f"train.out_dir={out}", "--resume")
     assert f"resumed from {ckpt} at step {killed_at}" in resumed.stdout
     a, b = read_checkpoint(tmp_path / "straight/checkpoints/last.ckpt"), read_checkpoint(ckpt)
     assert a["step"] == b["step"] == 40
+    # the run's time counts its part before the kill (up to the checkpoint it resumed from) and the resumed part
+    assert json.loads((out / "summary.json").read_text())["elapsed_s"] >= b["elapsed_s"] > killed_after
     for name, tensor in a["model"].items():
         assert torch.equal(b["model"][name], tensor), name  # bit-identical, not merely close
     steps = [int(r["step"]) for r in read_csv(out / "metrics.csv") if r["split"] == "train"]
