@@ -34,7 +34,7 @@ def measure_extract_images() -> dict:
     from benchmarks.common import image_config
 
     cfg = image_config(ROOT / "recipes/image/cpu.yaml")
-    model = build_model(cfg.model).eval()
+    model = build_model(cfg).eval()
     x = torch.rand(2000, 1, 28, 28)
     model.embed(x[:500])
     t = time.perf_counter()
@@ -52,7 +52,7 @@ def measure_extract(name: str) -> dict:
     if name == "image_cpu":
         return measure_extract_images()
     cfg = resolve({}) if name == "audio_paper" else load_config(ROOT / "recipes/speech/cpu.yaml")
-    model = build_model(cfg.model).eval()
+    model = build_model(cfg).eval()
     x = torch.randn(64, 1, cfg.data.window)
     model.embed(x[:16])
     t = time.perf_counter()

@@ -14,10 +14,11 @@ import time
 import torch
 
 from benchmarks.common import image_config, machine, write_table
-from seqcpc import modalities
+from seqcpc.builders import build_model
 
-LEARNERS = {"protonet": [], "matching": [], "maml, head adapted (CPU recipe)": ["model.meta.inner=head"],
-            "maml, every weight adapted": ["model.meta.inner=all"]}
+MAML = ["objective.eval_inner_steps=10", "objective.inner_lr=0.001"]
+LEARNERS = {"protonet": [], "matching": [], "maml, head adapted (CPU recipe)": ["objective.inner=head", *MAML],
+            "maml, every weight adapted": ["objective.inner=all", *MAML]}
 
 
 def seconds_per_episode(learner, n_way: int, k_shot: int, n_query: int, episodes: int) -> float:
@@ -37,13 +38,13 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    base = ["model.meta.pool=3", "model.meta.eval_inner_steps=10", "model.meta.inner_lr=0.001"]
+    base = ["objective.pool=3"]
     settings = [(5, 1), (5, 5), (20, 1), (20, 5)]
     rows, reference = [], {}
     for name, extra in LEARNERS.items():
         objective = name.split(",")[0]
-        cfg = image_config("recipes/fewshot/glyphs_cpc_cpu.yaml", [f"model.objective={objective}", *base, *extra])
-        learner = modalities.get("image").build(cfg.model).eval()
+        cfg = image_config("recipes/fewshot/glyphs_cpc_cpu.yaml", [f"objective.name={objective}", *base, *extra])
+        learner = build_model(cfg).eval()
         row = {"learner": name}
         for n_way, k_shot in settings:
             s = seconds_per_episode(learner, n_way, k_shot, 15, args.episodes)

@@ -41,7 +41,7 @@ def loader_rate(ds, batch, workers, batches):
 
 def step_rate(cfg, x, steps=5):
     """Samples per second the training step takes in (forward, loss, backward, Adam)."""
-    model = build_model(cfg.model)
+    model = build_model(cfg)
     opt = torch.optim.Adam(model.parameters())
     times = []
     for i in range(steps + 1):

@@ -44,30 +44,30 @@ LONG_TAIL = ROOT / "recipes/long_tail/fmnist_cpu.yaml"
 SPEECH_LT = ROOT / "recipes/long_tail/speech_cpu.yaml"
 OBJECTIVE_CONFIGS = {
     "long_tail cpc_v2": lambda: image_config(LONG_TAIL),
-    "long_tail cpc_v2 + pruned": lambda: image_config(LONG_TAIL, ["model.contrastive.pruned_competitor=true"]),
-    "long_tail cpc_v2, queue": lambda: image_config(LONG_TAIL, ["model.loss.negatives=queue"]),
-    "long_tail simclr": lambda: image_config(LONG_TAIL, ["model.objective=simclr"]),
-    "long_tail moco_v2": lambda: image_config(LONG_TAIL, ["model.objective=moco"]),
-    "long_tail sdclr": lambda: image_config(LONG_TAIL, ["model.objective=sdclr"]),
+    "long_tail cpc_v2 + pruned": lambda: image_config(LONG_TAIL, ["objective.pruned_competitor=true"]),
+    "long_tail cpc_v2, queue": lambda: image_config(LONG_TAIL, ["objective.loss.negatives=queue"]),
+    "long_tail simclr": lambda: image_config(LONG_TAIL, ["objective.name=simclr"]),
+    "long_tail moco_v2": lambda: image_config(LONG_TAIL, ["objective.name=moco"]),
+    "long_tail sdclr": lambda: image_config(LONG_TAIL, ["objective.name=sdclr"]),
     "speech_lt cpc": lambda: load_config(SPEECH_LT),
-    "speech_lt cpc + pruned": lambda: load_config(SPEECH_LT, ["model.contrastive.pruned_competitor=true"]),
-    "speech_lt simclr": lambda: load_config(SPEECH_LT, ["model.objective=simclr"]),
-    "speech_lt sdclr": lambda: load_config(SPEECH_LT, ["model.objective=sdclr"]),
+    "speech_lt cpc + pruned": lambda: load_config(SPEECH_LT, ["objective.pruned_competitor=true"]),
+    "speech_lt simclr": lambda: load_config(SPEECH_LT, ["objective.name=simclr"]),
+    "speech_lt sdclr": lambda: load_config(SPEECH_LT, ["objective.name=sdclr"]),
 }
 CONFIGS.update(OBJECTIVE_CONFIGS)
 # the speech recipe's ways of drawing negatives (python benchmarks/step_time.py --negatives)
 SPEECH = ROOT / "recipes/speech/cpu.yaml"
 NEGATIVES_CONFIGS = {
-    "speech_cpu, shared per sequence": lambda: load_config(SPEECH, ["model.loss.draw=shared"]),
-    "speech_cpu, per position": lambda: load_config(SPEECH, ["model.loss.draw=position"]),
-    "speech_cpu, shared + queue": lambda: load_config(SPEECH, ["model.loss.draw=shared", "model.loss.negatives=queue"]),
-    "speech_cpu, per position + queue": lambda: load_config(SPEECH, ["model.loss.draw=position",
-                                                                     "model.loss.negatives=queue"]),
+    "speech_cpu, shared per sequence": lambda: load_config(SPEECH, ["objective.loss.draw=shared"]),
+    "speech_cpu, per position": lambda: load_config(SPEECH, ["objective.loss.draw=position"]),
+    "speech_cpu, shared + queue": lambda: load_config(SPEECH, ["objective.loss.draw=shared", "objective.loss.negatives=queue"]),
+    "speech_cpu, per position + queue": lambda: load_config(SPEECH, ["objective.loss.draw=position",
+                                                                     "objective.loss.negatives=queue"]),
 }
 CONFIGS.update(NEGATIVES_CONFIGS)
 # what padding short clips costs (python benchmarks/step_time.py --short-clips): every other window of the batch
 # a clip of data.min_clip samples zero-padded to the window, so the masked norms and loss run
-NO_ONLINE = ["model.online_probe=false", "model.online_phones=false"]  # the probes' heads need the corpus's labels
+NO_ONLINE = ["objective.online_probe=false", "objective.online_phones=false"]  # the probes' heads need the corpus's labels
 SHORT_CLIP_CONFIGS = {
     "speech_cpu, whole windows": lambda: load_config(SPEECH, NO_ONLINE),
     "speech_cpu, half the batch 0.5 s clips": lambda: load_config(SPEECH, [*NO_ONLINE, "data.min_clip=8000"]),
@@ -144,7 +144,7 @@ def bench(name, cfg, steps, warmup, device, compile=False, bf16=False):
     image = cfg.model.modality == "image"
     if not image:
         check_config(cfg)  # (an image config's check needs its prepared data set)
-    model = build_model(cfg.model).to(device).train()
+    model = build_model(cfg).to(device).train()
     model.on_epoch_start(0)  # e.g. SDCLR's mask
     if name.endswith("_nchw"):  # the patch encoder's convolutions in the default layout, for comparison
         model.encoder.memory_format = torch.contiguous_format

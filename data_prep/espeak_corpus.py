@@ -36,7 +36,7 @@ from data_prep import espeak_synth as es
 from data_prep.sentences import sentences
 from seqcpc.audio.io import write_flac
 from seqcpc.audio.manifest import Utterance, write_manifest, write_phones
-from seqcpc.cli import count, nonnegative, positive
+from seqcpc.argtypes import count, nonnegative, positive
 from seqcpc.errors import report_errors
 from seqcpc.files import atomic_write_text
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from seqcpc.cli import fraction, positive
+from seqcpc.argtypes import fraction, positive
 from seqcpc.errors import DataError, report_errors
 from seqcpc.files import atomic_write_text, fingerprint, stable_split
 from seqcpc.image.store import (SPLITS, SplitWriter, StoreResult, begin_dataset, content_warnings, finish_dataset,

@@ -3,40 +3,9 @@ import argparse
 import sys
 
 from seqcpc import modalities
+from seqcpc.argtypes import count, positive
 from seqcpc.config import load_config
 from seqcpc.errors import ConfigError, report_errors
-
-
-def fraction(text: str) -> float:
-    """An argparse type: a number strictly between 0 and 1."""
-    value = float(text)
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1 (exclusive)")
-    return value
-
-
-def count(text: str) -> int:
-    """An argparse type: a whole number >= 0."""
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is negative")
-    return value
-
-
-def nonnegative(text: str) -> float:
-    """An argparse type: a number >= 0 (not NaN)."""
-    value = float(text)
-    if not value >= 0:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"{text} is not a number >= 0")
-    return value
-
-
-def positive(text: str) -> int:
-    """An argparse type: a whole number >= 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a whole number >= 1")
-    return value
 
 
 def pretrain_main(args) -> None:
@@ -58,19 +27,21 @@ def extract_main(args) -> None:
 
 
 def probe_main(args) -> None:
-    from seqcpc.config import LEARNERS, with_overrides
+    from seqcpc.config import with_overrides
+    from seqcpc.objectives import registry
     from seqcpc.train.checkpoint import load_config_and_model
 
     cfg, model = load_config_and_model(args.checkpoint)
     saved, cfg = cfg, with_overrides(cfg, args.overrides)
-    if cfg.model != saved.model:
-        raise ConfigError("seqcpc probe: model.* keys describe the checkpoint's network and cannot be overridden")
+    if cfg.model != saved.model or cfg.objective != saved.objective:
+        raise ConfigError("seqcpc probe: model.* and objective.* keys describe the checkpoint's network and cannot be "
+                          "overridden")
     rate = getattr(saved.data, "sample_rate", None)  # audio only: the rate the encoder's filters were learnt at
     if rate is not None and cfg.data.sample_rate != rate:
         raise ConfigError(f"seqcpc probe: data.sample_rate={cfg.data.sample_rate} but the model was trained at "
                           f"{rate} Hz; leave data.sample_rate unset: files at any rate are resampled to {rate} Hz "
                           f"when read")
-    if args.episodic or cfg.model.objective in LEARNERS:  # a few-shot learner has only its episodes to be scored on
+    if args.episodic or registry.get(cfg.objective.name).episodic:  # a few-shot learner has only its episodes to be scored on
         from seqcpc.fewshot.evaluate import run_episodic_eval
 
         run_episodic_eval(cfg, model, args.out)

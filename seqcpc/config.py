@@ -1,17 +1,18 @@
 """Typed run configuration: dataclasses filled from YAML plus `key=value` overrides, checked strictly.
 
-A config has the sections model, data, probe (their fields depend on the modality), optim, fabric, train and
-prepare (the data-preparation step a recipe runs first; `seqcpc pretrain` does not run it). The modality is
-`model.modality`, else the one that owns `model.size`, else audio; its registry entry (seqcpc.modalities)
-gives the dataclasses of its model, data and probe sections and its named sizes. `model.size` names a preset
-whose fields are the base that the rest of `model:` overrides.
+A config has the sections model, data, probe (their fields depend on the modality), objective (its fields
+depend on the objective), optim, fabric, train and prepare (the data-preparation step a recipe runs first;
+`seqcpc pretrain` does not run it). The modality is `model.modality`, else the one that owns `model.size`, else
+audio; its registry entry (seqcpc.modalities) gives the dataclasses of its model, data and probe sections and its
+named sizes. `model.size` names a preset whose fields are the base that the rest of `model:` overrides. The
+objective is `objective.name` (cpc unless given); its registry entry (seqcpc.objectives.registry) gives the
+dataclass of the objective section, with the objective's defaults on this modality as its base.
 
-An unknown key, a key of another modality, a value of the wrong type or a value outside a field's choices fails
-with a ConfigError that names the key and what is allowed. This module is the only config loader.
+An unknown key, a key of another modality or objective, a value of the wrong type or a value outside a field's
+choices fails with a ConfigError that names the key and what is allowed. This module is the only config loader.
 """
 import dataclasses
 import difflib
-import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -21,64 +22,8 @@ import yaml
 
 from seqcpc import modalities
 from seqcpc.errors import ConfigError
-
-
-def choice(default, choices):
-    return field(default=default, metadata={"choices": tuple(choices)})
-
-
-def number(default, *, min=None, above=None, max=None):
-    """A numeric field (or list of numbers) with its valid range: >= min, > above, <= max."""
-    bounds = {k: v for k, v in (("min", min), ("above", above), ("max", max)) if v is not None}
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=bounds)
-    return field(default=default, metadata=bounds)
-
-
-def path(default: str = ""):
-    """A file or folder field: `~` and $VARIABLES in it are expanded when the config is read."""
-    return field(default=default, metadata={"path": True})
-
-
-def expand_path(key: str, value: str) -> str:
-    expanded = os.path.expanduser(os.path.expandvars(value))
-    if "$" in expanded:
-        raise ConfigError(f"{key}={value}: the environment variable in it is not set")
-    return expanded
-
-
-def check_range(key: str, value, meta) -> None:
-    """Refuse a value (each item of a list) outside the field's range, naming the key and the range."""
-    for v in value if isinstance(value, list) else [value]:
-        if v is None or not isinstance(v, (int, float)):
-            continue
-        low, above, high = meta.get("min"), meta.get("above"), meta.get("max")
-        if (low is not None and v < low) or (above is not None and v <= above) or (high is not None and v > high):
-            allowed = " and ".join(s for s in (low is not None and f">= {low}", above is not None and f"> {above}",
-                                               high is not None and f"<= {high}") if s)
-            raise ConfigError(f"{key}={value}: must be {allowed}" + (" (each item)" if isinstance(value, list) else ""))
-
-
-@dataclass
-class PredictorConfig:
-    kind: str = choice("linear", ["linear", "mlp"])
-    steps: int = number(12, min=1)  # K: the last offset predicted; z[t+first] .. z[t+K]
-    hidden: int = number(256, min=1)  # mlp only
-    per_step: bool = False  # mlp only: one network per k instead of a shared hidden layer
-    first: int = number(1, min=1)  # the first offset predicted (CPC v2 skips the rows that overlap the context)
-    target_dim: int = number(0, min=0)  # > 0: targets are z projected linearly to this dim (CPC v2: 64); 0: z
-    scale: float = number(1.0, above=0)  # predictions are multiplied by this before scoring (CPC v2: 0.1)
-
-
-@dataclass
-class LossConfig:
-    """The InfoNCE objective (seqcpc/objectives/infonce.py)."""
-    negatives: str = choice("batch", ["batch", "sequence", "group", "all", "queue"])
-    num_negatives: int = number(128, min=1)  # ignored when negatives = all; queue: also the targets pushed a step
-    draw: str = choice("shared", ["shared", "position"])  # one draw per sequence, or per prediction position
-    queue: int = number(4096, min=1)  # negatives = queue: past targets kept as extra negatives
-    normalize: bool = False  # cosine instead of dot-product scores
-    temperature: float = number(1.0, above=0)
+from seqcpc.fields import check_range, expand_path, number, path
+from seqcpc.objectives import registry as objectives
 
 
 @dataclass
@@ -91,51 +36,6 @@ class FewShotConfig:
     n_query: int = number(5, min=1)  # queries per class
     episodes: int = number(300, min=1)
     ways: list[int] = number([5, 20], min=2)  # episodic evaluation only
-
-
-LEARNERS = ("protonet", "matching", "maml")  # the few-shot learners (seqcpc/fewshot/), trained on episodes
-CONTRASTIVE = ("simclr", "moco", "sdclr")  # two augmented views of each sample (seqcpc/objectives/contrastive.py)
-OBJECTIVES = ("cpc", *LEARNERS, *CONTRASTIVE)  # model.objective: what the loop trains (images add pretext tasks)
-# sequences: the encoder and context trained to name the speaker (seqcpc/objectives/supervised.py); images have no
-# such objective, their batches carry image indices, not labels (seqcpc/image/store.py)
-SUPERVISED = "supervised"
-
-
-@dataclass
-class ContrastiveConfig:
-    """SimCLR, MoCo v2 and SDCLR (model.objective simclr, moco or sdclr), and SDCLR's pruned competitor for CPC.
-    The encoder's pooled output goes through a projection head (Linear, ReLU, Linear) before the loss."""
-    hidden: int = number(512, min=1)  # the projection head's hidden layer
-    projection: int = number(128, min=1)  # ... and its output: what the loss compares
-    temperature: float = number(0.2, above=0)  # cosine similarities are divided by this
-    momentum: float = number(0.99, min=0, max=1)  # moco: the key encoder's moving average keeps this much a step
-    queue: int = number(4096, min=1)  # moco: keys of earlier batches kept as negatives
-    prune_ratio: float = number(0.9, min=0, max=0.999)  # sdclr: share of the weights the pruned branch drops
-    # cpc: add SDCLR's pruned branch, which predicts the dense branch's targets while the dense branch predicts
-    # the pruned one's (seqcpc/core/model.py)
-    pruned_competitor: bool = False
-    pool: int = number(1, min=1)  # images: the latent grid averaged into pool x pool cells before the head
-
-
-@dataclass
-class MetaConfig:
-    """Meta-learning on episodes (model.objective protonet, matching or maml; seqcpc/fewshot/). A training
-    batch is one episode: n_way classes of the training split, k_shot support and n_query query items each."""
-    n_way: int = number(5, min=2)
-    k_shot: int = number(1, min=1)
-    n_query: int = number(15, min=1)
-    episodes_per_epoch: int = number(100, min=1)  # per device; validation draws val_batches (or these) episodes
-    pool: int = number(1, min=1)  # images: the latent grid averaged into pool x pool cells (sequences: over time)
-    fce: bool = False  # matching: full-context embeddings (support through a BiLSTM, queries through attention)
-    fce_steps: int = number(3, min=1)  # matching: read-out steps of the query's attention LSTM
-    temperature: float = number(10.0, above=0)  # matching: cosine similarities are multiplied by this
-    inner: str = choice("all", ["all", "head"])  # maml: adapt every weight, or only the classifier head
-    # maml: the head each episode starts from: the support prototypes (as Proto-MAML) or zero
-    head_init: str = choice("prototypes", ["prototypes", "zero"])
-    inner_steps: int = number(5, min=1)  # maml: SGD steps on the support set in meta-training
-    eval_inner_steps: int = number(10, min=1)  # maml: ... and when tested
-    inner_lr: float = number(1e-3, above=0)  # maml: the SGD step (larger ones diverged with inner=all, README)
-    first_order: bool = False  # maml: drop the second-order terms of the meta-gradient
 
 
 @dataclass
@@ -192,6 +92,7 @@ class Config:
     model: typing.Any  # the modality's model config, e.g. seqcpc.audio.config.AudioModelConfig
     data: typing.Any
     probe: typing.Any
+    objective: typing.Any  # the objective's section, e.g. seqcpc.objectives.cpc.CPCConfig (with its name)
     optim: OptimConfig = field(default_factory=OptimConfig)
     fabric: FabricConfig = field(default_factory=FabricConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -246,10 +147,10 @@ def from_dict(cls, data: dict, prefix: str = ""):
     for name, value in data.items():
         key = f"{prefix}.{name}" if prefix else name
         if name not in fields:
-            owners = [m for m in modalities.names() if has_key(modalities.get(m), key)]
+            owners = owners_of(key)
             if owners:
-                raise ConfigError(f"config key {key!r} applies only to {' and '.join(owners)} models, not to "
-                                  f"this config's model.modality; remove it")
+                raise ConfigError(f"config key {key!r} applies only to {' and '.join(owners)}, not to this "
+                                  f"config's; remove it")
             close = difflib.get_close_matches(str(name), fields, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(f"unknown config key {key!r}{hint}; allowed keys: {', '.join(fields)}")
@@ -264,19 +165,63 @@ def from_dict(cls, data: dict, prefix: str = ""):
 
 
 def schema(entry) -> dict:
-    """Section name -> dataclass, for a modality's registry entry."""
+    """Section name -> dataclass, for a modality's registry entry (the objective section aside)."""
     return {"model": entry.model_config, "data": entry.data_config, "probe": entry.probe_config, **COMMON}
 
 
-def has_key(entry, key: str) -> bool:
-    """Whether the dotted `key` (e.g. model.patches.size) is a field of the modality's config."""
-    section, *path = key.split(".")
-    cls = schema(entry).get(section)
+def _walk(cls, path: list) -> bool:
+    """Whether the field path (e.g. ["patches", "size"]) exists in dataclass `cls`."""
     for name in path:
         if cls is None or not dataclasses.is_dataclass(cls) or name not in {f.name for f in dataclasses.fields(cls)}:
             return False
         cls = typing.get_type_hints(cls)[name]
     return cls is not None
+
+
+def has_key(entry, key: str) -> bool:
+    """Whether the dotted `key` (e.g. model.patches.size) is a field of the modality's config."""
+    section, *path = key.split(".")
+    return _walk(schema(entry).get(section), path)
+
+
+def objective_sections():
+    """(objective entry, modality entry, its section dataclass) for every objective on every modality it
+    supports."""
+    for name in objectives.names():
+        entry = objectives.get(name)
+        for modality in map(modalities.get, modalities.names()):
+            if objectives.supports(entry, modality):
+                yield entry, modality, objectives.section_class(entry, modality)
+
+
+def owners_of(key: str) -> list[str]:
+    """What the dotted `key` belongs to, when it is not a field where it was given: the modalities whose model,
+    data or probe section has it, or the objectives whose section has it."""
+    section, *path = key.split(".")
+    if section == "objective":
+        found = {entry.name for entry, _, cls in objective_sections() if _walk(cls, path)}
+        return [f"objective.name={n}" for n in objectives.names() if n in found]
+    return [f"{m} models" for m in modalities.names() if has_key(modalities.get(m), key)]
+
+
+# keys of the model section before objectives had their own section -> where they are now ("{}" is the rest of
+# the key); seqcpc.train.checkpoint migrates checkpoints of that form, configs get this message
+MOVED = {"objective": "objective.name", "predictor": "objective.predictor.{}", "loss": "objective.loss.{}",
+         "online_probe": "objective.online_probe", "classes": "objective.classes",
+         "online_phones": "objective.online_phones", "phone_classes": "objective.phone_classes",
+         "views": "objective.views.{}", "meta": "objective.{}", "contrastive": "objective.{}",
+         "pretext": "objective.{}"}
+
+
+def refuse_moved(model: dict) -> None:
+    """Refuse a model section of the form before objective sections, naming the new key of its first old one."""
+    for name, value in model.items():
+        if name in MOVED:
+            rest = next(iter(value), "") if isinstance(value, dict) else ""
+            old, new = ".".join(filter(None, ["model", name, rest])), MOVED[name].format(rest or "FIELD")
+            raise ConfigError(f"config key {old!r} is now {new!r}: an objective's options live in the objective "
+                              f"section (objective.name picks it, e.g. objective: {{name: simclr, temperature: "
+                              f"0.2}})")
 
 
 def _prune(data, cls):
@@ -311,6 +256,21 @@ def apply_override(data: dict, override: str) -> None:
         raise ConfigError(f"override {override!r}: the value is not valid YAML ({err})") from err
 
 
+def apply_overrides(data: dict, overrides) -> None:
+    """Apply `key=value` overrides in place. One that sets objective.name to another objective than the config's
+    comes first and starts that section afresh (from the new objective's defaults), so a config derived from a CPC
+    run does not carry CPC's options into, say, a supervised run; the other overrides then apply to it."""
+    def is_name(o):
+        return o.partition("=")[0].strip() == "objective.name"
+
+    for override in [o for o in overrides if is_name(o)] + [o for o in overrides if not is_name(o)]:
+        section = data.get("objective")
+        current = section.get("name", objectives.DEFAULT) if isinstance(section, dict) else None
+        if is_name(override) and override.partition("=")[2].strip() != current:
+            data["objective"] = {}
+        apply_override(data, override)
+
+
 def modality_of(model: dict):
     """The registry entry of a `model:` section: model.modality, else the owner of model.size, else audio."""
     size, name = model.get("size"), model.get("modality")
@@ -330,9 +290,19 @@ def modality_of(model: dict):
     return entry
 
 
+def objective_section(data: dict, modality):
+    """(the dataclass of the config's `objective:` section, its data over the objective's defaults on this
+    modality: a sub-section given in part keeps those defaults for the rest of its fields)."""
+    section = data.get("objective") or {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"objective: expected a mapping, got {section!r}")
+    entry = objectives.get(section.get("name", objectives.DEFAULT))
+    return objectives.section_class(entry, modality), _merge(entry.defaults.get(modality.name, {}), section)
+
+
 def resolve(data: dict, prune: bool = False) -> Config:
-    """Nested dict (as in YAML) -> Config, with the named model size applied first. `prune` drops keys that
-    are not fields of the modality (for configs saved before sections were split by modality)."""
+    """Nested dict (as in YAML) -> Config, with the named model size and the objective's defaults applied first.
+    `prune` drops keys that are not fields of the modality (for configs saved before sections were split)."""
     if not isinstance(data, dict):
         raise ConfigError(f"a config must be a mapping of sections, not {type(data).__name__}")
     for old, new in RENAMED.items():
@@ -341,11 +311,13 @@ def resolve(data: dict, prune: bool = False) -> Config:
     model = data.get("model") or {}
     if not isinstance(model, dict):
         raise ConfigError(f"model: expected a mapping, got {model!r}")
+    refuse_moved(model)
     entry = modality_of(model)
     if model.get("size") is not None:
         model = _merge(dataclasses.asdict(entry.sizes[model["size"]]()), model)
-    data = {**data, "model": model}
-    sections = schema(entry)
+    objective_cls, objective = objective_section(data, entry)
+    data = {**data, "model": model, "objective": objective}
+    sections = {**schema(entry), "objective": objective_cls}
     if prune:
         data = {k: _prune(v, sections[k]) for k, v in data.items() if k in sections}
     unknown = [k for k in data if k not in sections]
@@ -385,18 +357,19 @@ def load_config(path=None, overrides=()) -> Config:
             raise ConfigError(f"config file {path} is empty (or only comments); give it at least one section")
         if not isinstance(data, dict):
             raise ConfigError(f"config file {path} must hold a mapping of sections, not {type(data).__name__}")
-    for override in overrides:
-        apply_override(data, override)
+    apply_overrides(data, overrides)
     return resolve(data)
 
 
 def to_dict(cfg) -> dict:
-    return dataclasses.asdict(cfg)
+    data = dataclasses.asdict(cfg)
+    if isinstance(cfg, Config):  # the objective's name first, as a reader of config.yaml looks for it
+        data["objective"] = {"name": data["objective"].pop("name"), **data["objective"]}
+    return data
 
 
 def with_overrides(cfg: Config, overrides=()) -> Config:
-    """A copy of `cfg` with `key=value` overrides applied and checked."""
+    """A copy of `cfg` with `key=value` overrides applied (as apply_overrides does) and checked."""
     data = to_dict(cfg)
-    for override in overrides:
-        apply_override(data, override)
+    apply_overrides(data, overrides)
     return resolve(data)

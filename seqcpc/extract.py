@@ -14,8 +14,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from seqcpc import modalities
-from seqcpc.config import LEARNERS
 from seqcpc.errors import ConfigError, DataError, SeqcpcError
+from seqcpc.objectives import registry
 from seqcpc.train.checkpoint import load_config_and_model
 
 WHAT = ("z", "c")
@@ -37,7 +37,7 @@ def _check_layers(what, cfg, model, checkpoint):
         return
     if not hasattr(model, "hidden_states"):
         raise ConfigError(f"--features {','.join(wanted)}: {checkpoint} holds a {cfg.model.modality} "
-                          f"{cfg.model.objective} model, which gives only z and c; context layers are given by audio "
+                          f"{cfg.objective.name} model, which gives only z and c; context layers are given by audio "
                           f"CPC models")
     depth = cfg.model.context.layers
     missing = [w for w in wanted if int(LAYER.fullmatch(w)[1]) > depth]
@@ -60,8 +60,8 @@ def load_cpc(checkpoint, device):
     """(config, model) of a pretrained checkpoint (CPC or a pretext task); a few-shot learner has no z and c to
     write."""
     cfg, model = load_config_and_model(checkpoint, device)
-    if cfg.model.objective in LEARNERS:
-        raise SeqcpcError(f"{checkpoint} holds a few-shot learner (model.objective={cfg.model.objective}), which has "
+    if registry.get(cfg.objective.name).episodic:
+        raise SeqcpcError(f"{checkpoint} holds a few-shot learner (objective.name={cfg.objective.name}), which has "
                           f"no z and c to extract; score it with seqcpc probe --checkpoint {checkpoint} --out DIR")
     return cfg, model
 

@@ -8,9 +8,12 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# a tiny synthetic run that takes a few seconds on 2 CPU cores
-TINY = ["model.size=synthetic_tiny", "data.window=2048", "data.batch_size=8", "data.num_sequences=256",
+# CPC's task for the tiny model: a short horizon and few negatives
+TINY_TASK = {"predictor": {"steps": 6}, "loss": {"num_negatives": 32}}
+# a tiny synthetic run that takes a few seconds on 2 CPU cores, with any objective (TINY: with CPC's tiny task)
+TINY_ANY = ["model.size=synthetic_tiny", "data.window=2048", "data.batch_size=8", "data.num_sequences=256",
         "data.val_sequences=32", "optim.lr=2e-3", "optim.warmup_steps=5", "train.log_every=5"]
+TINY = [*TINY_ANY, "objective.predictor.steps=6", "objective.loss.num_negatives=32"]
 
 
 @pytest.fixture(autouse=True)

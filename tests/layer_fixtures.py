@@ -11,9 +11,9 @@ def tiny_layered_model(norm="batch", layers=2, kind="gru"):
     """(config, model in eval mode) with weights and batch-norm statistics moved away from a fresh build's: a
     fresh batch norm maps 0 to 0, which would hide what padding does to the frames."""
     cfg = load_config(None, ["model.encoder.dim=24", "model.context.dim=16", f"model.context.layers={layers}",
-                             f"model.context.kind={kind}", f"model.encoder.norm={norm}", "model.predictor.steps=2",
-                             "model.loss.num_negatives=4"])
-    model = build_model(cfg.model)
+                             f"model.context.kind={kind}", f"model.encoder.norm={norm}", "objective.predictor.steps=2",
+                             "objective.loss.num_negatives=4"])
+    model = build_model(cfg)
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.1 * torch.randn_like(p))

@@ -9,7 +9,7 @@ import yaml
 from image_fixtures import toy_image_store
 from seqcpc import modalities
 from seqcpc.audio.manifest import Utterance, write_manifest, write_phones
-from seqcpc.builders import build_model, check_config
+from seqcpc.builders import build_model, check_config, complete_config
 from seqcpc.config import load_config, resolve, to_dict, with_overrides
 from seqcpc.errors import ConfigError
 
@@ -26,8 +26,8 @@ SIZES = [name for m in modalities.names() for name in modalities.get(m).sizes]
 def test_defaults_are_the_papers_audio_model():
     cfg = resolve({})
     assert cfg.model.modality == "audio"
-    assert (cfg.model.encoder.dim, cfg.model.context.dim, cfg.model.predictor.steps) == (512, 256, 12)
-    assert cfg.model.loss.num_negatives == 128 and cfg.data.window == 20480
+    assert (cfg.model.encoder.dim, cfg.model.context.dim, cfg.objective.predictor.steps) == (512, 256, 12)
+    assert cfg.objective.loss.num_negatives == 128 and cfg.data.window == 20480
 
 
 def test_unknown_key_names_the_key_and_the_allowed_ones():
@@ -93,12 +93,12 @@ def test_every_named_size_builds(name, tmp_path):
     if resolve(data).model.modality == "image":
         data["data"] = image_data(tmp_path, data["model"], size=64)
     cfg = resolve(data)
-    assert check_config(cfg) > cfg.model.predictor.steps
-    build_model(cfg.model)
+    assert check_config(cfg) > cfg.objective.predictor.steps
+    build_model(cfg)
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[str(p.relative_to(ROOT / "recipes")) for p in SHIPPED])
-def test_every_shipped_config_loads_and_builds(path, tmp_path):
+def test_every_shipped_config_loads_completes_checks_and_builds(path, tmp_path):
     data = yaml.safe_load(path.read_text())
     assert path.read_text().startswith("# "), "a shipped config opens with the command that runs it"
     prep = load_config(path).prepare  # the one loader reads a recipe config, prepare section included
@@ -108,15 +108,21 @@ def test_every_shipped_config_loads_and_builds(path, tmp_path):
         data["data"].update(image_data(tmp_path, data["model"], prep.options.get("size", 28)))
     if data["data"]["kind"] == "manifest":  # nor the corpus: a manifest whose speakers the check can count
         data["data"]["manifest"] = speech_manifest(tmp_path, data["data"]["window"])
-    cfg = resolve(data)
+    given = resolve(data)
+    cfg = complete_config(given)
+    assert given == resolve(data), "completing returns a new config and leaves the given one as it was"
     check_config(cfg)
-    build_model(cfg.model)
+    model = build_model(cfg)
+    saved = resolve(yaml.safe_load(yaml.safe_dump(to_dict(cfg))))  # as config.yaml and checkpoints keep it
+    assert saved == cfg and complete_config(saved) == cfg
+    shapes = {name: t.shape for name, t in model.state_dict().items()}
+    assert {name: t.shape for name, t in build_model(saved).state_dict().items()} == shapes
 
 
 def speech_manifest(tmp_path, window: int) -> str:
     """A manifest of 3 speakers' train utterances longer than the window, with their frame labels (rows and
-    labels only: a config check reads no audio, and counting speakers and phones for model.online_probe and
-    model.online_phones needs only those)."""
+    labels only: a config check reads no audio, and counting speakers and phones for objective.online_probe and
+    objective.online_phones needs only those)."""
     rows = [Utterance(f"s{i}_{j}", f"audio/s{i}_{j}.flac", f"s{i}", "train", 2 * window / 16000, 16000, 1,
                       2 * window) for i in range(3) for j in range(2)]
     write_manifest(tmp_path / "manifest.tsv", rows)
@@ -142,8 +148,8 @@ def test_every_image_table_config_gives_run_configs_that_load_and_build(path, tm
         data["data"].update(image_data(tmp_path, data["model"], base.prepare.options.get("size", 28)))
         cfg = resolve(data)
         check_config(cfg)
-        objectives.add(cfg.model.objective)
-        assert build_model(cfg.model).chance_loss(8, 36) > 1
+        objectives.add(cfg.objective.name)
+        assert build_model(cfg).chance_loss(8, 36) > 1
     assert objectives == {"cpc", "rotation", "jigsaw"}
 
 
@@ -155,13 +161,13 @@ def test_every_few_shot_table_config_gives_learner_configs_that_load_and_build(p
     table = read_table_config(path)
     base = load_config(ROOT / table.pretrain, table.overrides)
     for method in table.methods:
-        data = to_dict(with_overrides(base, [f"model.objective={method}", *table.learner,
+        data = to_dict(with_overrides(base, [f"objective.name={method}", *table.learner,
                                              *table.per_method.get(method, [])]))
         if data["data"]["kind"] == "images":
             data["data"].update(image_data(tmp_path, data["model"], base.prepare.options.get("size", 28)))
         cfg = resolve(data)
         check_config(cfg)
-        assert build_model(cfg.model).chance_loss(1, 1) == pytest.approx(np.log(cfg.model.meta.n_way))
+        assert build_model(cfg).chance_loss(1, 1) == pytest.approx(np.log(cfg.objective.n_way))
 
 
 @pytest.mark.parametrize("channels", [1, 3])
@@ -172,7 +178,7 @@ def test_input_channels_follow_the_prepared_images_unless_set(tmp_path, channels
     assert cfg.model.encoder.in_channels is None
     check_config(cfg)
     assert cfg.model.encoder.in_channels == channels
-    model = build_model(cfg.model)
+    model = build_model(cfg)
     assert model(torch.rand(2, channels, 28, 28))[0].isfinite()
     other = 4 - channels  # 3 for grey images, 1 for RGB ones
     with pytest.raises(ConfigError, match=f"in_channels={other} but the images .* leave it unset"):
@@ -181,7 +187,7 @@ def test_input_channels_follow_the_prepared_images_unless_set(tmp_path, channels
 
 def test_an_image_model_without_channels_is_refused_when_built_alone():
     with pytest.raises(ConfigError, match="in_channels is not set"):
-        build_model(resolve({"model": {"size": "image_small"}}).model)
+        build_model(resolve({"model": {"size": "image_small"}}))
 
 
 @pytest.mark.parametrize("model,match", [
@@ -259,7 +265,7 @@ def test_malformed_yaml_is_one_clear_error(tmp_path, text, match):
     ("train.val_batches=-2", "must be >= 0"),
     ("train.max_steps=0", "must be >= 1"),
     ("model.encoder.kernels=[10,-8]", r"model.encoder.kernels=\[10, -8\]: must be >= 1 \(each item\)"),
-    ("model.loss.temperature=0", "must be > 0"),
+    ("objective.loss.temperature=0", "must be > 0"),
     ("probe.n_way=1", "must be >= 2"),
     ("probe.shots=[0]", "must be >= 1"),
 ])
@@ -321,9 +327,9 @@ def test_every_long_tail_table_config_gives_run_configs_that_load_and_build(path
             data["data"].update(image_data(tmp_path, data["model"], 28))
         cfg = resolve(data)
         check_config(cfg)
-        objectives.add((cfg.model.objective, cfg.model.contrastive.pruned_competitor))
+        objectives.add((cfg.objective.name, cfg.objective.pruned_competitor))
         budgets.add((cfg.train.max_steps, cfg.data.batch_size))
-        assert build_model(cfg.model).chance_loss(cfg.data.batch_size, 36) > 1
+        assert build_model(cfg).chance_loss(cfg.data.batch_size, 36) > 1
     assert len(budgets) == 1  # the same steps and batch for every method
     expected = {("cpc", False), ("simclr", False), ("moco", False), ("sdclr", False)} if module is images else \
         {("cpc", False), ("cpc", True), ("simclr", False), ("sdclr", False)}

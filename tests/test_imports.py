@@ -84,6 +84,11 @@ FORBIDDEN = [
     ("seqcpc.config", "seqcpc.image", "the config loader reaches modalities through the registry"),
     ("seqcpc.fewshot", "seqcpc.audio", "few-shot learners and evaluation are modality-agnostic"),
     ("seqcpc.fewshot", "seqcpc.image", "few-shot learners and evaluation are modality-agnostic"),
+    ("seqcpc.core", "seqcpc.objectives", "the core sits below the objectives, which build on it"),
+    ("seqcpc.core", "seqcpc.fewshot", "the core sits below the objectives, which build on it"),
+    ("seqcpc.train", "seqcpc.objectives.cpc", "the loop reaches an objective only through its registry entry"),
+    ("seqcpc.config", "seqcpc.objectives.cpc", "the config loader reaches objectives through their registry"),
+    ("seqcpc.objectives.registry", "seqcpc.objectives.cpc", "the registry imports its entries by name, on first use"),
 ]
 
 
@@ -98,3 +103,52 @@ def test_no_sys_path_edits():
     bad = [str(p.relative_to(ROOT)) for pkg in (*PACKAGES, "tests") for p in (ROOT / pkg).rglob("*.py")
            if "sys.path" in p.read_text() and p.name != "test_imports.py"]
     assert not bad, f"packages are installed (pip install -e .), so nothing edits sys.path: {bad}"
+
+
+def objective_modules() -> set[str]:
+    """The modules of the built-in objectives' registry entries."""
+    from seqcpc.objectives import registry
+
+    return {path.split(":")[0] for path in registry.BUILTIN.values()}
+
+
+def test_no_concrete_objective_from_a_modality_the_loop_or_the_loader():
+    """A modality offers parts and an objective assembles them: no modality module (other than an objective that
+    lives in a modality's package, such as the image pretext tasks), no part of the loop and not the config
+    loader imports a concrete objective."""
+    concrete = objective_modules()
+    importers = [m for m in GRAPH if m not in concrete and any(
+        under(m, p) for p in ("seqcpc.audio", "seqcpc.image", "seqcpc.train", "seqcpc.config", "seqcpc.modalities",
+                              "seqcpc.assembly", "seqcpc.core", "seqcpc.eval"))]
+    bad = sorted(f"{m} imports {d}" for m in importers for d in GRAPH[m] if d in concrete)
+    assert not bad, bad
+
+
+def test_no_cli_from_library_modules():
+    """The command line is the top: library modules, recipes and data preparation take argument types from
+    seqcpc.argtypes, never from seqcpc.cli."""
+    bad = sorted(f"{m} imports {d}" for m, deps in GRAPH.items() if m not in ("seqcpc.cli", "seqcpc.__main__")
+                 for d in deps if under(d, "seqcpc.cli"))
+    assert not bad, bad
+
+
+def test_no_objective_name_compared_outside_its_entry():
+    """No module of the package compares an objective (anything read from a name with "objective" in it) with a
+    built-in objective's name, except that objective's own module: what an objective needs is a property of its
+    registry entry."""
+    import ast
+
+    from seqcpc.objectives import registry
+
+    modules = {name: path.split(":")[0] for name, path in registry.BUILTIN.items()}
+    bad = []
+    for path in (ROOT / "seqcpc").rglob("*.py"):
+        module = module_name(path)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Compare) or "objective" not in ast.unparse(node):
+                continue
+            for side in [node.left, *node.comparators]:
+                values = side.elts if isinstance(side, (ast.Tuple, ast.List, ast.Set)) else [side]
+                named = {v.value for v in values if isinstance(v, ast.Constant) and v.value in modules}
+                bad += [f"{module}:{node.lineno} compares with {n!r}" for n in named if modules[n] != module]
+    assert not bad, bad

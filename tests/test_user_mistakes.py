@@ -11,7 +11,7 @@ from data_prep import folder
 from seqcpc.audio.manifest import read_manifest, write_manifest
 
 SPEECH = ["data.kind=manifest", "model.size=audio_paper", "model.encoder.dim=16", "model.context.dim=16",
-          "model.predictor.steps=4", "model.loss.num_negatives=16", "data.window=8000", "data.batch_size=4",
+          "objective.predictor.steps=4", "objective.loss.num_negatives=16", "data.window=8000", "data.batch_size=4",
           "train.val_batches=2", "train.log_every=2", "probe.episodes=20", "probe.phone_frames=2000"]
 
 

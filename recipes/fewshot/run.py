@@ -19,8 +19,9 @@ from pathlib import Path
 
 from recipes.common import cached, prepare_data, pretrain_once, read_yaml_config, table_main
 from seqcpc import modalities
-from seqcpc.config import LEARNERS, load_config, with_overrides
+from seqcpc.config import load_config, with_overrides
 from seqcpc.errors import ConfigError
+from seqcpc.objectives import registry
 from seqcpc.eval.report import write_report
 from seqcpc.fewshot.evaluate import (describe, episode_sets, evaluate_learner, frozen_rows, plot_shots,
                                      score_table)
@@ -40,7 +41,7 @@ class TableConfig:
 
 def read_table_config(path) -> TableConfig:
     table = read_yaml_config(path, TableConfig)
-    learners = list(LEARNERS)
+    learners = [n for n in registry.names() if registry.get(n).episodic]
     unknown = [m for m in table.methods + list(table.per_method) if m not in learners]
     bad_init = [i for i in table.inits if i not in ("scratch", "cpc")]
     if unknown or bad_init or not table.pretrain:
@@ -64,7 +65,7 @@ def run_table(table: TableConfig, overrides: list[str], log=print) -> dict:
         for init in table.inits:
             name = f"{method} ({'from CPC' if init == 'cpc' else 'from scratch'})"
             log(f"== meta-training {name}")
-            run_cfg = with_overrides(cfg, [f"model.objective={method}", f"train.out_dir={out / f'{method}_{init}'}",
+            run_cfg = with_overrides(cfg, [f"objective.name={method}", f"train.out_dir={out / f'{method}_{init}'}",
                                            f"train.init_from={cpc_ckpt if init == 'cpc' else chr(39) * 2}",
                                            *table.learner, *table.per_method.get(method, [])])
             runs[name] = pretrain_once(run_cfg)

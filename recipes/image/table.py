@@ -31,8 +31,8 @@ class TableConfig:
     overrides: list[str] = field(default_factory=list)  # key=value overrides of that config
     out_dir: str = "runs/image_table"
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    runs: dict = field(default_factory=lambda: {"cpc": [], "rotation": ["model.objective=rotation"],
-                                                "jigsaw": ["model.objective=jigsaw"]})
+    runs: dict = field(default_factory=lambda: {"cpc": [], "rotation": ["objective.name=rotation"],
+                                                "jigsaw": ["objective.name=jigsaw"]})
 
 
 def read_table_config(path) -> TableConfig:

@@ -29,7 +29,7 @@ from seqcpc.errors import ConfigError
 from seqcpc.eval.long_tail import SCALARS, group_report, group_table, plot_per_class, summarise_draws
 from seqcpc.eval.probes import linear_probe, random_init
 from seqcpc.eval.report import write_report
-from seqcpc.image.build import check_image_config
+from seqcpc.assembly import check_config, complete_config
 from seqcpc.image.eval import embed_images
 from seqcpc.image.store import load_split, read_info
 from seqcpc.train.checkpoint import load_model
@@ -47,7 +47,7 @@ class LongTailTable:
     draws: list[int] = field(default_factory=lambda: [0, 1, 2])
     subsets: list[str] = field(default_factory=lambda: list(SUBSETS))
     # method -> {"overrides": [key=value, ...], "draws": [k, ...], "subsets": [...]} (default: all draws, subsets)
-    methods: dict = field(default_factory=lambda: {"simclr": {"overrides": ["model.objective=simclr"]}})
+    methods: dict = field(default_factory=lambda: {"simclr": {"overrides": ["objective.name=simclr"]}})
     reference: str = "simclr"  # every method is also reported as its difference to this one, draw by draw
 
 
@@ -91,7 +91,8 @@ def run_method(cfg, table: LongTailTable, name: str, images: dict, log=print) ->
             run_dir = Path(table.out_dir) / name / f"draw{draw}_{subset}"
             run_cfg = with_overrides(cfg, [*spec.get("overrides", []), f"data.images={subset_dir(table, draw, subset)}",
                                            f"train.out_dir={run_dir}", f"train.seed={draw}"])
-            check_image_config(run_cfg)
+            run_cfg = complete_config(run_cfg)
+            check_config(run_cfg)
             log(f"== {name}, draw {draw}, {subset}")
             ckpt = pretrain_once(run_cfg)
             out[(draw, subset)] = cached(run_dir / "probe.json", lambda: probe(run_cfg, load_model(ckpt), images, log))
@@ -153,7 +154,8 @@ def run_table(table: LongTailTable, overrides: list[str], log=print) -> dict:
         if "balanced" in table.subsets:
             long_tail.build(source, subset_dir(table, draw, "balanced"), table.imbalance, draw, balanced=True, log=log)
     images = {split: load_split(source, split) for split in ("train", "test")}
-    check_image_config(cfg)
+    cfg = complete_config(cfg)
+    check_config(cfg)
     t0 = time.time()
     probes = {"random_init": random_row(cfg, table, images, log)}
     for name in table.methods:

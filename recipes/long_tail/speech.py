@@ -27,7 +27,7 @@ class SpeechTable:
     pretrain: str = ""  # the seqcpc config: the corpus (prepare), the model, the budget, the probes
     overrides: list[str] = field(default_factory=list)
     out_dir: str = "runs/long_tail_speech"
-    methods: dict = field(default_factory=lambda: {"cpc": [], "simclr": ["model.objective=simclr"]})
+    methods: dict = field(default_factory=lambda: {"cpc": [], "simclr": ["objective.name=simclr"]})
 
 
 def read_table(path) -> SpeechTable:

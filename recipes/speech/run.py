@@ -7,7 +7,7 @@ skipped when its output exists: the corpus preparation is idempotent, a finished
 killed one is resumed), and finished probe results are printed again rather than recomputed.
 
 With probe.ceiling_steps > 0 the recipe also trains the same encoder and context as a supervised speaker
-classifier (model.objective=supervised, same windows, same optimiser, that many steps, in <out_dir>/ceiling) and
+classifier (objective.name=supervised, same windows, same optimiser, that many steps, in <out_dir>/ceiling) and
 probes its frozen features as the table's ceiling row: what labels buy on this corpus with this network.
 """
 import sys
@@ -20,9 +20,7 @@ from seqcpc.train.checkpoint import load_model
 
 def ceiling_config(cfg: Config) -> Config:
     """The supervised ceiling's run: the CPC run's config with a speaker head instead of CPC's objective."""
-    return with_overrides(cfg, ["model.objective=supervised", "model.online_probe=false", "model.online_phones=false",
-                                "model.classes=0",
-                                f"train.out_dir={Path(cfg.train.out_dir) / 'ceiling'}",
+    return with_overrides(cfg, ["objective.name=supervised", f"train.out_dir={Path(cfg.train.out_dir) / 'ceiling'}",
                                 f"train.max_steps={cfg.probe.ceiling_steps}"])
 
 

@@ -2,8 +2,8 @@
 import typing
 from dataclasses import dataclass, field
 
-from seqcpc.config import (OBJECTIVES, SUPERVISED, ContrastiveConfig, FewShotConfig, LossConfig, MetaConfig,
-                           PredictorConfig, choice, number, path)
+from seqcpc.config import FewShotConfig
+from seqcpc.fields import choice, number, path
 
 
 @dataclass
@@ -27,8 +27,9 @@ class SequenceContextConfig:
 
 @dataclass
 class AudioViewsConfig:
-    """The random views of a window for SimCLR, MoCo v2 and SDCLR (seqcpc/audio/views.py). Each view is a
-    crop of `length` samples at a random offset, so the window must be longer than a view."""
+    """The random views of a window, for objectives that compare views (SimCLR, MoCo v2, SDCLR): the section
+    objective.views (seqcpc/audio/views.py). Each view is a crop of `length` samples at a random offset, so the
+    window must be longer than a view."""
     length: int = number(0, min=0)  # samples per view; 0: 3/4 of data.window
     gain_db: float = number(6.0, min=0)  # gain uniform in [-gain_db, +gain_db] dB
     snr_db: list[float] = number([10.0, 30.0])  # [low, high] SNR of the added white noise, in dB
@@ -45,40 +46,21 @@ class AudioModelConfig:
     modality: str = choice("audio", ["audio"])
     encoder: ConvEncoderConfig = field(default_factory=ConvEncoderConfig)
     context: SequenceContextConfig = field(default_factory=SequenceContextConfig)
-    predictor: PredictorConfig = field(default_factory=PredictorConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    # cpc; a few-shot learner on this encoder (the meta section); a contrastive objective on views of the
-    # window (the contrastive and views sections); or supervised: a linear speaker head on the pooled context
-    objective: str = choice("cpc", (*OBJECTIVES, SUPERVISED))
-    # cpc: a linear speaker head on the detached, time-pooled context, trained beside CPC; its accuracy is the
-    # metric online_speaker (seqcpc/core/online.py)
-    online_probe: bool = False
-    # speakers of the online probe and of objective=supervised; 0: counted from the training data when a run
-    # checks its config (the manifest's train split, or data.groups for synthetic sequences)
-    classes: int = number(0, min=0)
-    # cpc on a manifest with frame labels: a linear phone head on each detached context step, trained beside CPC;
-    # its accuracy is the metric online_phone. Labels from data.phones (phones.txt beside the manifest if unset)
-    online_phones: bool = False
-    # phone classes of that head; 0: counted from the labels when a run checks its config (largest index + 1)
-    phone_classes: int = number(0, min=0)
-    meta: MetaConfig = field(default_factory=MetaConfig)
-    contrastive: ContrastiveConfig = field(default_factory=ContrastiveConfig)
-    views: AudioViewsConfig = field(default_factory=AudioViewsConfig)
 
 
 @dataclass
 class AudioDataConfig:
     kind: str = choice("synthetic", ["synthetic", "manifest"])
     window: int = number(20480, min=1)  # input samples per training window
-    # manifest, cpc: clips of min_clip..window samples are used whole, zero-padded to the window, and the padding
-    # is never scored; shorter clips are skipped. 0: the window (clips shorter than the window are skipped)
+    # manifest, objectives that leave padding out (cpc): clips of min_clip..window samples are used whole,
+    # zero-padded to the window, the padding never scored; shorter clips are skipped. 0: the window
     min_clip: int = number(0, min=0)
     batch_size: int = number(8, min=1)  # per device
     num_workers: int = number(0, min=0)
     batching: str = choice("uniform", ["uniform", "speaker", "utterance"])  # manifest: one speaker / utterance a batch
     manifest: str = path()  # manifest: a prepared corpus's manifest.tsv (train split to train, test to validate)
-    # manifest: frame labels (phones.txt format, one index per 10 ms) the windows carry for model.online_phones
-    # (read only then); "": phones.txt beside the manifest, set when a run checks its config
+    # manifest: frame labels (phones.txt format, one index per 10 ms) the windows carry when the objective asks
+    # for them (objective.online_phones); "": phones.txt beside the manifest, filled in when a run completes its config
     phones: str = path()
     sample_rate: int = number(16000, min=1)  # manifest: the rate windows are read at (files at other rates are resampled)
     allow_outside_paths: bool = False  # manifest: let rows point outside the manifest's folder
@@ -102,6 +84,6 @@ class SpeechProbeConfig(FewShotConfig):
     units: int = number(50, min=0)  # k-means units on the phone probe's frames, scored by purity and PNMI; 0: none
     abx_items: str = path()  # an ABX item file; "": abx_test.item beside the manifest when it is there
     abx_files_per_speaker: int = number(4, min=0)  # ABX on the items of the first files of each speaker; 0: all
-    # speech recipe: steps of the supervised speaker classifier (model.objective=supervised, same encoder) probed
+    # speech recipe: steps of the supervised speaker classifier (objective.name=supervised, same encoder) probed
     # as the table's ceiling row; 0: none
     ceiling_steps: int = number(0, min=0)

@@ -15,7 +15,7 @@ next; the imported context starts every sequence from zeros, as the reference's 
 import json
 from pathlib import Path
 
-from seqcpc.audio.build import build_audio_model
+from seqcpc.assembly import build_model
 from seqcpc.config import Config, resolve, to_dict
 from seqcpc.errors import CheckpointError, ConfigError, DataError
 from seqcpc.train.checkpoint import read_data_file, save_checkpoint
@@ -67,8 +67,9 @@ def reference_size(args: dict, key: str) -> int:
     return value
 
 
-def model_config(args: dict) -> dict:
-    """The seqcpc model section of the reference's arguments; refuses what seqcpc cannot represent."""
+def model_config(args: dict) -> tuple[dict, dict]:
+    """The seqcpc model and objective sections of the reference's arguments; refuses what seqcpc cannot
+    represent."""
     encoder_type, norm_mode = reference_arg(args, "encoder_type"), reference_arg(args, "normMode")
     ar_mode, cpc_mode = reference_arg(args, "arMode"), reference_arg(args, "cpc_mode")
     if encoder_type != "cpc":
@@ -83,13 +84,14 @@ def model_config(args: dict) -> dict:
         raise ConfigError(f"CPC_audio config key cpc_mode={cpc_mode!r}: its context reads the sequence "
                           f"{'backwards' if cpc_mode == 'reverse' else 'in both directions'}; seqcpc's contexts "
                           f"are causal (forward) only")
-    return {"modality": "audio",
+    model = {"modality": "audio",
             "encoder": {"dim": reference_size(args, "hiddenEncoder"), "norm": NORM_MODES[norm_mode],
                         "bias": True, "kernels": [10, 8, 4, 4, 4], "strides": [5, 4, 2, 2, 2]},
             "context": {"kind": AR_MODES[ar_mode], "dim": reference_size(args, "hiddenGar"),
-                        "layers": reference_size(args, "nLevelsGRU")},
-            "predictor": {"steps": reference_size(args, "nPredicts")},
-            "loss": {"num_negatives": reference_size(args, "negativeSamplingExt")}}
+                        "layers": reference_size(args, "nLevelsGRU")}}
+    objective = {"name": "cpc", "predictor": {"steps": reference_size(args, "nPredicts")},
+                 "loss": {"num_negatives": reference_size(args, "negativeSamplingExt")}}
+    return model, objective
 
 
 def name_map(norm: str, layers: int) -> dict[str, str]:
@@ -134,9 +136,10 @@ def convert_cpc_audio(path) -> tuple[Config, object]:
     """(seqcpc config, CPC model in eval mode) with z and c exactly those of the CPC_audio checkpoint at `path`;
     the predictors are freshly initialised (the reference's are not imported)."""
     args, weights = read_reference(path)
-    cfg = resolve({"model": model_config(args),
+    model, objective = model_config(args)
+    cfg = resolve({"model": model, "objective": objective,
                    "data": {"window": reference_size(args, "sizeWindow"), "sample_rate": 16000}})
-    model = build_audio_model(cfg.model)
+    model = build_model(cfg)
     own = model.state_dict()
     names = name_map(cfg.model.encoder.norm, cfg.model.context.layers)
     model.load_state_dict(mapped_weights(weights, names, own, path), strict=False)

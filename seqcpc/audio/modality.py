@@ -4,16 +4,15 @@ from functools import partial
 
 import numpy as np
 
-from seqcpc.audio.build import build_audio_model, check_audio_config
-from seqcpc.audio.config import AudioDataConfig, AudioModelConfig, SpeechProbeConfig
+from seqcpc.audio.parts import (AudioParts, batch_statistics, check_audio_config, complete_audio, count_phones,
+                               count_speakers)
+from seqcpc.audio.config import AudioDataConfig, AudioModelConfig, AudioViewsConfig, SpeechProbeConfig
 from seqcpc.audio.eval import run_speech_probes
 from seqcpc.audio.fewshot import audio_episode_data, audio_frozen_features
 from seqcpc.audio.manifest import read_phones
 from seqcpc.audio.sizes import SIZES
 from seqcpc.audio.synthetic import DriftingSines
 from seqcpc.audio.windows import GroupBatchSampler, WindowDataset
-from seqcpc.config import LEARNERS
-from seqcpc.fewshot.episodes import episode_sampler
 from seqcpc.modalities import Modality
 
 
@@ -31,10 +30,8 @@ def audio_datasets(cfg: AudioDataConfig, seed: int):
 
 
 def audio_batch_sampler(dataset, cfg, world_size: int, rank: int, seed: int, train: bool = True):
-    """Episodes of speakers for a few-shot learner; for CPC and contrastive objectives batches of one speaker
-    (data.batching=speaker) or of one utterance (utterance) in training, None (the loop's batches) otherwise."""
-    if cfg.model.objective in LEARNERS:
-        return episode_sampler(dataset.groups, cfg, rank, seed, train, "windows")
+    """Batches of one speaker (data.batching=speaker) or of one utterance (utterance) in training, None (the
+    loop's batches) otherwise."""
     if not train or cfg.data.batching == "uniform":
         return None
     groups = dataset.groups if cfg.data.batching == "speaker" else np.arange(len(dataset))
@@ -43,7 +40,9 @@ def audio_batch_sampler(dataset, cfg, world_size: int, rank: int, seed: int, tra
 
 AUDIO = Modality(
     name="audio", model_config=AudioModelConfig, data_config=AudioDataConfig, probe_config=SpeechProbeConfig,
-    build=build_audio_model, check=check_audio_config, datasets=audio_datasets, evaluate=run_speech_probes,
-    batch_sampler=audio_batch_sampler, sizes=SIZES, episode_data=audio_episode_data,
-    frozen_features=audio_frozen_features,
+    parts=AudioParts, check=check_audio_config, complete=complete_audio, datasets=audio_datasets,
+    evaluate=run_speech_probes, part_configs={"views": AudioViewsConfig}, gives=frozenset({"labels", "frame_labels"}),
+    count_classes=count_speakers, count_frame_classes=count_phones, batch_sampler=audio_batch_sampler,
+    item_labels=lambda dataset: dataset.groups, items="windows", batch_statistics=batch_statistics, sizes=SIZES,
+    episode_data=audio_episode_data, frozen_features=audio_frozen_features,
 )

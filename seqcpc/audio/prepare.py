@@ -13,7 +13,7 @@ from pathlib import Path
 
 from seqcpc.audio.io import usable_audio_info
 from seqcpc.audio.manifest import Utterance, write_manifest, write_phones
-from seqcpc.cli import count, fraction
+from seqcpc.argtypes import count, fraction
 from seqcpc.errors import DataError
 from seqcpc.files import atomic_write_text, fingerprint, laid_out, stable_split
 

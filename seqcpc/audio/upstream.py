@@ -38,7 +38,7 @@ def conv_length(lengths, conv: nn.Conv1d):
 def check_audio_cpc(model, source) -> None:
     if not isinstance(model, CPC) or not isinstance(model.encoder, ConvEncoder):
         raise ConfigError(f"{source} holds a {type(model).__name__}, not an audio CPC model (model.modality=audio "
-                          f"model.objective=cpc): the upstream interface needs its conv encoder and context")
+                          f"objective.name=cpc): the upstream interface needs its conv encoder and context")
     if model.encoder.in_channels != 1:
         raise ConfigError(f"{source}: the model reads {model.encoder.in_channels} channels "
                           f"(model.encoder.in_channels) and the upstream interface takes mono 1-D waves")
@@ -55,10 +55,9 @@ class Upstream(nn.Module):
             from seqcpc.train.checkpoint import load_config_and_model
 
             cfg, model = load_config_and_model(source, device)
-            if cfg.model.modality != "audio" or cfg.model.objective != "cpc":
-                raise ConfigError(f"{source} holds a model.modality={cfg.model.modality} "
-                                  f"model.objective={cfg.model.objective} model; the upstream interface takes an "
-                                  f"audio CPC checkpoint (model.modality=audio model.objective=cpc)")
+            if cfg.model.modality != "audio":
+                raise ConfigError(f"{source} holds a model.modality={cfg.model.modality} model; the upstream "
+                                  f"interface takes an audio CPC checkpoint (model.modality=audio objective.name=cpc)")
             own_rate = cfg.data.sample_rate
         else:
             model, own_rate = source, sample_rate or 16000

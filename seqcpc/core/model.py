@@ -1,4 +1,4 @@
-"""The CPC model, and the contract every model trained by the loop keeps.
+"""The CPC model: an encoder, an autoregressive context and predictors of the latents ahead, scored by a loss.
 
 Shapes: B batch, T latent steps, D latent dim, E context dim, K horizon.
 The model knows nothing of the modality: the encoder turns its input into z (B, T, D) and everything after
@@ -11,45 +11,7 @@ from torch import nn
 
 from seqcpc.core.masking import frame_mask
 from seqcpc.core.online import FrameProbe, OnlineProbe
-from seqcpc.objectives.gather import Gathers, RankGather
-from seqcpc.objectives.pruning import SelfDamage
-
-
-class Pretrainable(nn.Module):
-    """What the training loop (seqcpc/train/loop.py) asks of a model, whatever its objective:
-
-    forward(x, groups)  -> (loss, metrics): metrics is a flat dict of scalar tensors that the loop averages,
-                           logs and plots; keys "name/member" (e.g. "acc/k3") are plotted in one panel per name
-                           and left out of the console line. The loop calls model(*batch), so a dataset of
-                           padded sequences adds lengths (B,), the valid samples of each (CPC's forward takes it)
-    embed(x)            -> frozen features, without augmentation
-    chance_loss(b, n)   -> the loss of features that carry no information, for a batch of b samples with n
-                           latent positions each (the plateau a run must leave)
-    on_step_end(step)   -> after every optimizer step (e.g. a momentum encoder's update)
-    on_epoch_start(e)   -> before every pass over the training data, and when a resumed run re-enters one
-                           (e.g. a pruning mask recomputed from the weights)
-    use_fabric(fabric)  -> once before training: the modules that gather across ranks get the run's Fabric
-    side_parameters()   -> parameters trained beside the objective on detached features (online probes): the
-                           loop clips their gradients on their own, so they never shrink the objective's step
-    """
-
-    def use_fabric(self, fabric) -> None:
-        gather = RankGather(fabric)
-        for module in self.modules():
-            if isinstance(module, Gathers):
-                module.gather = gather
-
-    def chance_loss(self, batch_size: int, positions: int) -> float:
-        raise NotImplementedError
-
-    def side_parameters(self) -> list:
-        return []
-
-    def on_step_end(self, step: int) -> None:
-        pass
-
-    def on_epoch_start(self, epoch: int) -> None:
-        pass
+from seqcpc.core.pretrainable import Pretrainable
 
 
 def scaled(preds, scale: float):
@@ -70,19 +32,15 @@ def crossed(predicting: list, targeted: list) -> list:
 
 class Predictive:
     """What CPC and PatchCPC share: predict(x) -> [(predictions, targets), ...] scored by their loss, SDCLR's
-    optional pruned competitor (model.contrastive.pruned_competitor), the optional online probes (linear heads on
-    the detached context whose cross-entropy joins the loss: a sequence's class, model.online_probe, and a class
-    per step, model.online_phones), and the loss's end of a step
+    optional pruned competitor (objective.pruned_competitor), the optional online probes (linear heads on
+    the detached context whose cross-entropy joins the loss: a sequence's class, objective.online_probe, and a class
+    per step, objective.online_phones), and the loss's end of a step
     (the queue of negatives=queue takes the step's targets once, however many times the loss was called).
 
     The pruned competitor is a twin of the whole model that shares its weights through a mask
     (seqcpc/objectives/pruning.py). The twin's predictions are scored against the dense model's targets and the
     dense predictions against the twin's, and the loss is the mean of the two, so what the pruned network forgets
     costs the dense one too."""
-
-    def add_pruned_competitor(self, ratio: float) -> None:
-        damage = SelfDamage(self, ratio)  # built before it is attached: it does not prune itself
-        self.damage = damage
 
     # the online probes' module names: a label per sequence (the speaker), a label per step (the phone)
     PROBES = ("online", "online_frames")

@@ -31,7 +31,7 @@ class OnlineProbe(nn.Module):
     """A linear head over `classes` on the pooled, detached features; its metric is "online_<name>"."""
 
     # the settings that ask for the head and count its classes, for the error of a count too small to train on
-    option, count, source = "model.online_probe", "model.classes", "the training data"
+    option, count, source = "objective.online_probe", "objective.classes", "the training data"
 
     def __init__(self, dim: int, classes: int, name: str = "speaker"):
         super().__init__()
@@ -71,7 +71,7 @@ def frame_labels(labels, steps: int):
 class FrameProbe(OnlineProbe):
     """A linear head over `classes` on every detached step of sequence features; its metric is "online_<name>"."""
 
-    option, count, source = "model.online_phones", "model.phone_classes", "the frame labels"
+    option, count, source = "objective.online_phones", "objective.phone_classes", "the frame labels"
 
     def __init__(self, dim: int, classes: int, name: str = "phone"):
         super().__init__(dim, classes, name)

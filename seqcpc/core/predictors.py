@@ -4,11 +4,25 @@ Shapes: B batch, T steps, E context dim, D latent dim, K horizon, H hidden dim.
 Every predictor maps c (B, T, E) -> predictions (B, K', T, D'); row i holds the guess for z[t+F+i], for the
 K' = K - F + 1 offsets F..K (F = 1 in CPC). D' is D, or the target dim when targets are projected (CPC v2).
 """
+from dataclasses import dataclass
+
 import torch
 from einops import rearrange
 from torch import nn
 
 from seqcpc.errors import ConfigError
+from seqcpc.fields import choice, number
+
+
+@dataclass
+class PredictorConfig:
+    kind: str = choice("linear", ["linear", "mlp"])
+    steps: int = number(12, min=1)  # K: the last offset predicted; z[t+first] .. z[t+K]
+    hidden: int = number(256, min=1)  # mlp only
+    per_step: bool = False  # mlp only: one network per k instead of a shared hidden layer
+    first: int = number(1, min=1)  # the first offset predicted (CPC v2 skips the rows that overlap the context)
+    target_dim: int = number(0, min=0)  # > 0: targets are z projected linearly to this dim (CPC v2: 64); 0: z
+    scale: float = number(1.0, above=0)  # predictions are multiplied by this before scoring (CPC v2: 0.1)
 
 
 class LinearPredictor(nn.Module):
@@ -60,7 +74,7 @@ def scored_dim(pred, latent_dim: int) -> int:
 
 
 def predictor_from_config(pred, context_dim: int, latent_dim: int):
-    """The predictor of the model.predictor config section: it covers the offsets first..steps and predicts
+    """The predictor of the objective.predictor config section: it covers the offsets first..steps and predicts
     z, or z's projection to pred.target_dim (see target_projection)."""
     return make_predictor(pred.kind, context_dim, scored_dim(pred, latent_dim), pred.steps - pred.first + 1,
                           pred.hidden, pred.per_step)
@@ -75,6 +89,6 @@ def target_projection(pred, latent_dim: int) -> nn.Module:
 def check_offsets(pred, positions: int, what: str) -> None:
     """Refuse offsets that a sequence of `positions` latent steps cannot serve."""
     if not 1 <= pred.first <= pred.steps or positions <= pred.steps:
-        raise ConfigError(f"model.predictor.first={pred.first} and model.predictor.steps={pred.steps}: need "
+        raise ConfigError(f"objective.predictor.first={pred.first} and objective.predictor.steps={pred.steps}: need "
                           f"1 <= first <= steps < the {positions} {what} (a short sequence can predict nearer "
-                          f"offsets, e.g. model.predictor.first=1 model.predictor.steps=1)")
+                          f"offsets, e.g. objective.predictor.first=1 objective.predictor.steps=1)")

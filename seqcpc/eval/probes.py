@@ -278,7 +278,7 @@ class BestWeights:
             module.load_state_dict(self.state)
 
 
-def random_init(build, model_cfg, seed: int):
+def random_init(build, cfg, seed: int):
     """The random-weights baseline: the same network as the trained one, freshly built from a fixed seed."""
     torch.manual_seed(seed)
-    return build(model_cfg).eval()
+    return build(cfg).eval()

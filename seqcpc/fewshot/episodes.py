@@ -80,13 +80,13 @@ def split_episode(x: torch.Tensor, n_way: int, k_shot: int):
 
 
 def episode_sampler(labels, cfg, rank: int, seed: int, train: bool, what: str = "items") -> EpisodeSampler:
-    """The loop's batch sampler for a few-shot learner (Config `cfg`): model.meta's episodes; validation runs
+    """The loop's batch sampler for a few-shot learner (Config `cfg`): the objective section's episodes; validation runs
     train.val_batches of them (or an epoch's worth), the same ones every time."""
-    meta = cfg.model.meta
+    meta = cfg.objective
     episodes = meta.episodes_per_epoch if train else (cfg.train.val_batches or meta.episodes_per_epoch)
     split = "training" if train else "validation"
     try:
         return EpisodeSampler(labels, meta.n_way, meta.k_shot, meta.n_query, episodes, rank, seed, train, what,
                               log=lambda m: print(f"{split} {m}", flush=True) if rank == 0 else None)
     except DataError as err:
-        raise DataError(f"the {split} split: {err}; lower model.meta.n_way, k_shot or n_query") from err
+        raise DataError(f"the {split} split: {err}; lower objective.n_way, k_shot or n_query") from err

@@ -18,12 +18,12 @@ import torch
 import torch.nn.functional as F
 
 from seqcpc import modalities
-from seqcpc.config import LEARNERS
 from seqcpc.errors import DataError
 from seqcpc.eval.probes import episode_summary
 from seqcpc.eval.report import markdown_table, pyplot, write_report
 from seqcpc.fewshot.classifiers import CLASSIFIERS
 from seqcpc.fewshot.episodes import draw_episodes, split_episode
+from seqcpc.objectives import registry
 from seqcpc.train.progress import fmt_duration
 
 
@@ -186,8 +186,9 @@ def run_episodic_eval(cfg, model, out_dir, log=print) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     data = entry.episode_data(cfg, log)
     sets = episode_sets(data, cfg.probe, cfg.train.seed, log)
-    if cfg.model.objective in LEARNERS:
-        rows = {cfg.model.objective: evaluate_learner(model, data, sets, log, cfg.model.objective)}
+    objective = registry.get(cfg.objective.name)
+    if objective.episodic:
+        rows = {objective.name: evaluate_learner(model, data, sets, log, objective.name)}
     else:
         rows = frozen_rows(entry.frozen_features(cfg, model), data, sets, log)
     table = score_table(rows, list(sets))

@@ -1,4 +1,5 @@
-"""Meta-learners trained on episodes: prototypical networks and matching networks (MAML is in maml.py).
+"""What the meta-learners trained on episodes share (prototypical networks, matching networks and MAML are
+each a module: protonet.py, matching.py, maml.py, with their registry entries).
 
 Shapes: N ways, K shots, Q queries per class, S = N K support items, R = N Q query items, F feature dim.
 Every learner wraps a feature network `features` (x (B, ...) -> (B, F)) given by the modality (a pooled patch
@@ -7,15 +8,28 @@ out class-major (seqcpc/fewshot/episodes.py), so `forward` needs no labels: it s
 queries against the support set and returns the cross-entropy and accuracy.
 """
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from seqcpc.config import MetaConfig
-from seqcpc.core.model import Pretrainable
-from seqcpc.fewshot.episodes import split_episode
+from seqcpc.core.pretrainable import Pretrainable
+from seqcpc.fewshot.episodes import episode_sampler, split_episode
+from seqcpc.fields import number
+from seqcpc.objectives.registry import Objective
+
+
+@dataclass
+class EpisodeConfig:
+    """Meta-learning on episodes: a training batch is one episode of n_way classes of the training split, k_shot
+    support and n_query query items each."""
+    n_way: int = number(5, min=2)
+    k_shot: int = number(1, min=1)
+    n_query: int = number(15, min=1)
+    episodes_per_epoch: int = number(100, min=1)  # per device; validation draws val_batches (or these) episodes
+    pool: int = number(1, min=1)  # images: the latent grid averaged into pool x pool cells (sequences: over time)
 
 
 class EpisodicLearner(Pretrainable):
@@ -25,7 +39,7 @@ class EpisodicLearner(Pretrainable):
 
     feature_level = True
 
-    def __init__(self, features: nn.Module, cfg: MetaConfig):
+    def __init__(self, features: nn.Module, cfg: "EpisodeConfig"):
         super().__init__()
         self.features, self.n_way, self.k_shot = features, cfg.n_way, cfg.k_shot
 
@@ -64,52 +78,13 @@ def check_class_major(y_support, n_way: int) -> None:
         raise ValueError("support labels must be class-major: 0 * K, 1 * K, ..., (N - 1) * K")
 
 
-class ProtoNet(EpisodicLearner):
-    """Snell et al. 2017: a class's prototype is the mean of its support features; logits are minus the squared
-    Euclidean distances to the prototypes."""
-
-    def classify(self, f_support, y_support, f_query, n_way: int):
-        check_class_major(y_support, n_way)
-        prototypes = class_major(f_support, n_way).mean(1)  # (N, F)
-        return -torch.cdist(f_query, prototypes).pow(2)  # (R, N)
+def episode_batches(dataset, cfg, world_size: int, rank: int, seed: int, train: bool, modality):
+    """The loop's batch sampler of every learner: episodes of the dataset's classes (the modality's item labels)."""
+    return episode_sampler(modality.item_labels(dataset), cfg, rank, seed, train, modality.items)
 
 
-class FullContext(nn.Module):
-    """Matching networks' full-context embeddings (Vinyals et al. 2016, appendix): the support set read by a
-    bidirectional LSTM, g = f + h_forward + h_backward; each query refined by `steps` of an LSTM that attends
-    over g, f' = h + f."""
-
-    def __init__(self, dim: int, steps: int):
-        super().__init__()
-        self.support_lstm = nn.LSTM(dim, dim, batch_first=True, bidirectional=True)
-        self.query_cell = nn.LSTMCell(dim, dim)
-        self.steps = steps
-
-    def forward(self, f_support, f_query):
-        both, _ = self.support_lstm(f_support[None])  # (1, S, 2F)
-        forward, backward = both[0].chunk(2, dim=-1)
-        g = f_support + forward + backward  # (S, F)
-        h, c = torch.zeros_like(f_query), torch.zeros_like(f_query)  # (R, F)
-        for _ in range(self.steps):
-            read = torch.softmax(h @ g.T, dim=-1) @ g  # (R, F): attention read-out of the support set
-            h, c = self.query_cell(f_query, (h + read, c))
-            h = h + f_query
-        return g, h
-
-
-class MatchingNet(EpisodicLearner):
-    """Vinyals et al. 2016: attention over the support set, a = softmax(temperature * cos(f(query), g(support)));
-    P(class c) = sum of the attention on c's support items; logits are log P."""
-
-    def __init__(self, features: nn.Module, cfg: MetaConfig, dim: int):
-        super().__init__(features, cfg)
-        self.temperature = cfg.temperature
-        self.context = FullContext(dim, cfg.fce_steps) if cfg.fce else None
-
-    def classify(self, f_support, y_support, f_query, n_way: int):
-        check_class_major(y_support, n_way)
-        if self.context is not None:
-            f_support, f_query = self.context(f_support, f_query)
-        scores = self.temperature * F.normalize(f_query, dim=-1) @ F.normalize(f_support, dim=-1).T  # (R, S)
-        per_class = rearrange(scores, "r (n k) -> r n k", n=n_way).logsumexp(-1)  # (R, N)
-        return per_class - scores.logsumexp(-1, keepdim=True)  # log of the attention summed per class
+def learner_entry(name: str, config: type, build, summary: str) -> Objective:
+    """The registry entry of a learner: built on the modality's pooled features (`build(features, section)`),
+    trained on episodes, scored on its own episodes."""
+    return Objective(name=name, config=config, build=lambda parts, cfg: build(parts.pooled(cfg.pool), cfg),
+                     parts=("pooled",), batch_sampler=episode_batches, episodic=True, summary=summary)

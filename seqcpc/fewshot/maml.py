@@ -12,13 +12,27 @@ weight of the feature network (torch.func runs it with the adapted weights); `in
 differentiate through the inner steps' gradients; `first_order` drops those terms. At test time the inner loop
 runs `eval_inner_steps` steps.
 """
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from seqcpc.config import MetaConfig
-from seqcpc.fewshot.learners import EpisodicLearner, check_class_major, class_major
+from seqcpc.fewshot.learners import EpisodeConfig, EpisodicLearner, check_class_major, class_major, learner_entry
+from seqcpc.fields import choice, number
+
+
+@dataclass
+class MAMLConfig(EpisodeConfig):
+    """MAML on episodes (seqcpc/fewshot/maml.py)."""
+    inner: str = choice("all", ["all", "head"])  # adapt every weight, or only the classifier head
+    # the head each episode starts from: the support prototypes (as Proto-MAML) or zero
+    head_init: str = choice("prototypes", ["prototypes", "zero"])
+    inner_steps: int = number(5, min=1)  # SGD steps on the support set in meta-training
+    eval_inner_steps: int = number(10, min=1)  # ... and when tested
+    inner_lr: float = number(1e-3, above=0)  # the SGD step (larger ones diverged with inner=all, docs)
+    first_order: bool = False  # drop the second-order terms of the meta-gradient
 
 
 def sgd_step(params: dict, loss, lr: float, create_graph: bool) -> dict:
@@ -32,7 +46,7 @@ def head_loss(head: dict, f, y):
 
 
 class MAML(EpisodicLearner):
-    def __init__(self, features: nn.Module, cfg: MetaConfig, dim: int):
+    def __init__(self, features: nn.Module, cfg: MAMLConfig, dim: int):
         super().__init__(features, cfg)
         self.dim, self.inner, self.first_order = dim, cfg.inner, cfg.first_order
         self.inner_lr, self.steps, self.eval_steps = cfg.inner_lr, cfg.inner_steps, cfg.eval_inner_steps
@@ -85,3 +99,7 @@ class MAML(EpisodicLearner):
                 head = sgd_step(head, head_loss(head, f_support, y_support), self.inner_lr, create_graph)
             logits = F.linear(f_query, head["weight"], head["bias"])
         return logits if self.training else logits.detach()
+
+
+MAML_OBJECTIVE = learner_entry("maml", MAMLConfig, lambda features, cfg: MAML(features, cfg, features.dim),
+                               "MAML: SGD steps on the support set from meta-learned weights (Proto-MAML head)")

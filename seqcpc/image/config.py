@@ -2,8 +2,8 @@
 import typing
 from dataclasses import dataclass, field
 
-from seqcpc.config import (OBJECTIVES, ContrastiveConfig, FewShotConfig, LossConfig, MetaConfig, PredictorConfig,
-                           choice, number, path)
+from seqcpc.config import FewShotConfig
+from seqcpc.fields import choice, number, path
 
 
 @dataclass
@@ -43,8 +43,8 @@ class AugmentConfig:
 
 @dataclass
 class ImageViewsConfig:
-    """SimCLR's augmentations, giving the two views of each image of SimCLR, MoCo v2 and SDCLR
-    (seqcpc/image/views.py). The probabilities are per image."""
+    """SimCLR's augmentations, giving the views of each image for objectives that compare views (SimCLR, MoCo
+    v2, SDCLR): the section objective.views (seqcpc/image/views.py). The probabilities are per image."""
     crop_scale: list[float] = number([0.2, 1.0], above=0, max=1)  # [low, high] area fraction of the random crop
     crop_ratio: list[float] = number([3 / 4, 4 / 3], above=0)  # [low, high] crop aspect ratio (log-uniform)
     flip: float = number(0.5, min=0, max=1)  # chance of a horizontal flip
@@ -55,37 +55,14 @@ class ImageViewsConfig:
     blur_sigma: list[float] = number([0.1, 2.0], above=0)  # [low, high] blur sigma in pixels
 
 
-PRETEXT = ("rotation", "jigsaw")  # model.objective: the image-only pretext tasks (seqcpc/image/pretext.py)
-
-
-@dataclass
-class PretextConfig:
-    """Pretext-task baselines on the same patch encoder (seqcpc/image/pretext.py)."""
-    pool: int = number(3, min=1)  # rotation: the latent grid is pooled to pool x pool cells for the head
-    hidden: int = number(512, min=1)  # the classifier head's hidden layer
-    cells: int = number(3, min=2)  # jigsaw: the image is cut into cells x cells tiles
-    permutations: int = number(100, min=2)  # jigsaw: the size of the fixed permutation set (the classes)
-
-
 @dataclass
 class ImageModelConfig:
     size: typing.Optional[str] = None  # a named preset (seqcpc/image/sizes.py), applied before the fields below
     modality: str = choice("image", ["image"])
     encoder: PatchEncoderConfig = field(default_factory=PatchEncoderConfig)
     context: GridContextConfig = field(default_factory=GridContextConfig)
-    # CPC v2's prediction task: the row 3 below, targets projected to 64 dims, predictions scaled by 0.1
-    predictor: PredictorConfig = field(default_factory=lambda: PredictorConfig(first=3, steps=3, target_dim=64,
-                                                                                scale=0.1))
-    loss: LossConfig = field(default_factory=lambda: LossConfig(negatives="all"))
     patches: PatchConfig = field(default_factory=PatchConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    # cpc; a few-shot learner on this encoder (the meta section); a pretext task (the pretext section); or a
-    # contrastive objective on whole-image views (the contrastive and views sections)
-    objective: str = choice("cpc", OBJECTIVES + PRETEXT)
-    meta: MetaConfig = field(default_factory=MetaConfig)
-    pretext: PretextConfig = field(default_factory=PretextConfig)
-    contrastive: ContrastiveConfig = field(default_factory=ContrastiveConfig)
-    views: ImageViewsConfig = field(default_factory=ImageViewsConfig)
 
 
 @dataclass

@@ -21,7 +21,7 @@ from seqcpc.eval.probes import (BestWeights, Standardizer, balanced_subset, feas
                                 prototypical_episodes, random_init, stratified_holdout)
 from seqcpc.files import atomic_write_text
 from seqcpc.eval.report import confusion_matrix, markdown_table, plot_accuracy_bars, plot_confusion, pyplot, write_report
-from seqcpc.image.build import build_image_model, check_image_config
+from seqcpc.assembly import build_model, check_config, complete_config
 from seqcpc.image.patches import pool_grid
 from seqcpc.image.store import images_to_float, load_split, read_info
 from seqcpc.train.progress import fmt_duration
@@ -85,7 +85,7 @@ def fit_supervised(cfg: Config, images, labels, num_classes: int, log=print):
     check are restored. Returns (the network in eval mode, {steps, epochs, best_step, holdout_acc (of the
     restored weights), holdout, stopped, seconds})."""
     p = cfg.probe
-    net = Supervised(random_init(build_image_model, cfg.model, cfg.train.seed), p.pool, num_classes)
+    net = Supervised(random_init(build_model, cfg, cfg.train.seed), p.pool, num_classes)
     held = stratified_holdout(labels, min(p.supervised_holdout, 2000 / len(labels)), cfg.train.seed)
     train_idx, held_idx = np.flatnonzero(~held), np.flatnonzero(held)
     if len(held_idx) == 0:  # a class of one image each: nothing to hold out, so nothing to stop on
@@ -139,16 +139,17 @@ def run_image_probes(cfg: Config, model, out_dir, log=print, others: dict = None
     probed beside random weights and raw pixels; the supervised baseline's result for each label fraction is
     kept in out_dir/supervised_<fraction>.json, so a killed evaluation does not train it again."""
     probe_cfg, root = cfg.probe, cfg.data.images
-    check_image_config(cfg)  # against the data; an unset model.encoder.in_channels takes the images' channels
+    cfg = complete_config(cfg)  # an unset model.encoder.in_channels takes the images' channels
+    check_config(cfg)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     classes = read_info(root)["classes"]
     (x_train, y_train), (x_test, y_test) = load_split(root, "train"), load_split(root, "test")
     y_train, y_test = np.array(y_train), np.array(y_test)  # writable copies of the memory-mapped labels
     log(f"image probes: {len(x_train)} training and {len(x_test)} test images, {len(classes)} classes")
-    main = main_name or cfg.model.objective
+    main = main_name or cfg.objective.name
     models = {main: model, **(others or {}),
-              "random_init": random_init(build_image_model, cfg.model, cfg.train.seed)}
+              "random_init": random_init(build_model, cfg, cfg.train.seed)}
     feats = {name: {split: embed_images(m, x, probe_cfg.pool, log=log, name=f"{name} {split}")
                     for split, x in (("train", x_train), ("test", x_test))} for name, m in models.items()}
     feats["pixels"] = {split: images_to_float(np.asarray(x)).flatten(1).numpy()

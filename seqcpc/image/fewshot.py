@@ -1,7 +1,7 @@
 """Images in few-shot learning: the evaluation classes' images and the frozen features the episodic evaluation
 compares (a learner's feature network is seqcpc.image.encoder.PooledPatches).
 
-Shapes: B images, C channels, H x W pixels, Gh x Gw patch grid, D latent dim, P = model.meta.pool.
+Shapes: B images, C channels, H x W pixels, Gh x Gw patch grid, D latent dim, P = objective.pool.
 A prepared image store's "train" split holds the training (background) classes, its "test" split the
 evaluation classes (data_prep/glyphs.py writes such a store; on other stores the test split's classes are
 the training ones, which measures few-shot accuracy on seen classes).
@@ -10,7 +10,7 @@ import numpy as np
 
 from seqcpc.eval.probes import random_init, random_subset
 from seqcpc.fewshot.evaluate import EpisodeData
-from seqcpc.image.build import build_image_model
+from seqcpc.assembly import build_model
 from seqcpc.image.patches import pool_grid
 from seqcpc.image.store import images_to_float, load_split
 
@@ -32,5 +32,5 @@ def image_frozen_features(cfg, model) -> dict:
         net.eval()
         return lambda x: pool_grid(net.embed(x)[0], cfg.probe.pool)
 
-    return {"cpc": pooled(model), "random_init": pooled(random_init(build_image_model, cfg.model, cfg.train.seed)),
+    return {"cpc": pooled(model), "random_init": pooled(random_init(build_model, cfg, cfg.train.seed)),
             "pixels": lambda x: x.flatten(1)}

@@ -1,10 +1,10 @@
 """Image CPC (CPC v2): patch grid -> per-patch encoder -> masked-conv context -> predictions rows below.
 
 Shapes: B batch, C channels, H x W pixels, Gh x Gw patch grid, D latent dim, E context dim, K rows ahead.
-The context at row r predicts the latents of rows r + F .. r + K in its column (F = model.predictor.first: with
+The context at row r predicts the latents of rows r + F .. r + K in its column (F = objective.predictor.first: with
 patches overlapping by half, row r + 1 shares pixels with row r, which CPC v2 avoids by starting further down),
-scored against the latents themselves or their projection (model.predictor.target_dim), the predictions
-multiplied by model.predictor.scale. Each grid column is then a
+scored against the latents themselves or their projection (objective.predictor.target_dim), the predictions
+multiplied by objective.predictor.scale. Each grid column is then a
 sequence along the rows, which is exactly what the core's predictor and InfoNCE take: (B Gw, Gh, D). With
 negatives='all' every other patch latent of the batch is a negative (one matmul per k).
 More directions (up to 4: top-down, then the grid rotated by 90, 180, 270 degrees, i.e. right-to-left,
@@ -15,7 +15,8 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from seqcpc.core.model import Predictive, Pretrainable, scaled
+from seqcpc.core.model import Predictive, scaled
+from seqcpc.core.pretrainable import Pretrainable
 from seqcpc.image.patches import patchify
 
 

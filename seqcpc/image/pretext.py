@@ -1,9 +1,9 @@
 """Pretext-task baselines on image CPC's patch encoder: rotation prediction (Gidaris et al. 2018) and jigsaw
-puzzles (Noroozi & Favaro 2016), trained by the same loop as CPC (model.objective rotation or jigsaw).
+puzzles (Noroozi & Favaro 2016), trained by the same loop as CPC (objective.name rotation or jigsaw), each with its registry entry.
 
 Shapes: B batch, C channels, H x W pixels, S = min(H, W) the centre square's side, Gh x Gw patch grid, p patch
-side, m the augment's jitter (w = p + 2m), D latent dim, Q = pretext.pool, G = pretext.cells, T = G^2 tiles,
-P = pretext.permutations.
+side, m the augment's jitter (w = p + 2m), D latent dim, Q = objective.pool, G = objective.cells, T = G^2 tiles,
+P = objective.permutations.
 Both tasks see the centre square of each image and classify what was done to it:
   rotation  each image is turned by r quarter turns, r drawn uniformly from {0, 1, 2, 3} (one per image, so a step
             encodes as many patches as a CPC step on the same batch); its patch grid is augmented as in CPC, encoded,
@@ -19,6 +19,7 @@ and c, so a pretext model's features read like a CPC model's (the image probes t
 """
 import itertools
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -26,10 +27,13 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from seqcpc.core.model import Pretrainable
+from seqcpc.core.pretrainable import Pretrainable
 from seqcpc.errors import ConfigError
+from seqcpc.fields import number
+from seqcpc.image.parts import image_size
 from seqcpc.image.patches import patchify, pool_grid
-from seqcpc.objectives.contrastive import projection_head
+from seqcpc.objectives.registry import Objective
+from seqcpc.objectives.two_views import projection_head
 
 TURNS = 4  # rotation's classes: 0, 90, 180 and 270 degrees
 
@@ -169,30 +173,45 @@ class JigsawPretext(PretextTask):
         return self.score(rearrange(z, "b gh gw d -> b (gh gw d)"), labels)
 
 
-def build_pretext(objective: str, encoder: nn.Module, augment: nn.Module, patch: int, stride: int,
-                  cfg) -> PretextTask:
-    """The pretext task model.objective names, configured by the model.pretext section (a PretextConfig)."""
-    if objective == "rotation":
-        return RotationPretext(encoder, augment, patch, stride, cfg.pool, cfg.hidden)
-    if objective == "jigsaw":
-        return JigsawPretext(encoder, augment, patch, stride, cfg.cells, cfg.permutations, cfg.hidden)
-    raise ValueError(f"model.objective={objective!r} is not a pretext task")
+@dataclass
+class RotationConfig:
+    """Rotation prediction on the patch encoder (seqcpc/image/pretext.py)."""
+    pool: int = number(3, min=1)  # the latent grid is pooled to pool x pool cells for the head
+    hidden: int = number(512, min=1)  # the classifier head's hidden layer
 
 
-def check_pretext(model_cfg, height: int, width: int) -> None:
-    """Refuse H x W images that cannot serve model.objective's pretext task."""
-    cfg, patch, side = model_cfg.pretext, model_cfg.patches.size, min(height, width)
-    if patch > side:
-        raise ConfigError(f"model.patches.size={patch} is larger than the {side}x{side} centre square of the "
-                          f"{height}x{width} images that model.objective={model_cfg.objective} sees")
-    if model_cfg.objective != "jigsaw":
-        return
-    cell = side // cfg.cells
+@dataclass
+class JigsawConfig:
+    """Jigsaw puzzles on the patch encoder (seqcpc/image/pretext.py)."""
+    hidden: int = number(512, min=1)  # the classifier head's hidden layer
+    cells: int = number(3, min=2)  # the image is cut into cells x cells tiles
+    permutations: int = number(100, min=2)  # the size of the fixed permutation set (the classes)
+
+
+def check_jigsaw(cfg, modality, geometry) -> None:
+    """Refuse a puzzle the images cannot be cut into."""
+    (height, width), section, patch = image_size(cfg), cfg.objective, cfg.model.patches.size
+    side = min(height, width)
+    cell = side // section.cells
     if cell < patch:
-        raise ConfigError(f"model.objective=jigsaw: model.pretext.cells={cfg.cells} cuts the {side}x{side} centre "
+        raise ConfigError(f"objective.name=jigsaw: objective.cells={section.cells} cuts the {side}x{side} centre "
                           f"square of the {height}x{width} images into {cell} px cells, too small for a tile of "
-                          f"model.patches.size={patch} px; lower model.pretext.cells or model.patches.size")
-    orders = math.factorial(cfg.cells ** 2)
-    if cfg.permutations > orders:
-        raise ConfigError(f"model.pretext.permutations={cfg.permutations} is more than the {orders} orders of "
-                          f"{cfg.cells ** 2} tiles (model.pretext.cells={cfg.cells})")
+                          f"model.patches.size={patch} px; lower objective.cells or model.patches.size")
+    orders = math.factorial(section.cells ** 2)
+    if section.permutations > orders:
+        raise ConfigError(f"objective.permutations={section.permutations} is more than the {orders} orders of "
+                          f"{section.cells ** 2} tiles (objective.cells={section.cells})")
+
+
+def build_rotation(parts, cfg: RotationConfig) -> RotationPretext:
+    return RotationPretext(*parts.patches(), cfg.pool, cfg.hidden)
+
+
+def build_jigsaw(parts, cfg: JigsawConfig) -> JigsawPretext:
+    return JigsawPretext(*parts.patches(), cfg.cells, cfg.permutations, cfg.hidden)
+
+
+ROTATION = Objective(name="rotation", config=RotationConfig, build=build_rotation, parts=("patches",),
+                     summary="rotation prediction: which of four quarter turns an image shows")
+JIGSAW = Objective(name="jigsaw", config=JigsawConfig, build=build_jigsaw, parts=("patches",), check=check_jigsaw,
+                   summary="jigsaw puzzles: which of a fixed set of permutations shuffled an image's tiles")

@@ -16,7 +16,7 @@ Negative sampling modes:
             gathered from every rank, are pushed over the oldest, so no call of a step scores the step's own
             targets as queue negatives; the queue is a buffer, so checkpoints hold it. The keys come from the
             encoder as it was when they were pushed.
-Two draws (model.loss.draw):
+Two draws (objective.loss.draw):
   shared    each sequence draws its own N negatives and shares them across its positions and horizons, so all
             scores come from one einsum and no (B, S, N, D) tensor of candidates is ever built (the default)
   position  each prediction position t draws its own N negatives, shared across the horizons k (as the CPC paper
@@ -29,14 +29,16 @@ means over the counted predictions, negatives are drawn only from valid position
 leaves padded columns out) and the queue takes only valid targets, so nothing in the padding changes the loss.
 """
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from seqcpc.core.gather import Gathers
 from seqcpc.errors import ConfigError
-from seqcpc.objectives.gather import Gathers
+from seqcpc.fields import choice, number
 from seqcpc.objectives.queue import KeyQueue
 
 MODES = ("batch", "sequence", "group", "all", "queue")
@@ -44,18 +46,29 @@ IGNORED = -100  # the cross-entropy's target of a prediction that is not counted
 DRAWS = ("shared", "position")
 
 
+@dataclass
+class LossConfig:
+    """CPC's InfoNCE loss: where its negatives come from, how many, and how scores are scaled."""
+    negatives: str = choice("batch", MODES)
+    num_negatives: int = number(128, min=1)  # ignored when negatives = all; queue: also the targets pushed a step
+    draw: str = choice("shared", DRAWS)  # one draw per sequence, or per prediction position
+    queue: int = number(4096, min=1)  # negatives = queue: past targets kept as extra negatives
+    normalize: bool = False  # cosine instead of dot-product scores
+    temperature: float = number(1.0, above=0)
+
+
 def check_negatives(loss, batch_size: int, per_sample: int, per_sequence: int) -> None:
-    """Refuse a negative-sampling setup (`loss`: the model.loss config section) the batch cannot supply:
+    """Refuse a negative-sampling setup (`loss`: the objective.loss config section) the batch cannot supply:
     `per_sample` latent positions per batch item, `per_sequence` positions per scored sequence."""
     positions = per_sequence if loss.negatives == "sequence" else batch_size * per_sample
     if loss.negatives == "queue" and not 1 <= loss.num_negatives <= loss.queue:
-        raise ConfigError(f"model.loss.num_negatives={loss.num_negatives} (the targets pushed each step) must be "
-                          f"at most model.loss.queue={loss.queue}")
+        raise ConfigError(f"objective.loss.num_negatives={loss.num_negatives} (the targets pushed each step) must be "
+                          f"at most objective.loss.queue={loss.queue}")
     if loss.negatives != "all" and not 1 <= loss.num_negatives <= positions:
-        raise ConfigError(f"model.loss.num_negatives={loss.num_negatives} must be between 1 and the {positions} "
+        raise ConfigError(f"objective.loss.num_negatives={loss.num_negatives} must be between 1 and the {positions} "
                           f"positions negatives are drawn from")
     if batch_size < 1 or loss.temperature <= 0:
-        raise ConfigError("data.batch_size must be >= 1 and model.loss.temperature > 0")
+        raise ConfigError("data.batch_size must be >= 1 and objective.loss.temperature > 0")
 
 
 def target_latents(z, steps: int, first: int = 1):
@@ -81,7 +94,7 @@ class InfoNCE(nn.Module, Gathers):
 
     @classmethod
     def from_config(cls, loss, first: int = 1, dim: int = 0) -> "InfoNCE":
-        """From the model.loss config section (seqcpc.config.LossConfig), the first offset predicted and the
+        """From the objective.loss config section (LossConfig), the first offset predicted and the
         targets' dim (which the queue of negatives=queue needs)."""
         return cls(loss.negatives, loss.num_negatives, loss.normalize, loss.temperature, first, loss.queue, dim,
                    loss.draw)

@@ -11,7 +11,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from seqcpc.objectives.gather import RankGather
+from seqcpc.core.gather import RankGather
 from seqcpc.objectives.infonce import hit_rate
 
 

@@ -4,20 +4,22 @@ A checkpoint holds {"model", "optimizer", "scheduler", "step", "bad_steps", "con
 the resolved run config as plain data, so `load_model(path)` needs nothing but the file. Loading always uses
 `torch.load(weights_only=True)`: a checkpoint is data, never code. Format 1 (no "format" key) is the layout
 before configs were split by modality: its config holds the fields of every modality, and the fields that do
-not apply to its own are dropped when it is read. Format 3 added model.predictor.first, target_dim and scale
+not apply to its own are dropped when it is read. Format 3 added objective.predictor.first, target_dim and scale
 (CPC v2's prediction task, the default of image models since); a format 1-2 checkpoint's model is read with
 the values that give the task it was trained on (first=1, no projection, scale 1), whatever today's defaults.
+Format 4 moved the objective's options out of the model section into the objective section
+(seqcpc.config.MOVED); an earlier checkpoint's are moved when it is read.
 """
 from pathlib import Path
 
 import torch
 
-from seqcpc import modalities
-from seqcpc.config import Config, resolve, to_dict
+from seqcpc.assembly import build_model
+from seqcpc.config import MOVED, Config, resolve, to_dict
 from seqcpc.errors import CheckpointError, SeqcpcError
 from seqcpc.files import replace_synced
 
-FORMAT = 3
+FORMAT = 4
 # the model fields each format added -> the values that rebuild the model of a checkpoint written before it
 ADDED = {3: {"predictor": {"first": 1, "target_dim": 0, "scale": 1.0}}}
 
@@ -57,6 +59,18 @@ def read_checkpoint(path) -> dict:
     return ckpt
 
 
+def objective_section(model: dict) -> dict:
+    """The objective section of a format 1-3 model section, whose objective options it takes out: the model's
+    objective as its name, every option moved where seqcpc.config.MOVED says (the fields of the other
+    objectives that the old section carried are dropped when the config is resolved)."""
+    section = {"name": model.pop("objective", "cpc")}
+    for old, new in MOVED.items():
+        if old in model and old != "objective":
+            value = model.pop(old)
+            section.update(value if new == "objective.{}" else {new.split(".")[1]: value})
+    return section
+
+
 def checkpoint_config(ckpt: dict) -> Config:
     if "config" not in ckpt:
         raise CheckpointError("the checkpoint holds no run config, so its model cannot be rebuilt")
@@ -66,7 +80,9 @@ def checkpoint_config(ckpt: dict) -> Config:
         if version < added_in:
             for section, fields in sections.items():
                 model[section] = {**fields, **(model.get(section) or {})}
-    return resolve({**data, "model": model}, prune=version < 2)
+    if version < 4:
+        data = {**data, "objective": objective_section(model)}
+    return resolve({**data, "model": model}, prune=version < 4)
 
 
 def load_config_and_model(path, device="cpu") -> tuple[Config, object]:
@@ -75,7 +91,7 @@ def load_config_and_model(path, device="cpu") -> tuple[Config, object]:
         raise SeqcpcError(f"--device {device}: torch sees no GPU on this machine; use --device cpu")
     ckpt = read_checkpoint(path)
     cfg = checkpoint_config(ckpt)
-    model = modalities.get(cfg.model.modality).build(cfg.model)
+    model = build_model(cfg)
     model.load_state_dict(ckpt["model"])
     return cfg, model.to(device).eval()
 
@@ -96,10 +112,11 @@ def flat_fields(data: dict, prefix: str = "") -> dict:
 def check_resumable(path, cfg: Config) -> None:
     """Refuse --resume from a file that is not a readable checkpoint, or whose model is not the config's (a
     changed shape would fail deep inside the load, or a changed norm or loss would load and train on silently)."""
-    saved = flat_fields(to_dict(checkpoint_config(read_checkpoint(path)).model))
-    wanted = flat_fields(to_dict(cfg.model))
-    differ = [f"model.{k}: {saved.get(k)!r} in the checkpoint, {wanted.get(k)!r} now"
-              for k in sorted(set(saved) | set(wanted)) if k != "size" and saved.get(k) != wanted.get(k)]
+    saved = checkpoint_config(read_checkpoint(path))
+    saved = flat_fields({"model": to_dict(saved.model), "objective": to_dict(saved.objective)})
+    wanted = flat_fields({"model": to_dict(cfg.model), "objective": to_dict(cfg.objective)})
+    differ = [f"{k}: {saved.get(k)!r} in the checkpoint, {wanted.get(k)!r} now"
+              for k in sorted(set(saved) | set(wanted)) if k != "model.size" and saved.get(k) != wanted.get(k)]
     if differ:
         raise CheckpointError(f"--resume: the checkpoint {path} holds another model ({'; '.join(differ[:4])}"
                               f"{'; ...' if len(differ) > 4 else ''}); resume with the run's own config (config.yaml "

@@ -1,9 +1,11 @@
 """Pretraining with lightning-fabric: setup, train, validate, checkpoint.
 
 The same code runs on a CPU, one GPU, or many GPUs and nodes: `fabric.*` in the config goes straight to
-Fabric. The loop knows no modality and no objective: the modality's registry entry (seqcpc.modalities) checks
-the config and gives the model, the datasets and the batch sampler; the model (a seqcpc.core.model.Pretrainable)
-returns (loss, metrics), says its chance-level loss and gets its per-step and per-epoch hooks. Randomness is
+Fabric. The loop knows no modality and no objective: it completes, checks and builds the config's model
+(seqcpc.assembly), takes the datasets from the modality's registry entry (seqcpc.modalities) and the batch
+sampler from the objective's or the modality's; the model (a seqcpc.core.pretrainable.Pretrainable) returns
+(loss, metrics), says its chance-level loss and gets its per-step and per-epoch hooks. It reads top to bottom:
+pretrain() sets up, train() runs the steps, validate() scores, save_checkpoint() writes. Randomness is
 reseeded at every step from (seed, step, rank), so a resumed run draws the same negatives as an uninterrupted
 one on any number of devices.
 """
@@ -12,21 +14,23 @@ import json
 import math
 import os
 import time
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import torch
 import yaml
-from lightning_fabric import Fabric
 
-from seqcpc import modalities
-from seqcpc.config import Config, FabricConfig, to_dict
-from seqcpc.errors import CheckpointError, ConfigError, RunDirError, TrainingError
+from seqcpc.assembly import build_model, check_config, complete_config, entries
+from seqcpc.config import Config, to_dict
+from seqcpc.errors import CheckpointError, ConfigError, TrainingError
 from seqcpc.files import atomic_write_text
 from seqcpc.train.checkpoint import check_resumable, load_matching_weights, save_checkpoint
 from seqcpc.train.loaders import make_loader
 from seqcpc.train.progress import MetricsLog, Progress, headline, metrics_row, plot_curves, with_flops
-from seqcpc.train.run_dir import check_run_dir, open_run_dir
+from seqcpc.train.run_dir import check_run_dir
+from seqcpc.train.setup import (close_distributed, make_fabric, prepare_run_dir, ranks_param_spread, report_skipped,
+                                resolve_precision, tensorboard_loggers)
 
 
 def lr_factor(step: int, warmup: int, max_steps: int, min_ratio: float) -> float:
@@ -39,48 +43,6 @@ def lr_factor(step: int, warmup: int, max_steps: int, min_ratio: float) -> float
 
 def step_seed(seed: int, step: int, rank: int) -> int:
     return (seed * 1_000_003 + step) * 1009 + rank
-
-
-def resolve_precision(cfg: FabricConfig) -> str:
-    if cfg.precision != "auto":
-        return cfg.precision
-    gpu = torch.cuda.is_available() and cfg.accelerator in ("auto", "cuda", "gpu")
-    # on CPUs bf16 is much slower than fp32 without bf16 instructions, faster with them (AVX512-BF16, AMX;
-    # benchmarks/results/step_time_cpu_bf16.md): fp32 is the safe default, bf16-mixed can be asked for
-    return "bf16-mixed" if gpu else "32-true"
-
-
-def make_fabric(cfg: FabricConfig, loggers=None) -> Fabric:
-    return Fabric(accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy,
-                  num_nodes=cfg.num_nodes, precision=resolve_precision(cfg), loggers=loggers)
-
-
-def tensorboard_loggers(cfg: Config) -> list:
-    """A TensorBoard logger writing to <out_dir>/tensorboard when train.tensorboard is set."""
-    if not cfg.train.tensorboard:
-        return []
-    from lightning_fabric.loggers import TensorBoardLogger
-
-    try:
-        return [TensorBoardLogger(root_dir=cfg.train.out_dir, name="tensorboard", version="")]
-    except ModuleNotFoundError as err:
-        raise ConfigError("train.tensorboard=true needs the tensorboard (or tensorboardX) package: "
-                          "pip install tensorboard") from err
-
-
-def prepare_run_dir(fabric, out: Path, resume: bool, overwrite: bool):
-    """Check, lock and (for --overwrite) clear the run folder on rank 0; every rank raises the same refusal.
-    Returns (checkpoint path, the lock or None on other ranks)."""
-    lock, refusal = None, None
-    if fabric.is_global_zero:
-        try:
-            lock = open_run_dir(out, resume, overwrite, log=lambda m: fabric.print(m, flush=True))
-        except RunDirError as err:
-            refusal = str(err)
-    refusal = fabric.broadcast(refusal, src=0)
-    if refusal:
-        raise RunDirError(refusal)
-    return out / "checkpoints" / "last.ckpt", lock
 
 
 def mean_metrics(fabric, rows: list[dict]) -> dict:
@@ -121,113 +83,125 @@ def clip_gradients(fabric, model, opt, max_norm: float, side: list) -> torch.Ten
     return norm
 
 
-def train(fabric, cfg: Config, state: dict, loaders: dict, log: MetricsLog, ckpt_path: Path, hooks, clock) -> dict:
-    """Run steps until train.max_steps; returns the last logged train and validation numbers. `clock()` gives the
-    run's seconds so far (earlier parts of a resumed run included), which every checkpoint keeps."""
-    model, opt, sched = state["model"], state["optimizer"], state["scheduler"]
-    tc, sampler = cfg.train, loaders["sampler"]
-    sampler.set_position(0)
-    per_epoch = len(loaders["train"])
-    progress = Progress(fabric, state["step"], tc.max_steps)
+@dataclass
+class Run:
+    """What a run's steps work on: `state` is what a checkpoint holds (the set-up model, optimizer, scheduler,
+    step, bad steps, config); the loaders, the metrics log and the clock (the run's seconds so far, earlier
+    parts of a resumed run included) are what the steps read and write."""
+    fabric: object
+    cfg: Config
+    state: dict
+    train_loader: object
+    val_loader: object
+    sampler: object  # the training batches' sampler: set_position(epoch, batches_done)
+    log: MetricsLog
+    ckpt_path: Path
+    clock: object
+
+    @property
+    def model(self):
+        """The plain module, for the hooks and the chance level that are not part of the DDP-wrapped forward."""
+        return self.state["model"].module
+
+
+def train_step(run: Run, batch, count_flops: bool):
+    """Forward, backward and clipping of one batch; returns (loss, metrics, gradient norm, FLOPs or None)."""
+    model, opt = run.state["model"], run.state["optimizer"]
+
+    def forward_backward():
+        loss, metrics = model(*batch)  # (x, groups[, lengths]): x as the encoder reads it
+        run.fabric.backward(loss)
+        return loss, metrics
+
+    flops = None
+    if count_flops:  # count the FLOPs of the first step, then just run
+        (loss, metrics), flops = with_flops(forward_backward)
+    else:
+        loss, metrics = forward_backward()
+    norm = clip_gradients(run.fabric, model, opt, run.cfg.optim.grad_clip or math.inf, run.model.side_parameters())
+    return loss, metrics, norm, flops
+
+
+def skip_bad_step(run: Run, step: int) -> None:
+    """Count a step whose loss or gradients are not finite; stop the run past train.max_bad_steps."""
+    run.state["bad_steps"] += 1
+    limit = run.cfg.train.max_bad_steps
+    run.fabric.print(f"warning: step {step}: non-finite loss or gradients, step skipped "
+                     f"({run.state['bad_steps']} so far, limit {limit})", flush=True)
+    if run.state["bad_steps"] > limit:
+        kept = f"the last good checkpoint is {run.ckpt_path}" if run.ckpt_path.exists() else "no checkpoint was written"
+        raise TrainingError(f"training stopped at step {step}: more than train.max_bad_steps={limit} steps had "
+                            f"non-finite loss or gradients; {kept}")
+
+
+def log_train(run: Run, step: int, running: list, progress: Progress, flops_per_step) -> float:
+    """Print, log and write the mean of the steps since the last log line; returns the mean loss."""
+    fabric, sched = run.fabric, run.state["scheduler"]
+    mean = mean_metrics(fabric, running) or {"loss": math.nan}
+    rates, lr = progress.update(step, flops_per_step), sched.get_last_lr()[0]
+    loss_mean = mean.pop("loss")
+    fabric.print(f"step {step}/{run.cfg.train.max_steps} | loss {loss_mean:.4f} | {headline(mean)} | lr {lr:.2e} | "
+                 f"{progress.describe(rates)}", flush=True)
+    run.log.write(metrics_row(step, "train", loss_mean, mean, lr=f"{lr:.3e}",
+                              samples_per_s=f"{rates['samples_per_s']:.2f}", elapsed_s=f"{rates['elapsed_s']:.1f}"))
+    fabric.log_dict({"train/loss": loss_mean, **{f"train/{k}": v for k, v in mean.items()}, "lr": lr}, step)
+    return loss_mean
+
+
+def log_validation(run: Run, step: int) -> tuple:
+    """Validate, print, log and write; returns (validation loss, metrics)."""
+    val = validate(run.fabric, run.state["model"], run.val_loader, run.cfg.train.seed, run.cfg.train.val_batches)
+    val_loss = val.pop("loss")
+    run.fabric.print(f"step {step} | validation loss {val_loss:.4f} | {headline(val)}", flush=True)
+    run.log.write(metrics_row(step, "val", val_loss, val))
+    run.fabric.log_dict({"val/loss": val_loss, **{f"val/{k}": v for k, v in val.items()}}, step)
+    return val_loss, val
+
+
+def train(run: Run) -> dict:
+    """Run steps until train.max_steps; returns the last logged train and validation numbers."""
+    state, tc = run.state, run.cfg.train
+    run.sampler.set_position(0)
+    per_epoch = len(run.train_loader)
+    progress = Progress(run.fabric, state["step"], tc.max_steps)
     flops_per_step = None
     running, last = [], {}
     while state["step"] < tc.max_steps:
         epoch, done = divmod(state["step"], per_epoch)
-        sampler.set_position(epoch, done)
-        hooks.on_epoch_start(epoch)
-        for batch in loaders["train"]:
+        run.sampler.set_position(epoch, done)
+        run.model.on_epoch_start(epoch)
+        for batch in run.train_loader:
             step = state["step"]
-            torch.manual_seed(step_seed(tc.seed, step, fabric.global_rank))
-
-            def forward_backward():
-                loss, metrics = model(*batch)  # (x, groups[, lengths]): x as the encoder reads it
-                fabric.backward(loss)
-                return loss, metrics
-
-            if flops_per_step is None and not tc.compile:  # count the FLOPs of the first step, then just run
-                (loss, metrics), flops_per_step = with_flops(forward_backward)
-            else:
-                loss, metrics = forward_backward()
-            norm = clip_gradients(fabric, model, opt, cfg.optim.grad_clip or math.inf, hooks.side_parameters())
+            torch.manual_seed(step_seed(tc.seed, step, run.fabric.global_rank))
+            count = flops_per_step is None and not tc.compile
+            loss, metrics, norm, flops = train_step(run, batch, count)
+            flops_per_step = flops if count else flops_per_step
             bad = ~torch.isfinite(loss.detach()) | ~torch.isfinite(norm)
-            if fabric.all_reduce(bad.float(), reduce_op="sum") > 0:  # every rank skips together
-                state["bad_steps"] += 1
-                fabric.print(f"warning: step {step}: non-finite loss or gradients, step skipped "
-                             f"({state['bad_steps']} so far, limit {tc.max_bad_steps})", flush=True)
-                if state["bad_steps"] > tc.max_bad_steps:
-                    kept = f"the last good checkpoint is {ckpt_path}" if ckpt_path.exists() else "no checkpoint was written"
-                    raise TrainingError(f"training stopped at step {step}: more than train.max_bad_steps="
-                                        f"{tc.max_bad_steps} steps had non-finite loss or gradients; {kept}")
+            if run.fabric.all_reduce(bad.float(), reduce_op="sum") > 0:  # every rank skips together
+                skip_bad_step(run, step)
             else:
-                opt.step()
+                state["optimizer"].step()
                 running.append({"loss": loss.detach(), **{k: v.detach() for k, v in metrics.items()}})
-            opt.zero_grad(set_to_none=True)
-            sched.step()
+            state["optimizer"].zero_grad(set_to_none=True)
+            state["scheduler"].step()
             progress.count(len(batch[0]))
             state["step"] = step = step + 1
-            hooks.on_step_end(step)
+            run.model.on_step_end(step)
 
             if step % tc.log_every == 0 or step == tc.max_steps:
-                mean = mean_metrics(fabric, running) or {"loss": math.nan}
-                running = []
-                rates, lr = progress.update(step, flops_per_step), sched.get_last_lr()[0]
-                loss_mean = mean.pop("loss")
-                fabric.print(f"step {step}/{tc.max_steps} | loss {loss_mean:.4f} | {headline(mean)} | lr {lr:.2e} | "
-                             f"{progress.describe(rates)}", flush=True)
-                log.write(metrics_row(step, "train", loss_mean, mean, lr=f"{lr:.3e}",
-                                      samples_per_s=f"{rates['samples_per_s']:.2f}",
-                                      elapsed_s=f"{rates['elapsed_s']:.1f}"))
-                fabric.log_dict({"train/loss": loss_mean, **{f"train/{k}": v for k, v in mean.items()}, "lr": lr}, step)
-                last["train_loss"] = loss_mean
+                last["train_loss"], running = log_train(run, step, running, progress, flops_per_step), []
             if step % tc.val_every == 0 or step == tc.max_steps:
-                val = validate(fabric, model, loaders["val"], tc.seed, tc.val_batches)
-                val_loss = val.pop("loss")
-                fabric.print(f"step {step} | validation loss {val_loss:.4f} | {headline(val)}", flush=True)
-                log.write(metrics_row(step, "val", val_loss, val))
-                fabric.log_dict({"val/loss": val_loss, **{f"val/{k}": v for k, v in val.items()}}, step)
-                last.update(val_loss=val_loss, val_metrics=val)
+                last["val_loss"], last["val_metrics"] = log_validation(run, step)
             if step % tc.ckpt_every == 0 or step == tc.max_steps:
-                save_checkpoint(fabric, ckpt_path, {**state, "elapsed_s": clock()})  # the run's seconds so far
+                save_checkpoint(run.fabric, run.ckpt_path, {**state, "elapsed_s": run.clock()})  # seconds so far
             if step >= tc.max_steps:
                 break
     return last
 
 
-def ranks_param_spread(fabric, model) -> float:
-    """Largest difference, across ranks, of the parameters' sum and sum of squares (0 when DDP kept them equal)."""
-    flat = torch.cat([p.detach().double().flatten() for p in model.parameters()])
-    stats = torch.stack([flat.sum(), flat.square().sum()])
-    high = fabric.all_reduce(stats.clone(), reduce_op="max")  # all_reduce works in place: one copy each
-    low = fabric.all_reduce(stats.clone(), reduce_op="min")
-    return (high - low).abs().max().item()
-
-
-def report_skipped(fabric, out: Path, datasets: dict) -> None:
-    """Log what share of its corpus each dataset uses (`usage()`, e.g. short clips left out) and list unreadable
-    files (bad_files.txt)."""
-    bad = []
-    for name, ds in datasets.items():
-        if hasattr(ds, "usage"):  # e.g. "using 812 of 1000 clips (93% of the audio); 188 shorter than ..."
-            fabric.print(f"{name} data: {ds.usage()}", flush=True)
-        bad += [f"{name}\t{b}\n" for b in getattr(ds, "bad_files", [])]
-    if bad:
-        fabric.print(f"skipped {len(bad)} unreadable files (listed in bad_files.txt), e.g. {bad[0].strip()}",
-                     flush=True)
-        if fabric.is_global_zero:
-            atomic_write_text(out / "bad_files.txt", "".join(bad))
-
-
-def close_distributed(fabric) -> None:
-    """Let every rank finish, then take the process group down: a rank that reaches interpreter exit while
-    another still writes its files can abort in the communication library's teardown, which kills the run."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        fabric.barrier()
-        torch.distributed.destroy_process_group()
-
-
 def pretrain(cfg: Config, resume: bool = False, overwrite: bool = False) -> dict:
-    entry = modalities.get(cfg.model.modality)
-    positions = entry.check(cfg)
+    cfg = complete_config(cfg)  # what the data decides, filled in: the config saved with the run
+    positions = check_config(cfg)
     out = Path(cfg.train.out_dir)
     check_run_dir(out, resume, overwrite)  # before Fabric starts processes or anything is written
     if cfg.train.init_from and not Path(cfg.train.init_from).is_file():
@@ -244,7 +218,7 @@ def pretrain(cfg: Config, resume: bool = False, overwrite: bool = False) -> dict
             torch.set_num_threads(1)
             torch.use_deterministic_algorithms(True)
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # what cuBLAS needs to be deterministic
-        summary = run_training(fabric, cfg, out, ckpt_path, resume, entry, positions)
+        summary = run_training(fabric, cfg, out, ckpt_path, resume, positions)
         close_distributed(fabric)
         return summary
     finally:
@@ -254,27 +228,38 @@ def pretrain(cfg: Config, resume: bool = False, overwrite: bool = False) -> dict
             lock.release()
 
 
-def run_training(fabric, cfg: Config, out: Path, ckpt_path: Path, resume: bool, entry, positions: int) -> dict:
-    t0 = time.time()
-    fabric.seed_everything(cfg.train.seed, verbose=False)  # identical initial weights on every rank
-    model = entry.build(cfg.model)
-    train_ds, val_ds = entry.datasets(cfg.data, cfg.train.seed)
-    report_skipped(fabric, out, {"training": train_ds, "validation": val_ds})
+def make_loaders(fabric, cfg: Config) -> tuple:
+    """(training loader, validation loader, the training batches' sampler) of the modality's datasets, batched by
+    the objective's batch sampler (e.g. few-shot episodes), else the modality's, else the loop's."""
+    modality, objective = entries(cfg)
+    train_ds, val_ds = modality.datasets(cfg.data, cfg.train.seed)
+    report_skipped(fabric, Path(cfg.train.out_dir), {"training": train_ds, "validation": val_ds})
+    world, rank, seed = fabric.world_size, fabric.global_rank, cfg.train.seed
+    if objective.batch_sampler is not None:
+        samplers = [objective.batch_sampler(ds, cfg, world, rank, seed, train, modality)
+                    for ds, train in ((train_ds, True), (val_ds, False))]
+    else:
+        samplers = [modality.batch_sampler(ds, cfg, world, rank, seed, train) if modality.batch_sampler else None
+                    for ds, train in ((train_ds, True), (val_ds, False))]
     loader = partial(make_loader, batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers,
-                     world_size=fabric.world_size, rank=fabric.global_rank, seed=cfg.train.seed)
-    samplers = [entry.batch_sampler(ds, cfg, fabric.world_size, fabric.global_rank, cfg.train.seed, train)
-                if entry.batch_sampler else None for ds, train in ((train_ds, True), (val_ds, False))]
+                     world_size=world, rank=rank, seed=seed)
     train_loader, sampler = loader(train_ds, train=True, batch_sampler=samplers[0])
     val_loader, _ = loader(val_ds, train=False, batch_sampler=samplers[1])
     for name, dl in (("training", train_loader), ("validation", val_loader)):
         if len(dl) == 0:
             raise TrainingError(f"the {name} set has fewer items than one batch of {cfg.data.batch_size} "
-                                f"on each of {fabric.world_size} devices")
+                                f"on each of {world} devices")
+    return train_loader, val_loader, sampler
 
+
+def run_training(fabric, cfg: Config, out: Path, ckpt_path: Path, resume: bool, positions: int) -> dict:
+    t0 = time.time()
+    fabric.seed_everything(cfg.train.seed, verbose=False)  # identical initial weights on every rank
+    model = build_model(cfg)
+    train_loader, val_loader, sampler = make_loaders(fabric, cfg)
     if cfg.train.init_from and not resume:
         load_matching_weights(model, cfg.train.init_from, log=lambda m: fabric.print(m, flush=True))
-    hooks = model  # the plain module: hooks and chance level are not part of the DDP-wrapped forward
-    hooks.use_fabric(fabric)
+    model.use_fabric(fabric)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, partial(
         lr_factor, warmup=cfg.optim.warmup_steps, max_steps=cfg.train.max_steps, min_ratio=cfg.optim.min_lr_ratio))
@@ -295,18 +280,19 @@ def run_training(fabric, cfg: Config, out: Path, ckpt_path: Path, resume: bool, 
     if fabric.is_global_zero:
         atomic_write_text(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
     n_params = sum(p.numel() for p in model.parameters())
-    fabric.print(f"seqcpc pretrain: {cfg.model.modality} model, {n_params / 1e6:.2f}M parameters, {positions} latent "
-                 f"positions per sample, {fabric.world_size} device(s) on {fabric.device}, precision "
-                 f"{resolve_precision(cfg.fabric)}, run folder {out}", flush=True)
+    fabric.print(f"seqcpc pretrain: {cfg.model.modality} model, objective {cfg.objective.name}, {n_params / 1e6:.2f}M "
+                 f"parameters, {positions} latent positions per sample, {fabric.world_size} device(s) on "
+                 f"{fabric.device}, precision {resolve_precision(cfg.fabric)}, run folder {out}", flush=True)
 
     log = MetricsLog(out / "metrics.csv", fabric.is_global_zero, resume_step=state["step"] if resume else None)
-    loaders = {"train": train_loader, "val": val_loader, "sampler": sampler}
-    last = train(fabric, cfg, state, loaders, log, ckpt_path, hooks, clock=lambda: before + time.time() - t0)
+    run = Run(fabric, cfg, state, train_loader, val_loader, sampler, log, ckpt_path,
+              clock=lambda: before + time.time() - t0)
+    last = train(run)
 
     for logger in fabric.loggers:  # flush TensorBoard's event files
         logger.finalize("success")
     summary = {"step": state["step"], "bad_steps": state["bad_steps"], "world_size": fabric.world_size,
-               "chance_loss": hooks.chance_loss(cfg.data.batch_size, positions), **last,
+               "chance_loss": run.model.chance_loss(cfg.data.batch_size, positions), **last,
                "ranks_param_spread": ranks_param_spread(fabric, model), "elapsed_s": before + time.time() - t0}
     if fabric.is_global_zero:
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))

@@ -106,8 +106,8 @@ def test_probing_at_another_rate_than_the_model_was_trained_at_is_refused(tmp_pa
     manifest = toy_speech_corpus(tmp_path / "c", speakers=2, heldout=0, utts=4, seconds=1.0)
     run = tmp_path / "run"
     code, _, err = cli(capsys, "pretrain", "data.kind=manifest", f"data.manifest={manifest}", "model.size=audio_paper",
-                       "model.encoder.dim=16", "model.context.dim=16", "model.predictor.steps=4",
-                       "model.loss.num_negatives=16", "data.window=8000", "data.batch_size=4", "train.max_steps=1",
+                       "model.encoder.dim=16", "model.context.dim=16", "objective.predictor.steps=4",
+                       "objective.loss.num_negatives=16", "data.window=8000", "data.batch_size=4", "train.max_steps=1",
                        "train.val_every=1", "train.val_batches=1", f"train.out_dir={run}")
     assert code == 0, err
     code, _, err = cli(capsys, "probe", "--checkpoint", run / "checkpoints" / "last.ckpt", "--out", tmp_path / "p",

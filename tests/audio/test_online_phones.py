@@ -11,7 +11,7 @@ import yaml
 
 from audio_fixtures import toy_speech_corpus
 from conftest import cli
-from seqcpc.audio.build import build_audio_model
+from seqcpc.builders import build_model
 from seqcpc.audio.manifest import read_phones, write_phones
 from seqcpc.audio.modality import audio_datasets
 from seqcpc.audio.windows import WindowDataset
@@ -21,8 +21,8 @@ from seqcpc.core.online import FrameProbe, frame_labels
 from seqcpc.errors import ConfigError
 from seqcpc.train.checkpoint import load_model
 
-TINY = ["model.size=synthetic_tiny", "model.encoder.dim=16", "model.context.dim=16", "model.predictor.steps=3",
-        "model.loss.num_negatives=8"]
+TINY = ["model.size=synthetic_tiny", "model.encoder.dim=16", "model.context.dim=16", "objective.predictor.steps=3",
+        "objective.loss.num_negatives=8"]
 
 
 def corpus(tmp_path, **kw):
@@ -57,8 +57,8 @@ def test_unknown_and_padded_frames_are_left_out_of_loss_and_accuracy():
 
 
 def test_the_head_learns_but_sends_no_gradient_into_the_encoder_or_context():
-    probed = build_audio_model(load_config(None, [*TINY, "model.online_phones=true", "model.phone_classes=4"]).model)
-    plain = build_audio_model(load_config(None, TINY).model)
+    probed = build_model(load_config(None, [*TINY, "objective.online_phones=true", "objective.phone_classes=4"]))
+    plain = build_model(load_config(None, TINY))
     plain.load_state_dict({k: v for k, v in probed.state_dict().items() if not k.startswith("online_frames.")})
     x, groups = torch.randn(4, 1, 1200), torch.zeros(4, dtype=torch.long)
     frames = torch.randint(-1, 4, (4, 1200 * 100 // 16000))
@@ -111,35 +111,35 @@ def test_short_clips_unlabelled_utterances_and_other_rates(tmp_path):
 
 def test_the_class_count_comes_from_the_labels_and_bad_settings_are_refused(tmp_path):
     manifest = corpus(tmp_path)
-    cfg = load_config(None, speech(manifest, "model.online_phones=true"))
+    cfg = load_config(None, speech(manifest, "objective.online_phones=true"))
     check_config(cfg)
     found = max(int(v.max()) for v in read_phones(manifest.parent / "phones.txt").values()) + 1
-    assert cfg.model.phone_classes == found and cfg.data.phones == str(manifest.parent / "phones.txt")
+    assert cfg.objective.phone_classes == found and cfg.data.phones == str(manifest.parent / "phones.txt")
     train, val = audio_datasets(cfg.data, 0)
     assert len(train[0]) == len(val[0]) == 4  # (x, speaker, length, labels)
     cfg = load_config(None, speech(manifest, f"data.phones={manifest.parent / 'phones.txt'}"))
     check_config(cfg)  # without the probe the labels are not read: plain (x, speaker) windows
     assert cfg.data.phones == "" and len(audio_datasets(cfg.data, 0)[0][0]) == 2
-    with pytest.raises(ConfigError, match=f"model.phone_classes=2 but .* has phone index {found - 1}"):
-        check_config(load_config(None, speech(manifest, "model.online_phones=true", "model.phone_classes=2")))
-    with pytest.raises(ConfigError, match="model.online_phones=true .* model.objective=simclr"):
-        check_config(load_config(None, speech(manifest, "model.online_phones=true", "model.objective=simclr")))
+    with pytest.raises(ConfigError, match=f"objective.phone_classes=2 but .* has phone index {found - 1}"):
+        check_config(load_config(None, speech(manifest, "objective.online_phones=true", "objective.phone_classes=2")))
+    with pytest.raises(ConfigError, match="objective.online_phones=true .* objective.name=simclr"):
+        check_config(load_config(None, speech(manifest, "objective.online_phones=true", "objective.name=simclr")))
     with pytest.raises(ConfigError, match="data.kind=manifest"):
-        check_config(load_config(None, [*TINY, "model.online_phones=true", "data.window=2048"]))
+        check_config(load_config(None, [*TINY, "objective.online_phones=true", "data.window=2048"]))
     with pytest.raises(ConfigError, match="nowhere.txt does not exist"):
-        check_config(load_config(None, speech(manifest, "model.online_phones=true", "data.phones=nowhere.txt")))
+        check_config(load_config(None, speech(manifest, "objective.online_phones=true", "data.phones=nowhere.txt")))
     other = tmp_path / "other.txt"
     write_phones(other, {"someone_else": np.array([0, 1])})
     with pytest.raises(ConfigError, match="no train utterance .* has labels"):
-        check_config(load_config(None, speech(manifest, "model.online_phones=true", f"data.phones={other}")))
-    with pytest.raises(ConfigError, match="model.phone_classes"):
-        build_audio_model(load_config(None, [*TINY, "model.online_phones=true"]).model)  # not counted yet
+        check_config(load_config(None, speech(manifest, "objective.online_phones=true", f"data.phones={other}")))
+    with pytest.raises(ConfigError, match="objective.phone_classes"):
+        build_model(load_config(None, [*TINY, "objective.online_phones=true"]))  # not counted yet
 
 
 def test_a_cli_run_logs_and_plots_both_probes_and_its_checkpoint_loads(tmp_path, capsys):
     manifest = corpus(tmp_path, speakers=4, heldout=0, utts=6, seconds=0.6)
     out = tmp_path / "run"
-    code, _, err = cli(capsys, "pretrain", *speech(manifest, "model.online_probe=true", "model.online_phones=true",
+    code, _, err = cli(capsys, "pretrain", *speech(manifest, "objective.online_probe=true", "objective.online_phones=true",
                                                    "data.batch_size=4", "optim.lr=2e-3", "train.max_steps=6",
                                                    "train.log_every=3", "train.val_every=3",
                                                    f"train.out_dir={out}"))
@@ -161,7 +161,7 @@ def test_the_probes_never_change_what_cpc_learns(tmp_path, capsys):
     probes' gradients are clipped apart, so with clipping active every CPC weight trains exactly as without."""
     manifest = corpus(tmp_path, speakers=4, heldout=0, utts=6, seconds=0.6)
     weights = {}
-    for name, probes in (("plain", []), ("probed", ["model.online_probe=true", "model.online_phones=true"])):
+    for name, probes in (("plain", []), ("probed", ["objective.online_probe=true", "objective.online_phones=true"])):
         out = tmp_path / name
         code, _, err = cli(capsys, "pretrain", *speech(manifest, *probes, "data.batch_size=4", "optim.lr=2e-3",
                                                        "optim.grad_clip=1e-3", "train.deterministic=true",

@@ -30,7 +30,7 @@ def test_mfcc_frames_are_at_100_hz():
 
 
 def test_c_and_z_extractors_of_one_model_share_its_forward_pass():
-    model = build_model(small_cfg("unused.tsv").model)
+    model = build_model(small_cfg("unused.tsv"))
     calls = []
     embed = model.embed
     model.embed = lambda x: calls.append(x) or embed(x)
@@ -62,7 +62,7 @@ def test_window_features_pool_mean_std_and_last_frame(corpus):
 def test_probes_beat_chance_and_write_a_report(corpus, tmp_path):
     cfg = small_cfg(corpus)
     torch.manual_seed(0)
-    model = build_model(cfg.model)  # an untrained network: its random features already carry pitch
+    model = build_model(cfg)  # an untrained network: its random features already carry pitch
     out = run_speech_probes(cfg, model, tmp_path, log=lambda *_: None)
     res = out["results"]
     assert set(res) == {"cpc", "cpc_z", "random_init", "mfcc13"}
@@ -87,7 +87,7 @@ def test_speakers_with_too_few_utterances_are_left_out_with_a_message(tmp_path):
     write_manifest(manifest, rows)
     cfg = small_cfg(manifest)
     logs = []
-    out = run_speech_probes(cfg, build_model(cfg.model), tmp_path / "out", log=logs.append)
+    out = run_speech_probes(cfg, build_model(cfg), tmp_path / "out", log=logs.append)
     assert out["counts"]["speakers"] == 5
     assert any("1 speakers have test but no training utterances" in line for line in logs)
     # only 4 held-out speakers keep enough windows (k + 5 queries) for 5-way episodes: few-shot is skipped
@@ -99,7 +99,7 @@ def test_a_corpus_of_one_speaker_is_refused_not_scored_100_percent(tmp_path):
     write_manifest(manifest, [r for r in read_manifest(manifest) if r.speaker == "s0"])
     cfg = small_cfg(manifest)
     with pytest.raises(DataError, match="at least two speakers"):
-        run_speech_probes(cfg, build_model(cfg.model), tmp_path / "out", log=lambda *_: None)
+        run_speech_probes(cfg, build_model(cfg), tmp_path / "out", log=lambda *_: None)
 
 
 def test_a_corpus_of_symlinks_is_read_through_its_links_in_prep_training_and_probes(tmp_path):
@@ -118,7 +118,7 @@ def test_a_corpus_of_symlinks_is_read_through_its_links_in_prep_training_and_pro
     assert all(str(links) in r.path and "real" not in r.path for r in read_manifest(manifest))
     WindowDataset(manifest, ["train"], window=8000, sample_rate=16000)  # no "outside the corpus" refusal
     cfg = small_cfg(manifest)
-    out = run_speech_probes(cfg, build_model(cfg.model), tmp_path / "out", log=lambda *_: None)
+    out = run_speech_probes(cfg, build_model(cfg), tmp_path / "out", log=lambda *_: None)
     assert out["counts"]["speakers"] == 3
 
 
@@ -132,9 +132,9 @@ def test_the_probes_honour_the_outside_paths_override_their_error_recommends(tmp
     write_manifest(manifest, rows)
     cfg = small_cfg(manifest)
     with pytest.raises(DataError, match="data.allow_outside_paths=true"):
-        run_speech_probes(cfg, build_model(cfg.model), tmp_path / "out", log=lambda *_: None)
+        run_speech_probes(cfg, build_model(cfg), tmp_path / "out", log=lambda *_: None)
     cfg.data.allow_outside_paths = True
-    assert run_speech_probes(cfg, build_model(cfg.model), tmp_path / "out", log=lambda *_: None)["counts"]["speakers"] == 3
+    assert run_speech_probes(cfg, build_model(cfg), tmp_path / "out", log=lambda *_: None)["counts"]["speakers"] == 3
 
 
 def test_speaker_groups_halve_the_tested_speakers_by_train_utterances_ties_by_name(tmp_path):
@@ -153,7 +153,7 @@ def test_a_long_tailed_corpus_reports_its_head_and_tail_speakers(tmp_path):
     counts_path = manifest.parent / "speaker_counts.json"
     counts_path.write_text(json.dumps({"s0": 2, "s1": 8, "s2": 2, "s3": 5}))
     cfg = small_cfg(manifest)
-    out = run_speech_probes(cfg, build_model(cfg.model), tmp_path / "out", log=lambda *_: None)
+    out = run_speech_probes(cfg, build_model(cfg), tmp_path / "out", log=lambda *_: None)
     assert out["counts"]["head_speakers"] == 2 and out["counts"]["tail_speakers"] == 2
     for r in out["results"].values():  # every speaker has as many test windows: the halves average to the whole
         assert r["speaker"] == pytest.approx((r["speaker_head"] + r["speaker_tail"]) / 2)
@@ -163,4 +163,4 @@ def test_a_long_tailed_corpus_reports_its_head_and_tail_speakers(tmp_path):
 
     counts_path.write_text(json.dumps({"s0": 2, "s1": 8}))  # another corpus's counts
     with pytest.raises(DataError, match="no count for speakers"):
-        run_speech_probes(cfg, build_model(cfg.model), tmp_path / "out", log=lambda *_: None)
+        run_speech_probes(cfg, build_model(cfg), tmp_path / "out", log=lambda *_: None)

@@ -38,10 +38,9 @@ def test_frame_counts_follow_the_downsample_rate_for_waves_of_different_lengths(
 
 
 def test_the_downsample_rate_comes_from_the_encoders_strides():
-    from seqcpc.audio.build import build_audio_model
-    from seqcpc.audio.sizes import synthetic_tiny
+    from seqcpc.builders import cpc_synthetic_tiny
 
-    upstream = Upstream(build_audio_model(synthetic_tiny()))  # strides 5, 4, 2: one frame per 40 samples
+    upstream = Upstream(cpc_synthetic_tiny())  # strides 5, 4, 2: one frame per 40 samples
     assert upstream.downsample_rate == 40
     assert upstream([torch.randn(1000), torch.randn(419)])["lengths"].tolist() == [25, 10]
 

@@ -70,12 +70,10 @@ def test_layer_outputs_carry_gradients_to_every_layers_weights():
 
 
 def test_cpc_hidden_states_are_z_then_every_context_layer():
-    from seqcpc.audio.build import build_audio_model
-    from seqcpc.audio.sizes import synthetic_tiny
+    from seqcpc.builders import build_model
+    from seqcpc.config import resolve
 
-    cfg = synthetic_tiny()
-    cfg.context.layers = 2
-    model = build_audio_model(cfg).eval()
+    model = build_model(resolve({"model": {"size": "synthetic_tiny", "context": {"layers": 2}}})).eval()
     x = torch.randn(2, 1, 800)
     states = model.hidden_states(x)
     z, c = model.embed(x)

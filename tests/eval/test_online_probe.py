@@ -8,7 +8,7 @@ import yaml
 
 from audio_fixtures import toy_speech_corpus
 from conftest import cli
-from seqcpc.audio.build import build_audio_model
+from seqcpc.builders import build_model
 from seqcpc.audio.manifest import read_manifest, write_manifest
 from seqcpc.builders import check_config
 from seqcpc.config import load_config
@@ -16,8 +16,8 @@ from seqcpc.core.online import OnlineProbe
 from seqcpc.errors import ConfigError
 from seqcpc.train.checkpoint import load_model
 
-TINY = ["model.size=synthetic_tiny", "model.encoder.dim=16", "model.context.dim=16", "model.predictor.steps=3",
-        "model.loss.num_negatives=8"]
+TINY = ["model.size=synthetic_tiny", "model.encoder.dim=16", "model.context.dim=16", "objective.predictor.steps=3",
+        "objective.loss.num_negatives=8"]
 
 
 def grads(model, x, groups):
@@ -28,8 +28,8 @@ def grads(model, x, groups):
 
 
 def test_the_head_learns_but_sends_no_gradient_into_the_encoder_or_context():
-    probed = build_audio_model(load_config(None, [*TINY, "model.online_probe=true", "model.classes=3"]).model)
-    plain = build_audio_model(load_config(None, TINY).model)
+    probed = build_model(load_config(None, [*TINY, "objective.online_probe=true", "objective.classes=3"]))
+    plain = build_model(load_config(None, TINY))
     plain.load_state_dict({k: v for k, v in probed.state_dict().items() if not k.startswith("online.")})
     x, groups = torch.randn(4, 1, 1200), torch.tensor([0, 1, 2, 1])
     with_probe, without = grads(probed, x, groups), grads(plain, x, groups)
@@ -68,18 +68,18 @@ def test_padded_steps_are_left_out_of_the_pooling():
 def test_the_class_count_comes_from_the_data_and_bad_settings_are_refused(tmp_path):
     manifest = toy_speech_corpus(tmp_path / "c", speakers=3, heldout=1, utts=4, seconds=0.5)
     speech = [*TINY, "data.kind=manifest", f"data.manifest={manifest}", "data.window=4000"]
-    cfg = load_config(None, [*speech, "model.online_probe=true"])
+    cfg = load_config(None, [*speech, "objective.online_probe=true"])
     check_config(cfg)
-    assert cfg.model.classes == 3  # the train split's speakers; the held-out one is not trained on
-    cfg = load_config(None, [*TINY, "model.online_probe=true", "data.groups=5", "data.window=2048"])
+    assert cfg.objective.classes == 3  # the train split's speakers; the held-out one is not trained on
+    cfg = load_config(None, [*TINY, "objective.online_probe=true", "data.groups=5", "data.window=2048"])
     check_config(cfg)
-    assert cfg.model.classes == 5
-    with pytest.raises(ConfigError, match="model.classes=2 but .* has 3 speakers"):
-        check_config(load_config(None, [*speech, "model.online_probe=true", "model.classes=2"]))
-    with pytest.raises(ConfigError, match="model.online_probe=true .* model.objective=simclr"):
-        check_config(load_config(None, [*speech, "model.online_probe=true", "model.objective=simclr"]))
-    with pytest.raises(ConfigError, match="model.classes"):
-        build_audio_model(load_config(None, [*TINY, "model.online_probe=true"]).model)  # not counted yet
+    assert cfg.objective.classes == 5
+    with pytest.raises(ConfigError, match="objective.classes=2 but .* has 3 speakers"):
+        check_config(load_config(None, [*speech, "objective.online_probe=true", "objective.classes=2"]))
+    with pytest.raises(ConfigError, match="objective.online_probe=true .* objective.name=simclr"):
+        check_config(load_config(None, [*speech, "objective.online_probe=true", "objective.name=simclr"]))
+    with pytest.raises(ConfigError, match="objective.classes"):
+        build_model(load_config(None, [*TINY, "objective.online_probe=true"]))  # not counted yet
 
 
 def test_a_cli_run_logs_and_plots_the_probe_and_its_checkpoint_loads(tmp_path, capsys):
@@ -87,7 +87,7 @@ def test_a_cli_run_logs_and_plots_the_probe_and_its_checkpoint_loads(tmp_path, c
     rows = list(read_manifest(manifest))  # s3 keeps only test utterances: its validation windows have group -1
     write_manifest(manifest, [r for r in rows if not (r.speaker == "s3" and r.split == "train")])
     out = tmp_path / "run"
-    code, _, err = cli(capsys, "pretrain", *TINY, "model.online_probe=true", "data.kind=manifest",
+    code, _, err = cli(capsys, "pretrain", *TINY, "objective.online_probe=true", "data.kind=manifest",
                        f"data.manifest={manifest}", "data.window=4000", "data.batch_size=4", "optim.lr=2e-3",
                        "train.max_steps=6", "train.log_every=3", "train.val_every=3", f"train.out_dir={out}")
     assert code == 0, err

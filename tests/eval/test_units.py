@@ -129,7 +129,7 @@ def test_unit_scores_of_mfcc_frames_beat_a_single_unit(corpus):
 def checkpoint(corpus, tmp_path_factory):
     cfg = resolve({"model": {"size": "synthetic_tiny", "encoder": {"kernels": [10, 8, 4, 4], "strides": [5, 4, 4, 2]}},
                    "data": {"kind": "manifest", "manifest": str(corpus), "window": 8000}})
-    model = build_model(cfg.model)  # untrained: its frames still follow the pitch of each 'phone'
+    model = build_model(cfg)  # untrained: its frames still follow the pitch of each 'phone'
     path = tmp_path_factory.mktemp("run") / "last.ckpt"
     save_checkpoint(Fabric(accelerator="cpu", devices=1), path, {"model": model, "step": 0, "config": to_dict(cfg)})
     return path, model.eval()

@@ -66,7 +66,7 @@ def test_the_loop_samples_only_training_classes_and_evaluation_only_test_classes
     from seqcpc.image.modality import IMAGE
 
     root = toy_class_store(tmp_path / "store")
-    cfg = load_config(None, ["model.size=image_small", "model.objective=protonet", "model.meta.n_query=3",
+    cfg = load_config(None, ["model.size=image_small", "objective.name=protonet", "objective.n_query=3",
                              f"data.images={root}",
                              "probe.ways=[5]", "probe.shots=[1]", "probe.n_query=3", "probe.episodes=10"])
     train, val = IMAGE.datasets(cfg.data, 0)

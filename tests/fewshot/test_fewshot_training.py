@@ -13,12 +13,12 @@ from seqcpc.fewshot.classifiers import CLASSIFIERS
 from seqcpc.train.loop import pretrain
 
 SMALL = ["model.size=image_small", "model.encoder.dim=32", "model.context.dim=32", "model.patches.widths=[16,32]",
-         "model.predictor.first=1", "model.predictor.steps=2",  # a 3x3 grid: CPC v2's row 3 below does not exist
+         "objective.predictor.first=1", "objective.predictor.steps=2",  # a 3x3 grid: CPC v2's row 3 below does not exist
          "model.augment.flip=false", "data.batch_size=16", "optim.lr=2e-3", "optim.warmup_steps=5",
          "train.log_every=10", "train.val_batches=10", "probe.ways=[5]", "probe.shots=[1,3]", "probe.n_query=3",
          "probe.episodes=40", "probe.pool=2"]
-LEARNER = ["model.meta.n_way=5", "model.meta.k_shot=1", "model.meta.n_query=3", "model.meta.pool=2",
-           "model.meta.episodes_per_epoch=20"]
+LEARNER = ["objective.n_way=5", "objective.k_shot=1", "objective.n_query=3", "objective.pool=2",
+           "objective.episodes_per_epoch=20"]
 
 
 @pytest.fixture(scope="module")
@@ -34,12 +34,12 @@ def cpc_run(store, tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("method, extra", [("protonet", []), ("matching", ["model.meta.fce=true"]),
-                                           ("maml", ["model.meta.inner=all", "model.meta.inner_steps=2"]),
-                                           ("maml", ["model.meta.inner=head", "model.meta.inner_lr=0.1"])])
+@pytest.mark.parametrize("method, extra", [("protonet", []), ("matching", ["objective.fce=true"]),
+                                           ("maml", ["objective.inner=all", "objective.inner_steps=2"]),
+                                           ("maml", ["objective.inner=head", "objective.inner_lr=0.1"])])
 def test_each_learner_trains_through_the_loop_and_beats_chance_on_unseen_classes(store, tmp_path, method, extra):
     out = tmp_path / method
-    summary = pretrain(load_config(None, [*SMALL, *LEARNER, *extra, f"model.objective={method}",
+    summary = pretrain(load_config(None, [*SMALL, *LEARNER, *extra, f"objective.name={method}",
                                           f"data.images={store}", f"train.out_dir={out}", "train.max_steps=60",
                                           "train.val_every=60"]))
     assert summary["chance_loss"] == pytest.approx(np.log(5))
@@ -52,7 +52,7 @@ def test_each_learner_trains_through_the_loop_and_beats_chance_on_unseen_classes
 def test_a_learner_starts_from_the_cpc_encoder_and_probe_scores_its_episodes(store, cpc_run, tmp_path, capsys):
     ckpt = cpc_run / "checkpoints" / "last.ckpt"
     out = tmp_path / "proto"
-    pretrain(load_config(None, [*SMALL, *LEARNER, "model.objective=protonet", f"data.images={store}",
+    pretrain(load_config(None, [*SMALL, *LEARNER, "objective.name=protonet", f"data.images={store}",
                                 f"train.out_dir={out}", f"train.init_from={ckpt}", "train.max_steps=1",
                                 "optim.lr=1e-12"]))
     assert "started from" in capsys.readouterr().out
@@ -82,23 +82,23 @@ def test_probe_episodic_fits_classifiers_on_a_cpc_models_frozen_features(cpc_run
 def test_init_from_a_checkpoint_that_fits_nothing_is_refused(store, tmp_path, capsys):
     bad = tmp_path / "bad.ckpt"
     torch.save({"model": {"something.else": torch.zeros(3)}}, bad)
-    code, _, err = cli(capsys, "pretrain", *SMALL, *LEARNER, "model.objective=protonet", f"data.images={store}",
+    code, _, err = cli(capsys, "pretrain", *SMALL, *LEARNER, "objective.name=protonet", f"data.images={store}",
                        f"train.out_dir={tmp_path / 'r'}", f"train.init_from={bad}", "train.max_steps=1")
     assert code != 0 and "none of its weights fits this model" in err
-    code, _, err = cli(capsys, "pretrain", *SMALL, "model.objective=protonet", f"data.images={store}",
+    code, _, err = cli(capsys, "pretrain", *SMALL, "objective.name=protonet", f"data.images={store}",
                        f"train.out_dir={tmp_path / 'r2'}", f"train.init_from={tmp_path / 'missing.ckpt'}")
     assert code != 0 and "no such checkpoint file" in err
 
 
 def test_more_ways_than_training_classes_stops_with_the_numbers(store, tmp_path, capsys):
-    code, _, err = cli(capsys, "pretrain", *SMALL, *LEARNER, "model.meta.n_way=15", "model.objective=protonet",
+    code, _, err = cli(capsys, "pretrain", *SMALL, *LEARNER, "objective.n_way=15", "objective.name=protonet",
                        f"data.images={store}", f"train.out_dir={tmp_path / 'r'}")
     assert code != 0 and "the training split: 15-way episodes" in err and "only 12 of the 12 classes" in err
 
 
 def test_extract_refuses_a_learner_checkpoint_and_says_what_to_run(store, tmp_path, capsys):
     out = tmp_path / "proto"
-    pretrain(load_config(None, [*SMALL, *LEARNER, "model.objective=protonet", f"data.images={store}",
+    pretrain(load_config(None, [*SMALL, *LEARNER, "objective.name=protonet", f"data.images={store}",
                                 f"train.out_dir={out}", "train.max_steps=1"]))
     code, _, err = cli(capsys, "extract", "--checkpoint", out / "checkpoints" / "last.ckpt", "--out", tmp_path / "f")
     assert code != 0 and "few-shot learner" in err and "seqcpc probe" in err

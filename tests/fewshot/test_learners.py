@@ -6,8 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqcpc.config import MetaConfig
-from seqcpc.fewshot.learners import MatchingNet, ProtoNet
+from seqcpc.fewshot.maml import MAMLConfig
+from seqcpc.fewshot.matching import MatchingConfig, MatchingNet
+from seqcpc.fewshot.protonet import ProtoNet, ProtoNetConfig
 from seqcpc.fewshot.maml import MAML
 
 
@@ -30,7 +31,7 @@ def episode(n_way=3, k=2, q=2, dim=4, seed=0):
 
 def test_prototypical_logits_match_a_plain_loop():
     f_s, y_s, f_q = episode()
-    logits = ProtoNet(nn.Identity(), MetaConfig(n_way=3, k_shot=2)).classify(f_s, y_s, f_q, 3)
+    logits = ProtoNet(nn.Identity(), ProtoNetConfig(n_way=3, k_shot=2)).classify(f_s, y_s, f_q, 3)
     for i, q in enumerate(f_q):
         for c in range(3):
             proto = sum(f_s[j] for j in range(len(f_s)) if y_s[j] == c) / 2
@@ -40,7 +41,7 @@ def test_prototypical_logits_match_a_plain_loop():
 @pytest.mark.parametrize("fce", [False, True])
 def test_matching_logits_are_the_log_of_the_attention_summed_per_class(fce):
     f_s, y_s, f_q = episode()
-    net = MatchingNet(nn.Identity(), MetaConfig(n_way=3, k_shot=2, fce=fce, temperature=5.0), dim=4)
+    net = MatchingNet(nn.Identity(), MatchingConfig(n_way=3, k_shot=2, fce=fce, temperature=5.0), dim=4)
     logits = net.classify(f_s, y_s, f_q, 3)
     g, f = net.context(f_s, f_q) if fce else (f_s, f_q)
     for i in range(len(f_q)):
@@ -55,12 +56,12 @@ def test_matching_logits_are_the_log_of_the_attention_summed_per_class(fce):
 def test_support_labels_must_be_class_major():
     f_s, y_s, f_q = episode()
     with pytest.raises(ValueError, match="class-major"):
-        ProtoNet(nn.Identity(), MetaConfig(n_way=3, k_shot=2)).classify(f_s, y_s.flip(0), f_q, 3)
+        ProtoNet(nn.Identity(), ProtoNetConfig(n_way=3, k_shot=2)).classify(f_s, y_s.flip(0), f_q, 3)
 
 
 def maml(first_order=False, steps=1, lr=0.5, head_init="zero"):
     torch.manual_seed(0)
-    cfg = MetaConfig(n_way=2, k_shot=1, n_query=1, inner="all", inner_steps=steps, eval_inner_steps=steps,
+    cfg = MAMLConfig(n_way=2, k_shot=1, n_query=1, inner="all", inner_steps=steps, eval_inner_steps=steps,
                      inner_lr=lr, first_order=first_order, head_init=head_init)
     return MAML(Linear(), cfg, dim=2)
 

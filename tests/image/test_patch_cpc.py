@@ -4,16 +4,16 @@ import pytest
 import torch
 
 from image_fixtures import toy_images
-from seqcpc.builders import build_model, image_small
+from seqcpc.builders import build_model
+from seqcpc.config import resolve
 from seqcpc.image.patches import patchify
 from seqcpc.image.store import images_to_float
 
 
 def tiny_image_model(directions=1, shared=True, channels=1):
-    cfg = image_small()
-    cfg.encoder.in_channels, cfg.encoder.dim, cfg.context.dim = channels, 16, 16
-    cfg.patches.widths, cfg.patches.directions, cfg.patches.shared_context = [8, 16], directions, shared
-    return build_model(cfg)
+    return build_model(resolve({"model": {
+        "size": "image_small", "encoder": {"in_channels": channels, "dim": 16}, "context": {"dim": 16},
+        "patches": {"widths": [8, 16], "directions": directions, "shared_context": shared}}}))
 
 
 def test_untrained_loss_is_near_log_of_the_candidates():
@@ -41,9 +41,8 @@ def test_no_scored_target_overlaps_the_context_patches_from_the_second_row_below
     """8 px patches every 4 px: the context at row t has seen the pixel rows [0, 4 t + 8) (its masked convolution
     reaches rows <= t); a target at row r covers [4 r, 4 r + 8). With first >= 2 no positive the loss scores
     shares a pixel row with them; with first = 1 (CPC v1's task) the row right below shares half."""
-    cfg = image_small()
-    cfg.encoder.in_channels, cfg.predictor.first, cfg.predictor.steps = 1, first, 3
-    model = build_model(cfg)
+    model = build_model(resolve({"model": {"size": "image_small", "encoder": {"in_channels": 1}},
+                                 "objective": {"predictor": {"first": first, "steps": 3}}}))
     assert model.loss.first == first
     rows, n = 6, 3 - first + 1  # the 6x6 grid of a 28 px image
     S = rows - 3  # context rows with a target at every offset
@@ -56,9 +55,9 @@ def test_no_scored_target_overlaps_the_context_patches_from_the_second_row_below
 
 def test_projected_and_scaled_predictions_are_scored_against_projected_latents():
     """CPC v2's target_dim and scale: the loss is InfoNCE(scale * prediction, W z) and gradients reach W."""
-    cfg = image_small()
-    cfg.encoder.in_channels, cfg.encoder.dim, cfg.context.dim, cfg.patches.widths = 1, 16, 16, [8, 16]
-    cfg.predictor.target_dim, cfg.predictor.scale = 8, 0.25
+    cfg = resolve({"model": {"size": "image_small", "encoder": {"in_channels": 1, "dim": 16}, "context": {"dim": 16},
+                             "patches": {"widths": [8, 16]}},
+                   "objective": {"predictor": {"target_dim": 8, "scale": 0.25}}})
     model = build_model(cfg).eval()  # eval: no augmentation, so both computations see the same patches
     x = torch.rand(3, 1, 28, 28)
     loss, _ = model(x)

@@ -11,14 +11,14 @@ from conftest import cli
 from seqcpc.config import load_config
 from seqcpc.errors import ConfigError
 from seqcpc.image.augment import PatchAugment
-from seqcpc.image.config import ImageModelConfig
+from seqcpc.builders import check_config, complete_config
 from seqcpc.image.encoder import PatchEncoder
-from seqcpc.image.pretext import JigsawPretext, RotationPretext, check_pretext, permutation_set, quarter_turns
+from seqcpc.image.pretext import JigsawPretext, RotationPretext, permutation_set, quarter_turns
 from seqcpc.image.store import write_dataset
 from seqcpc.train.loop import pretrain
 
 TINY = ["model.size=image_small", "model.encoder.dim=16", "model.patches.widths=[8,16]", "model.augment.flip=false",
-        "model.pretext.hidden=64", "model.pretext.permutations=10", "data.batch_size=32", "optim.lr=3e-3",
+        "objective.hidden=64", "data.batch_size=32", "optim.lr=3e-3",
         "optim.warmup_steps=10", "train.log_every=50"]
 
 
@@ -86,23 +86,23 @@ def test_permutation_set_is_distinct_deterministic_and_spread_out():
         permutation_set(7, 3)  # 3! = 6
 
 
-def test_check_pretext_refuses_tiles_without_room_for_a_patch_and_too_many_permutations():
-    cfg = ImageModelConfig(objective="jigsaw")  # 8 px patches, 3 x 3 cells
-    check_pretext(cfg, 28, 40)  # 9 px cells of the 28x28 centre square
-    cfg.pretext.cells = 4
-    with pytest.raises(ConfigError, match=r"model\.pretext\.cells=4 .*7 px cells.*model\.patches\.size=8"):
-        check_pretext(cfg, 28, 40)
-    cfg.pretext.cells, cfg.pretext.permutations = 2, 25
-    with pytest.raises(ConfigError, match=r"model\.pretext\.permutations=25 .* 24 orders"):
-        check_pretext(cfg, 28, 28)
-    cfg.objective = "rotation"
-    check_pretext(cfg, 10, 28)  # a rotation needs only one patch in the square
+def test_the_jigsaw_check_refuses_tiles_without_room_for_a_patch_and_too_many_permutations(store):
+    def check(*overrides):
+        return check_config(complete_config(load_config(None, [*TINY, f"data.images={store}", *overrides])))
+
+    check("objective.name=jigsaw")  # 8 px patches, 3 x 3 cells: 9 px cells of the 28x28 images
+    with pytest.raises(ConfigError, match=r"objective\.cells=4 .*7 px cells.*model\.patches\.size=8"):
+        check("objective.name=jigsaw", "objective.cells=4")
+    with pytest.raises(ConfigError, match=r"objective\.permutations=25 .* 24 orders"):
+        check("objective.name=jigsaw", "objective.cells=2", "objective.permutations=25")
+    with pytest.raises(ConfigError, match="'objective.cells' applies only to objective.name=jigsaw"):
+        check("objective.name=rotation", "objective.cells=4")
 
 
 def test_a_jigsaw_that_cannot_be_cut_is_refused_before_training(store, tmp_path, capsys):
-    code, _, err = cli(capsys, "pretrain", *TINY, "model.objective=jigsaw", "model.pretext.cells=4",
+    code, _, err = cli(capsys, "pretrain", *TINY, "objective.name=jigsaw", "objective.cells=4",
                        f"data.images={store}", f"train.out_dir={tmp_path / 'run'}")
-    assert code == 1 and "model.pretext.cells=4" in err and not (tmp_path / "run" / "checkpoints").exists()
+    assert code == 1 and "objective.cells=4" in err and not (tmp_path / "run" / "checkpoints").exists()
 
 
 class MeanPixel(nn.Module):
@@ -157,9 +157,10 @@ def test_jigsaw_model_scores_the_shuffle_it_applied():
     assert metrics["acc"] == 1 and loss < 1e-3
 
 
-@pytest.mark.parametrize("task, steps, chance", [("rotation", 120, 1 / 4), ("jigsaw", 150, 1 / 10)])
-def test_each_task_learns_well_above_chance_through_the_loop(store, tmp_path, task, steps, chance):
-    summary = pretrain(load_config(None, [*TINY, f"model.objective={task}", f"data.images={store}",
+@pytest.mark.parametrize("task, steps, chance, extra", [("rotation", 120, 1 / 4, []),
+                                                       ("jigsaw", 150, 1 / 10, ["objective.permutations=10"])])
+def test_each_task_learns_well_above_chance_through_the_loop(store, tmp_path, task, steps, chance, extra):
+    summary = pretrain(load_config(None, [*TINY, f"objective.name={task}", *extra, f"data.images={store}",
                                           f"train.out_dir={tmp_path / task}", f"train.max_steps={steps}",
                                           f"train.val_every={steps}"]))
     assert summary["chance_loss"] == pytest.approx(-math.log(chance))

@@ -9,12 +9,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import TINY, cli
+from conftest import TINY_ANY, cli
 from image_fixtures import toy_image_store
-from seqcpc.builders import build_model, image_small, synthetic_tiny
+from seqcpc.builders import build_model
+from seqcpc.config import resolve
 from seqcpc.errors import ConfigError
-from seqcpc.objectives.contrastive import MoCo, SDCLR, SimCLR
-from seqcpc.objectives.gather import RankGather
+from seqcpc.objectives.moco import MoCo
+from seqcpc.objectives.sdclr import SDCLR
+from seqcpc.objectives.simclr import SimCLR
+from seqcpc.core.gather import RankGather
 from seqcpc.objectives.ntxent import nt_xent, nt_xent_chance
 from seqcpc.train.checkpoint import load_model, read_checkpoint
 
@@ -116,12 +119,8 @@ def test_rank_gather_puts_each_ranks_rows_in_rank_order_and_detaches_unless_aske
 
 
 def tiny_image(objective, **contrastive):
-    cfg = image_small()
-    cfg.encoder.in_channels, cfg.encoder.dim, cfg.patches.widths, cfg.objective = 1, 16, [8, 16], objective
-    cfg.contrastive.hidden, cfg.contrastive.projection = 32, 16
-    for name, value in contrastive.items():
-        setattr(cfg.contrastive, name, value)
-    return build_model(cfg)
+    return build_model(resolve({"model": {"size": "image_small", "encoder": {"in_channels": 1, "dim": 16}, "patches": {"widths": [8, 16]}},
+                                 "objective": {"name": objective, "hidden": 32, "projection": 16, **contrastive}}))
 
 
 def test_use_fabric_gives_every_gathering_module_the_runs_ranks():
@@ -155,11 +154,10 @@ def test_views_are_drawn_in_validation_too():
 
 
 def test_an_audio_simclr_model_needs_its_view_length():
-    cfg = synthetic_tiny()
-    cfg.objective = "simclr"
+    cfg = resolve({"model": {"size": "synthetic_tiny"}, "objective": {"name": "simclr"}})
     with pytest.raises(ConfigError, match="views.length"):
         build_model(cfg)
-    cfg.views.length, cfg.contrastive.hidden, cfg.contrastive.projection = 768, 32, 16
+    cfg.objective.views.length, cfg.objective.hidden, cfg.objective.projection = 768, 32, 16
     model = build_model(cfg)
     loss, _ = model(torch.randn(6, 1, 1024))
     loss.backward()
@@ -220,7 +218,7 @@ def test_moco_validation_leaves_the_queue_alone():
 # the real `seqcpc pretrain`, a few dozen steps each
 
 IMAGE_RUN = ["model.size=image_small", "model.encoder.dim=32", "model.patches.widths=[8,16]",
-             "model.contrastive.hidden=64", "model.contrastive.projection=32", "data.batch_size=16", "optim.lr=2e-3",
+             "objective.hidden=64", "objective.projection=32", "data.batch_size=16", "optim.lr=2e-3",
              "optim.warmup_steps=5", "train.log_every=5", "train.val_every=1000", "train.val_batches=2",
              "train.deterministic=true"]  # one thread: quicker on busy cores, and the same numbers every time
 
@@ -240,9 +238,9 @@ def summary(out):
 
 
 @pytest.mark.parametrize("objective, kind, extra", [("simclr", SimCLR, []),
-                                                    ("sdclr", SDCLR, ["model.contrastive.prune_ratio=0.2"])])
+                                                    ("sdclr", SDCLR, ["objective.prune_ratio=0.2"])])
 def test_an_image_objective_learns_through_the_cli(store, tmp_path, capsys, objective, kind, extra):
-    code, _, err = cli(capsys, "pretrain", *IMAGE_RUN, f"model.objective={objective}", *extra,
+    code, _, err = cli(capsys, "pretrain", *IMAGE_RUN, f"objective.name={objective}", *extra,
                        f"data.images={store}", "train.max_steps=30", f"train.out_dir={tmp_path}")
     assert code == 0, err
     losses = list(train_losses(tmp_path).values())
@@ -260,7 +258,7 @@ def test_an_image_objective_learns_through_the_cli(store, tmp_path, capsys, obje
 
 
 def test_moco_learns_through_the_cli_and_resumes_with_its_queue(store, tmp_path, capsys):
-    args = [*IMAGE_RUN, "model.objective=moco", "model.contrastive.queue=100", f"data.images={store}",
+    args = [*IMAGE_RUN, "objective.name=moco", "objective.queue=100", f"data.images={store}",
             f"train.out_dir={tmp_path}"]
     code, _, err = cli(capsys, "pretrain", *args, "train.max_steps=10")
     assert code == 0, err
@@ -281,14 +279,14 @@ def test_moco_learns_through_the_cli_and_resumes_with_its_queue(store, tmp_path,
 
 
 def test_moco_on_an_audio_encoder_with_batch_norm_is_refused(tmp_path, capsys):
-    code, _, err = cli(capsys, "pretrain", *TINY, "model.objective=moco", "model.encoder.norm=batch",
+    code, _, err = cli(capsys, "pretrain", *TINY_ANY, "objective.name=moco", "model.encoder.norm=batch",
                        f"train.out_dir={tmp_path}")
     assert code == 1 and "batch statistics" in err and "Traceback" not in err
 
 
 def test_audio_simclr_learns_through_the_cli(tmp_path, capsys):
-    code, _, err = cli(capsys, "pretrain", *TINY, "model.objective=simclr", "model.contrastive.hidden=64",
-                       "model.contrastive.projection=32", "data.batch_size=16", "train.max_steps=20",
+    code, _, err = cli(capsys, "pretrain", *TINY_ANY, "objective.name=simclr", "objective.hidden=64",
+                       "objective.projection=32", "data.batch_size=16", "train.max_steps=20",
                        "train.val_every=1000", "train.val_batches=2", "train.deterministic=true",
                        f"train.out_dir={tmp_path}")
     assert code == 0, err

@@ -4,7 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seqcpc.builders import build_model, synthetic_tiny
+from conftest import TINY_TASK
+from seqcpc.builders import build_model
+from seqcpc.config import resolve
 from seqcpc.objectives.infonce import InfoNCE
 
 
@@ -148,7 +150,7 @@ def test_random_features_give_log_one_plus_n():
 
 def test_untrained_model_starts_near_log_one_plus_n():
     # random weights give scores of some spread, so the loss starts a little above chance, never below it
-    model = build_model(synthetic_tiny())
+    model = build_model(resolve({"model": {"size": "synthetic_tiny"}, "objective": TINY_TASK}))
     loss, _ = model(torch.randn(8, 1, 4096))
     assert math.log(1 + 32) - 0.05 < loss.item() < 1.15 * math.log(1 + 32)
 
@@ -190,7 +192,7 @@ def test_gradcheck():
 
 
 def test_gradients_reach_encoder_context_and_predictor():
-    model = build_model(synthetic_tiny())
+    model = build_model(resolve({"model": {"size": "synthetic_tiny"}, "objective": TINY_TASK}))
     loss, _ = model(torch.randn(4, 1, 2048))
     loss.backward()
     for part in (model.encoder, model.context, model.predictor):

@@ -8,7 +8,9 @@ import torch
 from torch import nn
 
 from seqcpc.audio.encoder import ConvEncoder
-from seqcpc.builders import build_model, image_small, synthetic_tiny
+from conftest import TINY_TASK
+from seqcpc.builders import build_model
+from seqcpc.config import resolve
 from seqcpc.core.context import RNNContext
 from seqcpc.core.model import PooledContext
 from seqcpc.objectives.pruning import SelfDamage, prunable_weights
@@ -138,10 +140,8 @@ def test_a_network_with_nothing_to_prune_and_a_bad_ratio_are_refused():
 
 
 def tiny_sdclr(ratio=0.5):
-    cfg = image_small()
-    cfg.encoder.in_channels, cfg.encoder.dim, cfg.patches.widths, cfg.objective = 1, 16, [8, 16], "sdclr"
-    cfg.contrastive.hidden, cfg.contrastive.projection, cfg.contrastive.prune_ratio = 32, 16, ratio
-    return build_model(cfg)
+    return build_model(resolve({"model": {"size": "image_small", "encoder": {"in_channels": 1, "dim": 16}, "patches": {"widths": [8, 16]}},
+                                 "objective": {"name": "sdclr", "hidden": 32, "projection": 16, "prune_ratio": ratio}}))
 
 
 def test_sdclr_trains_the_dense_weights_through_both_branches():
@@ -186,9 +186,8 @@ def test_a_model_loaded_mid_epoch_keeps_the_masks_of_its_checkpoint():
 
 
 def pruned_competitor_cpc():
-    cfg = synthetic_tiny()
-    cfg.contrastive.pruned_competitor, cfg.contrastive.prune_ratio = True, 0.5
-    return build_model(cfg)
+    return build_model(resolve({"model": {"size": "synthetic_tiny"},
+                                "objective": {**TINY_TASK, "pruned_competitor": True, "prune_ratio": 0.5}}))
 
 
 def test_a_pruned_competitor_cpc_model_holds_masks_and_twins_in_its_state():

@@ -7,10 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seqcpc.builders import build_model, image_small, synthetic_tiny
-from seqcpc.config import LossConfig
+from conftest import TINY_TASK
+from seqcpc.builders import build_model
+from seqcpc.config import resolve
 from seqcpc.errors import ConfigError
-from seqcpc.objectives.infonce import InfoNCE, check_negatives
+from seqcpc.objectives.infonce import InfoNCE, LossConfig, check_negatives
 from seqcpc.objectives.queue import KeyQueue
 
 
@@ -96,10 +97,8 @@ def test_a_random_queue_starts_full_of_unit_keys():
 
 
 def tiny_moco(queue):
-    cfg = image_small()
-    cfg.encoder.in_channels, cfg.encoder.dim, cfg.patches.widths, cfg.objective = 1, 16, [8, 16], "moco"
-    cfg.contrastive.hidden, cfg.contrastive.projection, cfg.contrastive.queue = 32, 16, queue
-    return build_model(cfg)
+    return build_model(resolve({"model": {"size": "image_small", "encoder": {"in_channels": 1, "dim": 16}, "patches": {"widths": [8, 16]}},
+                                 "objective": {"name": "moco", "hidden": 32, "projection": 16, "queue": queue}}))
 
 
 def test_a_moco_models_queue_survives_its_saved_and_loaded_state(tmp_path):
@@ -196,7 +195,7 @@ def test_chance_loss_counts_the_full_queue():
 
 
 def test_more_targets_pushed_a_step_than_the_queue_holds_is_refused():
-    with pytest.raises(ConfigError, match="at most model.loss.queue=8"):
+    with pytest.raises(ConfigError, match="at most objective.loss.queue=8"):
         check_negatives(LossConfig(negatives="queue", num_negatives=16, queue=8), 8, 100, 100)
     check_negatives(LossConfig(negatives="queue", num_negatives=8, queue=8), 8, 100, 100)
 
@@ -205,7 +204,7 @@ def test_the_queue_takes_the_targets_of_every_rank():
     crit = InfoNCE("queue", N, queue=Q, dim=D)
     other = torch.full((N, D), 7.0)
     fabric = SimpleNamespace(world_size=2, global_rank=1, all_gather=lambda t, sync_grads: torch.stack([other, t]))
-    model = build_model(synthetic_tiny())
+    model = build_model(resolve({"model": {"size": "synthetic_tiny"}, "objective": TINY_TASK}))
     model.loss = crit
     model.use_fabric(fabric)
     assert crit.gather.world == 2
@@ -216,26 +215,25 @@ def test_the_queue_takes_the_targets_of_every_rank():
 
 
 def test_a_cpc_model_with_a_queue_keeps_it_in_its_state_dict():
-    cfg = synthetic_tiny()
-    cfg.loss.negatives, cfg.loss.queue = "queue", 64
+    cfg = resolve({"model": {"size": "synthetic_tiny"},
+                   "objective": {"predictor": {"steps": 6}, "loss": {"negatives": "queue", "num_negatives": 32, "queue": 64}}})
     model = build_model(cfg)
     model(torch.randn(4, 1, 1024))
     model.on_step_end(1)
     state = model.state_dict()
-    assert int(state["loss.queue.filled"]) == cfg.loss.num_negatives and state["loss.queue.keys"].shape == (64, 64)
+    assert int(state["loss.queue.filled"]) == cfg.objective.loss.num_negatives and state["loss.queue.keys"].shape == (64, 64)
 
 
 def tiny_patch_cpc_with_two_directions():
-    cfg = image_small()
-    cfg.encoder.in_channels, cfg.encoder.dim, cfg.context.dim, cfg.patches.widths = 1, 16, 16, [8, 16]
-    cfg.patches.directions, cfg.loss.negatives, cfg.loss.num_negatives, cfg.loss.queue = 2, "queue", 8, 64
-    return build_model(cfg)
+    return build_model(resolve({"model": {"size": "image_small", "encoder": {"in_channels": 1, "dim": 16},
+                                          "context": {"dim": 16}, "patches": {"widths": [8, 16], "directions": 2}},
+                                "objective": {"loss": {"negatives": "queue", "num_negatives": 8, "queue": 64}}}))
 
 
 def tiny_audio_cpc_with_a_pruned_competitor():
-    cfg = synthetic_tiny()
-    cfg.loss.negatives, cfg.loss.queue, cfg.contrastive.pruned_competitor = "queue", 256, True
-    return build_model(cfg)
+    return build_model(resolve({"model": {"size": "synthetic_tiny"}, "objective": {
+        "predictor": {"steps": 6}, "loss": {"negatives": "queue", "num_negatives": 32, "queue": 256},
+        "pruned_competitor": True}}))
 
 
 @pytest.mark.parametrize("build, x", [(tiny_patch_cpc_with_two_directions, (4, 1, 28, 28)),

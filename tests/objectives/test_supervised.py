@@ -8,13 +8,13 @@ import torch
 
 from audio_fixtures import tone, write
 from conftest import cli
-from seqcpc.audio.build import build_audio_model
+from seqcpc.builders import build_model
 from seqcpc.audio.manifest import Utterance, write_manifest
 from seqcpc.config import load_config
 from seqcpc.errors import ConfigError
 from seqcpc.train.checkpoint import load_model
 
-TINY = ["model.size=synthetic_tiny", "model.encoder.dim=16", "model.context.dim=16", "model.objective=supervised"]
+TINY = ["model.size=synthetic_tiny", "model.encoder.dim=16", "model.context.dim=16", "objective.name=supervised"]
 
 
 def tone_speakers(out, speakers=4, utts=6, seconds=0.6, rate=16000):
@@ -32,7 +32,7 @@ def tone_speakers(out, speakers=4, utts=6, seconds=0.6, rate=16000):
 
 
 def test_the_model_scores_its_labels_and_embeds_like_cpc():
-    model = build_audio_model(load_config(None, [*TINY, "model.classes=3"]).model)
+    model = build_model(load_config(None, [*TINY, "objective.classes=3"]))
     x, groups = torch.randn(4, 1, 1200), torch.tensor([0, 1, 2, -1])
     loss, metrics = model(x, groups)
     logits = model.to_logits(model.features(x))[:3]
@@ -40,8 +40,8 @@ def test_the_model_scores_its_labels_and_embeds_like_cpc():
     assert set(metrics) == {"acc"} and model.chance_loss(4, 30) == pytest.approx(math.log(3))
     z, c = model.embed(x)
     assert z.shape == (4, 30, 16) and c.shape == (4, 30, 16) and not c.requires_grad
-    with pytest.raises(ConfigError, match="model.classes"):
-        build_audio_model(load_config(None, TINY).model)  # the class count is not known yet
+    with pytest.raises(ConfigError, match="objective.classes"):
+        build_model(load_config(None, TINY))  # the class count is not known yet
 
 
 def test_a_cli_run_learns_the_speakers_and_its_checkpoint_extracts(tmp_path, capsys):

@@ -21,9 +21,9 @@ def test_fewshot_recipe_runs_end_to_end_then_skips_what_is_done(tmp_path):
     }
     (tmp_path / "cpc.yaml").write_text(yaml.safe_dump(pretrain))
     table = {"pretrain": str(tmp_path / "cpc.yaml"), "out_dir": str(tmp_path / "table"),
-             "learner": ["model.meta.n_query=3", "model.meta.pool=2", "train.max_steps=4", "train.val_every=4",
+             "learner": ["objective.n_query=3", "objective.pool=2", "train.max_steps=4", "train.val_every=4",
                          "train.val_batches=2"],
-             "per_method": {"maml": ["model.meta.inner_steps=1", "model.meta.eval_inner_steps=1"]}}
+             "per_method": {"maml": ["objective.inner_steps=1", "objective.eval_inner_steps=1"]}}
     (tmp_path / "table.yaml").write_text(yaml.safe_dump(table))
     out = run_recipe("fewshot", tmp_path / "table.yaml")
     assert "== data" in out and out.count("== meta-training") == 6 and "== episodic evaluation" in out

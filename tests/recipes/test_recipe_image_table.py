@@ -24,8 +24,8 @@ def test_image_table_runs_every_seed_and_run_then_skips_what_is_done(tmp_path):
     }
     (tmp_path / "pretrain.yaml").write_text(yaml.safe_dump(pretrain))
     table = {"pretrain": str(tmp_path / "pretrain.yaml"), "out_dir": str(tmp_path / "table"), "seeds": [0, 1],
-             "runs": {"cpc": [], "rotation": ["model.objective=rotation"],
-                      "jigsaw": ["model.objective=jigsaw", "model.augment.flip=false"]}}
+             "runs": {"cpc": [], "rotation": ["objective.name=rotation"],
+                      "jigsaw": ["objective.name=jigsaw", "model.augment.flip=false"]}}
     config = tmp_path / "table.yaml"
     config.write_text(yaml.safe_dump(table))
 

@@ -26,8 +26,8 @@ def test_long_tail_table_runs_every_method_draw_and_subset_then_skips_what_is_do
     table = {"pretrain": str(tmp_path / "pretrain.yaml"), "out_dir": str(tmp_path / "table"),
              "data_dir": str(tmp_path / "subsets"), "imbalance": 10, "draws": [0, 1],
              "methods": {"cpc_v2": {"overrides": [], "subsets": ["long_tail"]},
-                         "simclr": {"overrides": ["model.objective=simclr"]},
-                         "sdclr": {"overrides": ["model.objective=sdclr"], "draws": [1]}}}
+                         "simclr": {"overrides": ["objective.name=simclr"]},
+                         "sdclr": {"overrides": ["objective.name=sdclr"], "draws": [1]}}}
     config = tmp_path / "table.yaml"
     config.write_text(yaml.safe_dump(table))
 

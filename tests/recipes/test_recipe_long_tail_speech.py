@@ -25,8 +25,8 @@ def test_long_tail_speech_table_runs_each_method_and_splits_the_speaker_probe(tm
                 "data": {**PRETRAIN["data"], "manifest": str(corpus / "manifest.tsv")}}
     (tmp_path / "pretrain.yaml").write_text(yaml.safe_dump(pretrain))
     table = {"pretrain": str(tmp_path / "pretrain.yaml"), "out_dir": str(tmp_path / "table"),
-             "methods": {"cpc_pruned": ["model.contrastive.pruned_competitor=true"],
-                         "sdclr": ["model.objective=sdclr"]}}
+             "methods": {"cpc_pruned": ["objective.pruned_competitor=true"],
+                         "sdclr": ["objective.name=sdclr"]}}
     config = tmp_path / "table.yaml"
     config.write_text(yaml.safe_dump(table))
 

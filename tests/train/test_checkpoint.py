@@ -17,7 +17,7 @@ from conftest import ROOT, TINY, cli, run_cli
 @pytest.fixture
 def saved(tmp_path):
     cfg = load_config(None, TINY)
-    model = build_model(cfg.model)
+    model = build_model(cfg)
     with torch.no_grad():  # make the weights differ from a fresh build's
         for p in model.parameters():
             p.add_(0.01 * torch.randn_like(p))

@@ -21,7 +21,7 @@ from seqcpc.audio.windows import WindowDataset
 from conftest import TINY, run_cli
 
 SPEECH = ["data.kind=manifest", "model.size=audio_paper", "model.encoder.dim=16", "model.context.dim=16",
-          "model.predictor.steps=4", "model.loss.num_negatives=16", "data.window=8000", "data.batch_size=4",
+          "objective.predictor.steps=4", "objective.loss.num_negatives=16", "data.window=8000", "data.batch_size=4",
           "train.max_steps=6", "train.val_batches=2", "train.log_every=2"]
 
 
@@ -95,7 +95,7 @@ def test_a_bad_file_met_in_a_worker_stops_with_its_name_not_a_traceback(tmp_path
 
 def saved_state(tmp_path):
     cfg = load_config(None, TINY)
-    model = build_model(cfg.model)
+    model = build_model(cfg)
     fabric = Fabric(accelerator="cpu", devices=1)
     path = tmp_path / "last.ckpt"
     save_checkpoint(fabric, path, {"model": model, "step": 1, "config": to_dict(cfg)})

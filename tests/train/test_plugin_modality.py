@@ -1,6 +1,7 @@
 """A modality and an objective that seqcpc has never seen, registered from outside, train through the unchanged
-loop: its own config sections, its metrics in the log and the plot, its chance level in the summary, and its
-per-step and per-epoch hooks called when they should be."""
+loop: their own config sections, the metrics in the log and the plot, the chance level in the summary, and the
+per-step and per-epoch hooks called when they should be. The modality offers one part (pooled features), so the
+built-in objectives that assemble only that part work on it too."""
 import csv
 import json
 import math
@@ -15,7 +16,9 @@ from torch.utils.data import Dataset
 
 from seqcpc import modalities
 from seqcpc.config import FewShotConfig, load_config
-from seqcpc.core.model import Pretrainable
+from seqcpc.modalities import Geometry
+from seqcpc.objectives import registry
+from seqcpc.core.pretrainable import Pretrainable
 from seqcpc.errors import ConfigError
 from seqcpc.train.checkpoint import load_model
 from seqcpc.train.loop import pretrain
@@ -50,19 +53,36 @@ class Points(Dataset):
         return self.x[i], self.y[i]
 
 
+class ToyParts:
+    """The toy modality's one part: pooled features of a point, (B, 2) -> (B, D)."""
+
+    def __init__(self, cfg: ToyModelConfig):
+        self.dim = cfg.dim
+
+    def pooled(self, pool: int = 1, augment: bool = True):
+        features = nn.Linear(2, self.dim)
+        features.dim = self.dim
+        return features
+
+
+@dataclass
+class CountingConfig:
+    temperature: float = 0.5
+
+
 class CountingObjective(Pretrainable):
     """A toy contrastive objective (each item against the batch) that counts its hook calls in buffers, so that
     checkpoints hold the counts."""
 
-    def __init__(self, dim: int):
+    def __init__(self, features: nn.Module, temperature: float):
         super().__init__()
-        self.to_latent = nn.Linear(2, dim)
+        self.to_latent, self.temperature = features, temperature
         self.register_buffer("steps_seen", torch.zeros((), dtype=torch.long))
         self.register_buffer("epochs_seen", torch.zeros((), dtype=torch.long))
 
     def forward(self, x, groups=None):
         z = F.normalize(self.to_latent(x), dim=-1)  # (B, D)
-        logits = z @ (z + 0.01 * torch.randn_like(z)).T / 0.5  # (B, B): an item's noisy copy is its positive
+        logits = z @ (z + 0.01 * torch.randn_like(z)).T / self.temperature  # (B, B): an item's noisy copy is its positive
         target = torch.arange(len(x))
         return F.cross_entropy(logits, target), {"hit": (logits.argmax(1) == target).float().mean(),
                                                  "margin/top": logits.max(1).values.mean()}
@@ -81,22 +101,27 @@ class CountingObjective(Pretrainable):
         self.epochs_seen += 1
 
 
-def check_toy(cfg) -> int:
+def check_toy(cfg, objective) -> Geometry:
     if cfg.model.dim < 1:
         raise ConfigError("model.dim must be >= 1")
-    return 1
+    return Geometry(1, 1, 1, "points")
 
 
 TOY = modalities.register(modalities.Modality(
     name="toy", model_config=ToyModelConfig, data_config=ToyDataConfig, probe_config=FewShotConfig,
-    build=lambda cfg: CountingObjective(cfg.dim), check=check_toy,
+    parts=ToyParts, check=check_toy, gives=frozenset({"labels"}), count_classes=lambda cfg: (2, "the toy points"),
     datasets=lambda cfg, seed: (Points(cfg.items, seed), Points(cfg.items, seed + 1)),
     evaluate=lambda cfg, model, out_dir, log=print: {},
+))
+COUNTING = registry.register(registry.Objective(
+    name="counting", config=CountingConfig, parts=("pooled",),
+    build=lambda parts, cfg: CountingObjective(parts.pooled(), cfg.temperature),
 ))
 
 
 def test_a_registered_modality_trains_through_the_unchanged_loop(tmp_path):
-    cfg = load_config(None, ["model.modality=toy", "model.dim=4", "data.items=16", "data.batch_size=4",
+    cfg = load_config(None, ["model.modality=toy", "objective.name=counting", "model.dim=4", "data.items=16",
+                             "data.batch_size=4",
                              "train.max_steps=10", "train.log_every=5", "train.val_every=5", "train.ckpt_every=5",
                              "optim.warmup_steps=1", f"train.out_dir={tmp_path}"])
     summary = pretrain(cfg)
@@ -114,6 +139,15 @@ def test_a_registered_modality_trains_through_the_unchanged_loop(tmp_path):
 
 def test_fields_of_a_registered_modality_are_checked_like_any_other():
     with pytest.raises(ConfigError, match="unknown config key 'model.window'"):
-        load_config(None, ["model.modality=toy", "model.window=3"])
+        load_config(None, ["model.modality=toy", "objective.name=counting", "model.window=3"])
     with pytest.raises(ConfigError, match="'model.patches' applies only to image models"):
-        load_config(None, ["model.modality=toy", "model.patches.size=3"])
+        load_config(None, ["model.modality=toy", "objective.name=counting", "model.patches.size=3"])
+    with pytest.raises(ConfigError, match="objective.name=cpc does not work on toy data"):
+        load_config(None, ["model.modality=toy"])
+
+
+def test_a_built_in_objective_that_needs_only_the_parts_it_offers_trains_on_it(tmp_path):
+    summary = pretrain(load_config(None, ["model.modality=toy", "objective.name=supervised", "data.items=16",
+                                          "data.batch_size=4", "train.max_steps=4", "train.log_every=2",
+                                          "train.val_every=2", f"train.out_dir={tmp_path}"]))
+    assert summary["chance_loss"] == pytest.approx(math.log(2)) and "acc" in summary["val_metrics"]

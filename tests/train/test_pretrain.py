@@ -16,7 +16,7 @@ from seqcpc.errors import TrainingError
 from seqcpc.core.model import CPC
 from seqcpc.train.loop import lr_factor, pretrain
 
-from conftest import ROOT, TINY, cli, run_cli
+from conftest import ROOT, TINY, TINY_ANY, cli, run_cli
 
 
 def read_csv(path):
@@ -154,7 +154,7 @@ def test_tensorboard_event_files_are_written_when_asked(tmp_path, capsys):
 def test_two_process_simclr_scores_each_view_against_the_views_of_both_ranks(tmp_path):
     """Fabric's all_gather with gradients: every rank's queries see 2 x 2 x 8 - 1 candidates, and the gathered
     gradients keep the ranks' weights equal."""
-    run_cli("pretrain", *TINY, "model.objective=simclr", "train.max_steps=6", "train.val_every=6",
+    run_cli("pretrain", *TINY_ANY, "objective.name=simclr", "train.max_steps=6", "train.val_every=6",
             "train.ckpt_every=6", "fabric.accelerator=cpu", "fabric.devices=2", "fabric.strategy=ddp",
             f"train.out_dir={tmp_path}")
     summary = json.loads((tmp_path / "summary.json").read_text())

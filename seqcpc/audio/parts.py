@@ -1,0 +1,161 @@
+"""The parts an audio model offers objectives, and the checks and completion of an audio config.
+
+Shapes: B batch, L samples, T latent steps, D latent dim, E context dim.
+The parts are built from the model section in a fixed order (the conv encoder, then the context), so a run's
+initial weights depend only on its config and seed.
+"""
+from pathlib import Path
+
+from seqcpc.audio.config import AudioModelConfig
+from seqcpc.audio.encoder import ConvEncoder, output_length, receptive_field, shortest_clip, valid_length
+from seqcpc.audio.manifest import read_manifest, read_phones
+from seqcpc.audio.views import audio_views_from_config
+from seqcpc.core.context import RNNContext, TransformerContext
+from seqcpc.core.model import CPC, PooledContext
+from seqcpc.errors import ConfigError, DataError
+from seqcpc.modalities import Geometry
+
+
+class AudioParts:
+    """A conv encoder x (B, 1, L) -> z (B, T, D) and a causal context z -> c (B, T, E), and what objectives
+    assemble from them."""
+    labels, frame_labels = "speaker", "phone"  # what a window's class and a frame's class are
+
+    def __init__(self, cfg: AudioModelConfig):
+        enc, ctx = cfg.encoder, cfg.context
+        self.encoder = ConvEncoder(enc.in_channels, enc.dim, enc.kernels, enc.strides, enc.norm, enc.bias)
+        if ctx.kind == "transformer":
+            self.context = TransformerContext(enc.dim, ctx.dim, ctx.layers, ctx.heads)
+        else:
+            self.context = RNNContext(enc.dim, ctx.dim, ctx.layers, cell=ctx.kind)
+        self.latent_dim, self.context_dim = enc.dim, ctx.dim
+
+    def autoregressive(self, task) -> CPC:
+        return CPC(self.encoder, self.context, task.predictor(self.context_dim, self.latent_dim),
+                   task.loss(self.latent_dim), task.targets(self.latent_dim), task.scale)
+
+    def pooled(self, pool: int = 1, augment: bool = True) -> PooledContext:
+        """The context averaged over time (B, E); sequences have no augment and no grid to pool."""
+        return PooledContext(self.encoder, self.context, self.context_dim)
+
+    def views(self, cfg):
+        if not cfg.length:
+            raise ConfigError("objective.views.length is not set: a run takes 3/4 of data.window when it completes "
+                              "its config (seqcpc.complete_config); set it to build a model alone")
+        return audio_views_from_config(cfg)
+
+
+def check_audio_config(cfg, objective) -> Geometry:
+    """Refuse impossible shapes and what the objective cannot learn from; the geometry of one training window."""
+    if cfg.data.kind == "synthetic" and cfg.data.batching != "uniform":
+        raise ConfigError(f"data.batching={cfg.data.batching} needs a speech corpus (data.kind=manifest); "
+                          f"synthetic sequences take data.batching=uniform")
+    enc, window = cfg.model.encoder, cfg.data.window
+    if len(enc.kernels) != len(enc.strides) or not enc.kernels:
+        raise ConfigError(f"model.encoder.kernels {enc.kernels} and strides {enc.strides} must be non-empty "
+                          f"lists of the same length")
+    if min(enc.kernels + enc.strides) < 1 or any(k < s for k, s in zip(enc.kernels, enc.strides)):
+        raise ConfigError(f"model.encoder: every stride must be >= 1 and <= its kernel, got kernels "
+                          f"{enc.kernels} and strides {enc.strides}")
+    field = receptive_field(enc.kernels, enc.strides)
+    if window < field:
+        raise ConfigError(f"data.window={window} is shorter than the encoder's receptive field ({field} samples)")
+    T = output_length(window, enc.kernels, enc.strides)
+    check_min_clip(cfg, objective)
+    if objective.batch_sampler is not None and cfg.data.kind != "manifest":
+        raise ConfigError(f"objective.name={objective.name} draws its batches from a corpus's speakers: "
+                          f"data.kind=manifest data.manifest=PATH")
+    if hasattr(cfg.objective, "views"):
+        check_views(cfg, objective)
+    return Geometry(T, T, T, f"latent steps of a data.window={window}")
+
+
+def check_min_clip(cfg, objective) -> None:
+    """Refuse a data.min_clip that pads what the objective cannot leave out, or so short that a clip has too few
+    latent steps for the objective (every offset 1..K needs K + 1 steps whose receptive field lies in the clip)."""
+    data, model = cfg.data, cfg.model
+    if data.min_clip > data.window:
+        raise ConfigError(f"data.min_clip={data.min_clip} is longer than data.window={data.window}: clips of "
+                          f"min_clip..window samples are padded to the window; set data.min_clip <= data.window "
+                          f"(0: the window, shorter clips skipped)")
+    if data.min_clip in (0, data.window):
+        return
+    fix = "set data.min_clip=0 (clips shorter than the window skipped)"
+    if data.kind != "manifest":
+        raise ConfigError(f"data.min_clip={data.min_clip} pads a corpus's short clips (data.kind=manifest); "
+                          f"synthetic sequences are all data.window long: {fix}")
+    if objective.padded_steps is None:
+        raise ConfigError(f"data.min_clip={data.min_clip} < data.window pads short clips, which objective.name="
+                          f"{objective.name} would learn from (only objectives that leave the padding out of "
+                          f"their loss, such as cpc, take them): {fix}")
+    if data.batching == "utterance":
+        raise ConfigError(f"data.batching=utterance with data.min_clip={data.min_clip}: every window of a clip "
+                          f"shorter than the window is the same padded clip; use data.batching=uniform or speaker")
+    enc, steps = model.encoder, objective.padded_steps(cfg.objective)
+    valid = int(valid_length([data.min_clip], data.window, enc.kernels, enc.strides)[0])
+    shortest = shortest_clip(steps, data.window, enc.kernels, enc.strides)
+    if valid < steps and shortest <= data.window:  # else the window itself is too short (the objective says so)
+        raise ConfigError(f"data.min_clip={data.min_clip} samples give {valid} latent steps inside the clip, but "
+                          f"objective.name={objective.name} with these options needs {steps}: set data.min_clip >= "
+                          f"{shortest} (the samples of {steps} latent steps) or predict fewer steps")
+
+
+def count_speakers(cfg) -> tuple:
+    """(speakers of the training data, where they were counted): a manifest's train split, counting only speakers
+    with a clip long enough to be used, as the training windows do; or data.groups."""
+    data = cfg.data
+    if data.kind == "synthetic":
+        return data.groups, "data.groups"
+    shortest = data.min_clip or data.window
+    found = len({row.speaker for row in read_manifest(data.manifest, ["train"])
+                 if row.samples_at(data.sample_rate) >= shortest})
+    return found, f"the train split of {data.manifest} (clips of at least {shortest} samples)"
+
+
+def phones_path(data) -> str:
+    return data.phones or str(Path(data.manifest).parent / "phones.txt")
+
+
+def count_phones(cfg) -> tuple:
+    """(phone classes of the frame labels, their file); refuses data that cannot carry frame labels."""
+    data = cfg.data
+    if data.kind != "manifest":
+        raise ConfigError("objective.online_phones=true needs a speech corpus with frame labels: data.kind=manifest "
+                          "data.manifest=PATH (with phones.txt beside it, or data.phones=PATH)")
+    phones = phones_path(data)
+    if not Path(phones).is_file():
+        raise ConfigError(f"objective.online_phones=true needs frame labels, and {phones} does not exist: give "
+                          f"data.phones=PATH (phones.txt format: an utterance id, then one phone index per 10 ms) "
+                          f"or set objective.online_phones=false")
+    try:
+        labels = read_phones(phones)
+    except DataError as err:
+        raise ConfigError(f"data.phones: {err}") from err
+    trained = [row.id for row in read_manifest(data.manifest, ["train"]) if len(labels.get(row.id, ()))]
+    if not trained:
+        raise ConfigError(f"objective.online_phones=true: no train utterance of {data.manifest} has labels in "
+                          f"{phones} (its first column must hold the manifest's ids)")
+    return max(int(v.max()) for v in labels.values() if len(v)) + 1, phones  # validation labels index it too
+
+
+def complete_audio(cfg, objective) -> None:
+    """The frame labels' file when the objective asks for them (else none: the windows carry no labels, so a
+    config derived from a probed run does not carry them into another objective), and views of 3/4 a window."""
+    data, section = cfg.data, cfg.objective
+    wants_frames = "frame_labels" in objective.needs(section) and data.kind == "manifest"
+    data.phones = phones_path(data) if wants_frames else ""
+    if hasattr(section, "views") and not section.views.length:
+        section.views.length = data.window * 3 // 4  # the views follow the window unless the config says otherwise
+
+
+def check_views(cfg, objective) -> None:
+    """Refuse views that a window cannot give."""
+    views = audio_views_from_config(cfg.objective.views, cfg.data.window)  # raises when the window is too short
+    enc = cfg.model.encoder
+    if views.length < receptive_field(enc.kernels, enc.strides):
+        raise ConfigError(f"objective.views.length={views.length} is shorter than the encoder's receptive field "
+                          f"({receptive_field(enc.kernels, enc.strides)} samples)")
+
+
+def batch_statistics(cfg: AudioModelConfig) -> str:
+    return "model.encoder.norm=batch" if cfg.encoder.norm == "batch" else ""

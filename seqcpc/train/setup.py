@@ -1,0 +1,85 @@
+"""What the loop needs of Fabric and the run folder around its steps: the Fabric of a config, the run folder's
+lock, reports of the data used, and the checks and teardown of several ranks."""
+from pathlib import Path
+
+import torch
+from lightning_fabric import Fabric
+
+from seqcpc.config import Config, FabricConfig
+from seqcpc.errors import ConfigError, RunDirError
+from seqcpc.files import atomic_write_text
+from seqcpc.train.run_dir import open_run_dir
+
+
+def resolve_precision(cfg: FabricConfig) -> str:
+    if cfg.precision != "auto":
+        return cfg.precision
+    gpu = torch.cuda.is_available() and cfg.accelerator in ("auto", "cuda", "gpu")
+    # on CPUs bf16 is much slower than fp32 without bf16 instructions, faster with them (AVX512-BF16, AMX;
+    # benchmarks/results/step_time_cpu_bf16.md): fp32 is the safe default, bf16-mixed can be asked for
+    return "bf16-mixed" if gpu else "32-true"
+
+
+def make_fabric(cfg: FabricConfig, loggers=None) -> Fabric:
+    return Fabric(accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy,
+                  num_nodes=cfg.num_nodes, precision=resolve_precision(cfg), loggers=loggers)
+
+
+def tensorboard_loggers(cfg: Config) -> list:
+    """A TensorBoard logger writing to <out_dir>/tensorboard when train.tensorboard is set."""
+    if not cfg.train.tensorboard:
+        return []
+    from lightning_fabric.loggers import TensorBoardLogger
+
+    try:
+        return [TensorBoardLogger(root_dir=cfg.train.out_dir, name="tensorboard", version="")]
+    except ModuleNotFoundError as err:
+        raise ConfigError("train.tensorboard=true needs the tensorboard (or tensorboardX) package: "
+                          "pip install tensorboard") from err
+
+
+def prepare_run_dir(fabric, out: Path, resume: bool, overwrite: bool):
+    """Check, lock and (for --overwrite) clear the run folder on rank 0; every rank raises the same refusal.
+    Returns (checkpoint path, the lock or None on other ranks)."""
+    lock, refusal = None, None
+    if fabric.is_global_zero:
+        try:
+            lock = open_run_dir(out, resume, overwrite, log=lambda m: fabric.print(m, flush=True))
+        except RunDirError as err:
+            refusal = str(err)
+    refusal = fabric.broadcast(refusal, src=0)
+    if refusal:
+        raise RunDirError(refusal)
+    return out / "checkpoints" / "last.ckpt", lock
+
+
+def ranks_param_spread(fabric, model) -> float:
+    """Largest difference, across ranks, of the parameters' sum and sum of squares (0 when DDP kept them equal)."""
+    flat = torch.cat([p.detach().double().flatten() for p in model.parameters()])
+    stats = torch.stack([flat.sum(), flat.square().sum()])
+    high = fabric.all_reduce(stats.clone(), reduce_op="max")  # all_reduce works in place: one copy each
+    low = fabric.all_reduce(stats.clone(), reduce_op="min")
+    return (high - low).abs().max().item()
+
+
+def report_skipped(fabric, out: Path, datasets: dict) -> None:
+    """Log what share of its corpus each dataset uses (`usage()`, e.g. short clips left out) and list unreadable
+    files (bad_files.txt)."""
+    bad = []
+    for name, ds in datasets.items():
+        if hasattr(ds, "usage"):  # e.g. "using 812 of 1000 clips (93% of the audio); 188 shorter than ..."
+            fabric.print(f"{name} data: {ds.usage()}", flush=True)
+        bad += [f"{name}\t{b}\n" for b in getattr(ds, "bad_files", [])]
+    if bad:
+        fabric.print(f"skipped {len(bad)} unreadable files (listed in bad_files.txt), e.g. {bad[0].strip()}",
+                     flush=True)
+        if fabric.is_global_zero:
+            atomic_write_text(out / "bad_files.txt", "".join(bad))
+
+
+def close_distributed(fabric) -> None:
+    """Let every rank finish, then take the process group down: a rank that reaches interpreter exit while
+    another still writes its files can abort in the communication library's teardown, which kills the run."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        fabric.barrier()
+        torch.distributed.destroy_process_group()
