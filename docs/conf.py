@@ -18,6 +18,8 @@ exclude_patterns = ["_build", "_ext"]
 # `[text](page.md#a-heading)` links resolve to headings up to level 3; a link to a missing page or anchor is a
 # warning, and `make docs` turns warnings into errors
 myst_heading_anchors = 3
+# text as written: "--episodic" in a help string stays two hyphens, not an en dash
+smartquotes = False
 
 # furo: maintained, readable without configuration, a sidebar of every page, light and dark modes, and wide tables
 # scroll sideways inside their own box instead of widening the page

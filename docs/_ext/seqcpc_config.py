@@ -109,7 +109,7 @@ def allowed_text(meta, tp) -> str:
     if parts and typing.get_origin(tp) is list:
         parts[-1] += " (each item)"
     if meta.get("path"):
-        parts.append("a path; `~` and `$VARIABLES` are expanded")
+        parts.append("a path (`~`, `$VARS` expanded)")
     return cell(" and ".join(parts))
 
 
