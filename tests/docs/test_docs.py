@@ -95,6 +95,12 @@ def test_every_objective_key_the_pages_name_exists():
     assert not missing, f"objective keys named in the docs that no objective has: {missing}"
 
 
+def test_the_readmes_links_point_at_files_of_the_repository():
+    """The README is read on GitHub, where its links are relative paths; Sphinx checks the site's own links."""
+    targets = [t for t in re.findall(r"\]\(([^)\s#]+)", (ROOT / "README.md").read_text()) if "://" not in t]
+    assert targets and [t for t in targets if not (ROOT / t).exists()] == []
+
+
 def sections_of(markdown: str) -> dict:
     """`## `title`` heading -> the text under it, for a generated reference."""
     parts = re.split(r"^## `([^`]+)`\s*$", markdown, flags=re.MULTILINE)
