@@ -52,8 +52,10 @@ class Modality:
     complete: Optional[Callable[..., None]] = None
     part_configs: dict = field(default_factory=dict)  # part -> dataclass of its options in the objective section
     gives: frozenset = frozenset()  # what its batches can carry: "labels" (a class each), "frame_labels"
-    count_classes: Optional[Callable[[Any], tuple]] = None  # Config -> (classes in the training data, source)
-    count_frame_classes: Optional[Callable[[Any], tuple]] = None  # Config -> (frame classes, source)
+    # Config -> (classes of the training data, the same in words: "3 speakers in ..."), for "labels" and
+    # "frame_labels"; refuses data that cannot give them
+    count_classes: Optional[Callable[[Any], tuple]] = None
+    count_frame_classes: Optional[Callable[[Any], tuple]] = None
     # (dataset, Config, world size, rank, seed, train) -> a batch sampler with set_position(epoch, batches_done),
     # or None for the loop's batches (shuffled in training, in order in validation)
     batch_sampler: Optional[Callable[..., Any]] = None

@@ -71,9 +71,9 @@ def test_missing_config_file_and_bad_override():
 
 @pytest.mark.parametrize("overrides, match", [
     ({"data": {"window": 100}}, "shorter than the encoder's receptive field"),
-    ({"model": {"predictor": {"steps": 200}}}, "predictor.steps=200"),
-    ({"model": {"loss": {"num_negatives": 10_000}}}, "num_negatives=10000"),
-    ({"model": {"loss": {"negatives": "sequence", "num_negatives": 200}}}, "num_negatives=200"),
+    ({"objective": {"predictor": {"steps": 200}}}, "predictor.steps=200"),
+    ({"objective": {"loss": {"num_negatives": 10_000}}}, "num_negatives=10000"),
+    ({"objective": {"loss": {"negatives": "sequence", "num_negatives": 200}}}, "num_negatives=200"),
     ({"model": {"encoder": {"kernels": [4], "strides": [2, 2]}}}, "same length"),
 ])
 def test_impossible_shapes_are_refused(overrides, match):
@@ -92,7 +92,7 @@ def test_every_named_size_builds(name, tmp_path):
     data = {"model": {"size": name}}
     if resolve(data).model.modality == "image":
         data["data"] = image_data(tmp_path, data["model"], size=64)
-    cfg = resolve(data)
+    cfg = complete_config(resolve(data))
     assert check_config(cfg) > cfg.objective.predictor.steps
     build_model(cfg)
 
@@ -146,7 +146,7 @@ def test_every_image_table_config_gives_run_configs_that_load_and_build(path, tm
     for name, overrides in table.runs.items():
         data = to_dict(with_overrides(base, overrides))
         data["data"].update(image_data(tmp_path, data["model"], base.prepare.options.get("size", 28)))
-        cfg = resolve(data)
+        cfg = complete_config(resolve(data))
         check_config(cfg)
         objectives.add(cfg.objective.name)
         assert build_model(cfg).chance_loss(8, 36) > 1
@@ -165,7 +165,7 @@ def test_every_few_shot_table_config_gives_learner_configs_that_load_and_build(p
                                              *table.per_method.get(method, [])]))
         if data["data"]["kind"] == "images":
             data["data"].update(image_data(tmp_path, data["model"], base.prepare.options.get("size", 28)))
-        cfg = resolve(data)
+        cfg = complete_config(resolve(data))
         check_config(cfg)
         assert build_model(cfg).chance_loss(1, 1) == pytest.approx(np.log(cfg.objective.n_way))
 
@@ -176,8 +176,10 @@ def test_input_channels_follow_the_prepared_images_unless_set(tmp_path, channels
     data = {"kind": "images", "images": str(tmp_path / "toy"), "batch_size": 8}
     cfg = resolve({"model": {"size": "image_small"}, "data": data})
     assert cfg.model.encoder.in_channels is None
-    check_config(cfg)
-    assert cfg.model.encoder.in_channels == channels
+    completed = complete_config(cfg)
+    assert cfg.model.encoder.in_channels is None and completed.model.encoder.in_channels == channels
+    check_config(completed)
+    cfg = completed
     model = build_model(cfg)
     assert model(torch.rand(2, channels, 28, 28))[0].isfinite()
     other = 4 - channels  # 3 for grey images, 1 for RGB ones
@@ -190,19 +192,19 @@ def test_an_image_model_without_channels_is_refused_when_built_alone():
         build_model(resolve({"model": {"size": "image_small"}}))
 
 
-@pytest.mark.parametrize("model,match", [
-    ({"patches": {"size": 40}}, "larger than the 28x28 images"),
-    ({"predictor": {"steps": 6}}, "rows of the 6x6 patch grid"),
-    ({"encoder": {"in_channels": 3}}, "1 channel"),
-    ({"patches": {"directions": 5}}, "directions=5"),
-    ({"context": {"kind": "gru"}}, "model.context.kind: 'gru' is not one of masked_conv"),
-    ({"loss": {"negatives": "group"}}, "negatives=group needs group ids"),
-    ({"loss": {"negatives": "batch", "num_negatives": 10_000}}, "between 1 and the 288"),
+@pytest.mark.parametrize("model,objective,match", [
+    ({"patches": {"size": 40}}, {}, "larger than the 28x28 images"),
+    ({}, {"predictor": {"steps": 6}}, "rows of the 6x6 patch grid"),
+    ({"encoder": {"in_channels": 3}}, {}, "1 channel"),
+    ({"patches": {"directions": 5}}, {}, "directions=5"),
+    ({"context": {"kind": "gru"}}, {}, "model.context.kind: 'gru' is not one of masked_conv"),
+    ({}, {"loss": {"negatives": "group"}}, "needs batches that carry labels, which image data does not give"),
+    ({}, {"loss": {"negatives": "batch", "num_negatives": 10_000}}, "between 1 and the 288"),
 ])
-def test_impossible_image_configs_are_refused(tmp_path, model, match):
+def test_impossible_image_configs_are_refused(tmp_path, model, objective, match):
     toy_image_store(tmp_path / "toy", 4, 2, size=28)
     with pytest.raises(ConfigError, match=match):
-        check_config(resolve({"model": {"size": "image_small", **model},
+        check_config(resolve({"model": {"size": "image_small", **model}, "objective": objective,
                               "data": {"kind": "images", "images": str(tmp_path / "toy"), "batch_size": 8}}))
 
 
@@ -325,9 +327,9 @@ def test_every_long_tail_table_config_gives_run_configs_that_load_and_build(path
         data = to_dict(with_overrides(base, spec["overrides"] if isinstance(spec, dict) else spec))
         if data["model"]["modality"] == "image":
             data["data"].update(image_data(tmp_path, data["model"], 28))
-        cfg = resolve(data)
+        cfg = complete_config(resolve(data))
         check_config(cfg)
-        objectives.add((cfg.objective.name, cfg.objective.pruned_competitor))
+        objectives.add((cfg.objective.name, getattr(cfg.objective, "pruned_competitor", False)))
         budgets.add((cfg.train.max_steps, cfg.data.batch_size))
         assert build_model(cfg).chance_loss(cfg.data.batch_size, 36) > 1
     assert len(budgets) == 1  # the same steps and batch for every method

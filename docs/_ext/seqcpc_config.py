@@ -178,14 +178,9 @@ def objective_reference(registry, modality_entries: dict) -> list:
 
 
 def config_reference(common: dict, modality_entries: dict, objective_registry) -> str:
-    """The whole reference as Markdown; `objective_registry` None leaves the objective section's keys out."""
+    """The whole reference as Markdown."""
     parts = common_reference(common)
     for name, entry in modality_entries.items():
         parts += modality_reference(name, entry)
-    if objective_registry is None:
-        parts += ["## The objective section",
-                  "This build's seqcpc has no objective registry (`seqcpc.objectives.registry`), so the keys of "
-                  "the `objective:` section are not listed."]
-    else:
-        parts += objective_reference(objective_registry, modality_entries)
+    parts += objective_reference(objective_registry, modality_entries)
     return "\n\n".join(parts) + "\n"

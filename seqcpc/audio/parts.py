@@ -101,15 +101,15 @@ def check_min_clip(cfg, objective) -> None:
 
 
 def count_speakers(cfg) -> tuple:
-    """(speakers of the training data, where they were counted): a manifest's train split, counting only speakers
-    with a clip long enough to be used, as the training windows do; or data.groups."""
+    """(speakers of the training data, in words): a manifest's train split, counting only speakers with a clip
+    long enough to be used, as the training windows do; or data.groups."""
     data = cfg.data
     if data.kind == "synthetic":
-        return data.groups, "data.groups"
+        return data.groups, f"{data.groups} groups (data.groups)"
     shortest = data.min_clip or data.window
     found = len({row.speaker for row in read_manifest(data.manifest, ["train"])
                  if row.samples_at(data.sample_rate) >= shortest})
-    return found, f"the train split of {data.manifest} (clips of at least {shortest} samples)"
+    return found, f"{found} speakers in the train split of {data.manifest} (clips of at least {shortest} samples)"
 
 
 def phones_path(data) -> str:
@@ -117,7 +117,7 @@ def phones_path(data) -> str:
 
 
 def count_phones(cfg) -> tuple:
-    """(phone classes of the frame labels, their file); refuses data that cannot carry frame labels."""
+    """(phone classes of the frame labels, in words); refuses data that cannot carry frame labels."""
     data = cfg.data
     if data.kind != "manifest":
         raise ConfigError("objective.online_phones=true needs a speech corpus with frame labels: data.kind=manifest "
@@ -135,7 +135,8 @@ def count_phones(cfg) -> tuple:
     if not trained:
         raise ConfigError(f"objective.online_phones=true: no train utterance of {data.manifest} has labels in "
                           f"{phones} (its first column must hold the manifest's ids)")
-    return max(int(v.max()) for v in labels.values() if len(v)) + 1, phones  # validation labels index it too
+    top = max(int(v.max()) for v in labels.values() if len(v))  # validation labels index the head too
+    return top + 1, f"phone index {top} in {phones}"
 
 
 def complete_audio(cfg, objective) -> None:

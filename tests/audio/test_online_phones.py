@@ -15,7 +15,7 @@ from seqcpc.builders import build_model
 from seqcpc.audio.manifest import read_phones, write_phones
 from seqcpc.audio.modality import audio_datasets
 from seqcpc.audio.windows import WindowDataset
-from seqcpc.builders import check_config
+from seqcpc.builders import check_config, complete_config
 from seqcpc.config import load_config
 from seqcpc.core.online import FrameProbe, frame_labels
 from seqcpc.errors import ConfigError
@@ -111,27 +111,28 @@ def test_short_clips_unlabelled_utterances_and_other_rates(tmp_path):
 
 def test_the_class_count_comes_from_the_labels_and_bad_settings_are_refused(tmp_path):
     manifest = corpus(tmp_path)
-    cfg = load_config(None, speech(manifest, "objective.online_phones=true"))
+    cfg = complete_config(load_config(None, speech(manifest, "objective.online_phones=true")))
     check_config(cfg)
     found = max(int(v.max()) for v in read_phones(manifest.parent / "phones.txt").values()) + 1
     assert cfg.objective.phone_classes == found and cfg.data.phones == str(manifest.parent / "phones.txt")
     train, val = audio_datasets(cfg.data, 0)
     assert len(train[0]) == len(val[0]) == 4  # (x, speaker, length, labels)
-    cfg = load_config(None, speech(manifest, f"data.phones={manifest.parent / 'phones.txt'}"))
+    cfg = complete_config(load_config(None, speech(manifest, f"data.phones={manifest.parent / 'phones.txt'}")))
     check_config(cfg)  # without the probe the labels are not read: plain (x, speaker) windows
     assert cfg.data.phones == "" and len(audio_datasets(cfg.data, 0)[0][0]) == 2
     with pytest.raises(ConfigError, match=f"objective.phone_classes=2 but .* has phone index {found - 1}"):
-        check_config(load_config(None, speech(manifest, "objective.online_phones=true", "objective.phone_classes=2")))
-    with pytest.raises(ConfigError, match="objective.online_phones=true .* objective.name=simclr"):
-        check_config(load_config(None, speech(manifest, "objective.online_phones=true", "objective.name=simclr")))
+        complete_config(load_config(None, speech(manifest, "objective.online_phones=true",
+                                                 "objective.phone_classes=2")))
+    with pytest.raises(ConfigError, match="'objective.predictor' applies only to objective.name=cpc"):
+        load_config(None, ["objective.name=simclr", *speech(manifest, "objective.online_phones=true")])
     with pytest.raises(ConfigError, match="data.kind=manifest"):
-        check_config(load_config(None, [*TINY, "objective.online_phones=true", "data.window=2048"]))
+        complete_config(load_config(None, [*TINY, "objective.online_phones=true", "data.window=2048"]))
     with pytest.raises(ConfigError, match="nowhere.txt does not exist"):
-        check_config(load_config(None, speech(manifest, "objective.online_phones=true", "data.phones=nowhere.txt")))
+        complete_config(load_config(None, speech(manifest, "objective.online_phones=true", "data.phones=nowhere.txt")))
     other = tmp_path / "other.txt"
     write_phones(other, {"someone_else": np.array([0, 1])})
     with pytest.raises(ConfigError, match="no train utterance .* has labels"):
-        check_config(load_config(None, speech(manifest, "objective.online_phones=true", f"data.phones={other}")))
+        complete_config(load_config(None, speech(manifest, "objective.online_phones=true", f"data.phones={other}")))
     with pytest.raises(ConfigError, match="objective.phone_classes"):
         build_model(load_config(None, [*TINY, "objective.online_phones=true"]))  # not counted yet
 
@@ -151,7 +152,7 @@ def test_a_cli_run_logs_and_plots_both_probes_and_its_checkpoint_loads(tmp_path,
             values = [float(r[metric]) for r in logged if r["split"] == split]
             assert len(values) == 2 and all(0 <= v <= 1 for v in values)
     assert (out / "curves.png").stat().st_size > 0
-    saved = yaml.safe_load((out / "config.yaml").read_text())["model"]
+    saved = yaml.safe_load((out / "config.yaml").read_text())["objective"]
     model = load_model(out / "checkpoints" / "last.ckpt")
     assert model.online_frames.to_logits.weight.shape == (saved["phone_classes"], 16)
 

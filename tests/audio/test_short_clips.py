@@ -14,6 +14,7 @@ from seqcpc.audio.io import write_flac
 from seqcpc.audio.manifest import Utterance, write_manifest
 from seqcpc.audio.windows import WindowDataset
 from seqcpc.builders import build_model, check_config
+from seqcpc.objectives.pruning import SelfDamage
 from seqcpc.config import resolve
 from seqcpc.errors import ConfigError
 
@@ -103,7 +104,7 @@ def test_the_pruned_competitor_and_the_online_probe_ignore_the_padding_too(extra
         torch.manual_seed(0)
         model = tiny_model()
         if extra == "pruned_competitor":
-            model.add_pruned_competitor(0.5)
+            model.damage = SelfDamage(model, 0.5)
             model.on_epoch_start(0)
         else:
             model.add_online_probe(16, 2, "speaker")
@@ -149,7 +150,7 @@ def test_a_padded_dataset_reads_short_clips_whole_and_says_how_much_it_uses(corp
 
 
 def config(corpus, objective=None, **data):
-    return resolve({"model": {"size": "synthetic_tiny"}, "objective": {**TINY_TASK, **(objective or {})},
+    return resolve({"model": {"size": "synthetic_tiny"}, "objective": objective or TINY_TASK,
                     "data": {"kind": "manifest", "manifest": str(corpus), "window": WINDOW, "min_clip": 1600, **data}})
 
 

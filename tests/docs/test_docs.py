@@ -88,8 +88,6 @@ def test_every_config_key_the_pages_name_exists():
 
 def test_every_objective_key_the_pages_name_exists():
     registry = seqcpc_docs.objective_registry()
-    if registry is None:  # TEMPORARY: seqcpc.objectives.registry arrives with the objectives refactor
-        pytest.skip("seqcpc.objectives.registry is not there yet")
     missing = {k: sorted(pages) for k, pages in documented_keys().items()
                if k.startswith("objective.") and not objective_key_exists(registry, k)}
     assert not missing, f"objective keys named in the docs that no objective has: {missing}"

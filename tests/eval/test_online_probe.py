@@ -10,7 +10,7 @@ from audio_fixtures import toy_speech_corpus
 from conftest import cli
 from seqcpc.builders import build_model
 from seqcpc.audio.manifest import read_manifest, write_manifest
-from seqcpc.builders import check_config
+from seqcpc.builders import check_config, complete_config
 from seqcpc.config import load_config
 from seqcpc.core.online import OnlineProbe
 from seqcpc.errors import ConfigError
@@ -68,16 +68,17 @@ def test_padded_steps_are_left_out_of_the_pooling():
 def test_the_class_count_comes_from_the_data_and_bad_settings_are_refused(tmp_path):
     manifest = toy_speech_corpus(tmp_path / "c", speakers=3, heldout=1, utts=4, seconds=0.5)
     speech = [*TINY, "data.kind=manifest", f"data.manifest={manifest}", "data.window=4000"]
-    cfg = load_config(None, [*speech, "objective.online_probe=true"])
+    cfg = complete_config(load_config(None, [*speech, "objective.online_probe=true"]))
     check_config(cfg)
     assert cfg.objective.classes == 3  # the train split's speakers; the held-out one is not trained on
-    cfg = load_config(None, [*TINY, "objective.online_probe=true", "data.groups=5", "data.window=2048"])
+    cfg = complete_config(load_config(None, [*TINY, "objective.online_probe=true", "data.groups=5",
+                                             "data.window=2048"]))
     check_config(cfg)
     assert cfg.objective.classes == 5
     with pytest.raises(ConfigError, match="objective.classes=2 but .* has 3 speakers"):
-        check_config(load_config(None, [*speech, "objective.online_probe=true", "objective.classes=2"]))
-    with pytest.raises(ConfigError, match="objective.online_probe=true .* objective.name=simclr"):
-        check_config(load_config(None, [*speech, "objective.online_probe=true", "objective.name=simclr"]))
+        complete_config(load_config(None, [*speech, "objective.online_probe=true", "objective.classes=2"]))
+    with pytest.raises(ConfigError, match="'objective.predictor' applies only to objective.name=cpc"):
+        load_config(None, ["objective.name=simclr", *speech, "objective.online_probe=true"])
     with pytest.raises(ConfigError, match="objective.classes"):
         build_model(load_config(None, [*TINY, "objective.online_probe=true"]))  # not counted yet
 
@@ -97,6 +98,6 @@ def test_a_cli_run_logs_and_plots_the_probe_and_its_checkpoint_loads(tmp_path, c
         values = [float(r["online_speaker"]) for r in logged if r["split"] == split]
         assert len(values) == 2 and all(0 <= v <= 1 for v in values)
     assert (out / "curves.png").stat().st_size > 0
-    assert yaml.safe_load((out / "config.yaml").read_text())["model"]["classes"] == 3
+    assert yaml.safe_load((out / "config.yaml").read_text())["objective"]["classes"] == 3
     model = load_model(out / "checkpoints" / "last.ckpt")
     assert model.online.to_logits.weight.shape == (3, 16)

@@ -64,13 +64,14 @@ def test_the_loop_samples_only_training_classes_and_evaluation_only_test_classes
     from seqcpc.config import load_config
     from seqcpc.fewshot.evaluate import episode_sets
     from seqcpc.image.modality import IMAGE
+    from seqcpc.objectives import registry
 
     root = toy_class_store(tmp_path / "store")
     cfg = load_config(None, ["model.size=image_small", "objective.name=protonet", "objective.n_query=3",
                              f"data.images={root}",
                              "probe.ways=[5]", "probe.shots=[1]", "probe.n_query=3", "probe.episodes=10"])
     train, val = IMAGE.datasets(cfg.data, 0)
-    sampler = IMAGE.batch_sampler(train, cfg, 1, 0, 0, True)
+    sampler = registry.get("protonet").batch_sampler(train, cfg, 1, 0, 0, True, IMAGE)
     seen = {int(train.labels[i]) for batch in sampler for i in batch}
     assert seen <= set(range(12)) and len(seen) > 5
     data = IMAGE.episode_data(cfg, log=lambda m: None)

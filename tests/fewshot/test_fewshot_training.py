@@ -13,10 +13,10 @@ from seqcpc.fewshot.classifiers import CLASSIFIERS
 from seqcpc.train.loop import pretrain
 
 SMALL = ["model.size=image_small", "model.encoder.dim=32", "model.context.dim=32", "model.patches.widths=[16,32]",
-         "objective.predictor.first=1", "objective.predictor.steps=2",  # a 3x3 grid: CPC v2's row 3 below does not exist
          "model.augment.flip=false", "data.batch_size=16", "optim.lr=2e-3", "optim.warmup_steps=5",
          "train.log_every=10", "train.val_batches=10", "probe.ways=[5]", "probe.shots=[1,3]", "probe.n_query=3",
          "probe.episodes=40", "probe.pool=2"]
+CPC = ["objective.predictor.first=1", "objective.predictor.steps=2"]  # a 3x3 grid: CPC v2's row 3 below does not exist
 LEARNER = ["objective.n_way=5", "objective.k_shot=1", "objective.n_query=3", "objective.pool=2",
            "objective.episodes_per_epoch=20"]
 
@@ -29,7 +29,7 @@ def store(tmp_path_factory):
 @pytest.fixture(scope="module")
 def cpc_run(store, tmp_path_factory):
     out = tmp_path_factory.mktemp("cpc") / "run"
-    pretrain(load_config(None, [*SMALL, f"data.images={store}", f"train.out_dir={out}", "train.max_steps=30",
+    pretrain(load_config(None, [*SMALL, *CPC, f"data.images={store}", f"train.out_dir={out}", "train.max_steps=30",
                                 "train.val_every=30"]))
     return out
 

@@ -29,7 +29,8 @@ def test_best_weights_keeps_the_best_copy_and_stops_after_patience():
 def tiny_config(root, **probe):
     return resolve({
         "model": {"size": "image_small", "encoder": {"in_channels": 1, "dim": 16}, "context": {"dim": 16},
-                  "patches": {"widths": [8, 16]}, "predictor": {"first": 1, "steps": 1}},
+                  "patches": {"widths": [8, 16]}},
+        "objective": {"predictor": {"first": 1, "steps": 1}},
         "data": {"kind": "images", "images": str(root), "batch_size": 8},
         "probe": {"pool": 1, **probe},
     })

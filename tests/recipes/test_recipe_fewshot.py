@@ -12,8 +12,8 @@ def test_fewshot_recipe_runs_end_to_end_then_skips_what_is_done(tmp_path):
         "prepare": {"script": "glyphs", "options": {"out": str(tmp_path / "glyphs"), "size": 16, "instances": 6,
                                                     "max_classes_per_alphabet": 2}},
         "model": {"size": "image_small", "encoder": {"dim": 16}, "context": {"dim": 16},
-                  "patches": {"widths": [8, 16]}, "augment": {"flip": False},
-                  "predictor": {"first": 1, "steps": 1}},  # 16 px images: a 3x3 grid, no row 3 below
+                  "patches": {"widths": [8, 16]}, "augment": {"flip": False}},
+        "objective": {"predictor": {"first": 1, "steps": 1}},  # 16 px images: a 3x3 grid, no row 3 below
         "data": {"kind": "images", "images": str(tmp_path / "glyphs"), "batch_size": 8},
         "train": {"out_dir": str(tmp_path / "table" / "cpc"), "max_steps": 6, "log_every": 3, "val_every": 6,
                   "val_batches": 2},

@@ -15,7 +15,7 @@ def test_image_table_runs_every_seed_and_run_then_skips_what_is_done(tmp_path):
         "prepare": {"script": "image_folder",
                     "options": {"root": str(tmp_path / "folder"), "out": str(tmp_path / "data"), "size": 28}},
         "model": {"size": "image_small", "encoder": {"dim": 16}, "context": {"dim": 16},
-                  "patches": {"widths": [8, 16]}, "pretext": {"permutations": 6, "hidden": 16}},
+                  "patches": {"widths": [8, 16]}},
         "data": {"kind": "images", "images": str(tmp_path / "data"), "batch_size": 8},
         "optim": {"lr": 2e-3, "warmup_steps": 2},
         "train": {"max_steps": 6, "log_every": 3, "val_every": 6, "val_batches": 1, "ckpt_every": 6},
@@ -24,8 +24,9 @@ def test_image_table_runs_every_seed_and_run_then_skips_what_is_done(tmp_path):
     }
     (tmp_path / "pretrain.yaml").write_text(yaml.safe_dump(pretrain))
     table = {"pretrain": str(tmp_path / "pretrain.yaml"), "out_dir": str(tmp_path / "table"), "seeds": [0, 1],
-             "runs": {"cpc": [], "rotation": ["objective.name=rotation"],
-                      "jigsaw": ["objective.name=jigsaw", "model.augment.flip=false"]}}
+             "runs": {"cpc": [], "rotation": ["objective.name=rotation", "objective.hidden=16"],
+                      "jigsaw": ["objective.name=jigsaw", "model.augment.flip=false", "objective.permutations=6",
+                                 "objective.hidden=16"]}}
     config = tmp_path / "table.yaml"
     config.write_text(yaml.safe_dump(table))
 
@@ -35,7 +36,7 @@ def test_image_table_runs_every_seed_and_run_then_skips_what_is_done(tmp_path):
             summary = json.loads((tmp_path / "table" / f"seed{seed}" / run / "summary.json").read_text())
             assert summary["step"] == 6
             saved = yaml.safe_load((tmp_path / "table" / f"seed{seed}" / run / "config.yaml").read_text())
-            assert saved["train"]["seed"] == seed and saved["model"]["objective"] == run
+            assert saved["train"]["seed"] == seed and saved["objective"]["name"] == run
         assert (tmp_path / "table" / f"seed{seed}" / "probes" / "supervised_1.json").is_file()
     results = json.loads((tmp_path / "table" / "results.json").read_text())
     assert results["seeds"] == [0, 1]

@@ -10,13 +10,16 @@ from conftest import run_script
 from image_fixtures import toy_image_folder
 
 
+HEAD = ["objective.hidden=16", "objective.projection=8"]  # small projection heads of the two-view methods
+
+
 def test_long_tail_table_runs_every_method_draw_and_subset_then_skips_what_is_done(tmp_path):
     toy_image_folder(tmp_path / "folder", n_per_class=40, size=28)
     pretrain = {
         "prepare": {"script": "image_folder",
                     "options": {"root": str(tmp_path / "folder"), "out": str(tmp_path / "data"), "size": 28}},
         "model": {"size": "image_small", "encoder": {"dim": 16}, "context": {"dim": 16},
-                  "patches": {"widths": [8, 16]}, "contrastive": {"hidden": 16, "projection": 8, "queue": 32}},
+                  "patches": {"widths": [8, 16]}},
         "data": {"kind": "images", "images": str(tmp_path / "data"), "batch_size": 8},
         "optim": {"lr": 2e-3, "warmup_steps": 2},
         "train": {"max_steps": 4, "log_every": 2, "val_every": 4, "val_batches": 1, "ckpt_every": 4},
@@ -26,8 +29,8 @@ def test_long_tail_table_runs_every_method_draw_and_subset_then_skips_what_is_do
     table = {"pretrain": str(tmp_path / "pretrain.yaml"), "out_dir": str(tmp_path / "table"),
              "data_dir": str(tmp_path / "subsets"), "imbalance": 10, "draws": [0, 1],
              "methods": {"cpc_v2": {"overrides": [], "subsets": ["long_tail"]},
-                         "simclr": {"overrides": ["objective.name=simclr"]},
-                         "sdclr": {"overrides": ["objective.name=sdclr"], "draws": [1]}}}
+                         "simclr": {"overrides": ["objective.name=simclr", *HEAD]},
+                         "sdclr": {"overrides": ["objective.name=sdclr", *HEAD], "draws": [1]}}}
     config = tmp_path / "table.yaml"
     config.write_text(yaml.safe_dump(table))
 

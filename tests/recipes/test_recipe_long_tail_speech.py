@@ -9,8 +9,8 @@ from conftest import run_script
 PRETRAIN = {
     "prepare": {"script": "espeak_corpus", "options": {"speakers": 6, "heldout_speakers": 5, "utterances": 10,
                                                       "tail": 1.0, "min_utterances": 2, "workers": 2}},
-    "model": {"size": "audio_paper", "encoder": {"dim": 32}, "context": {"dim": 32}, "predictor": {"steps": 4},
-              "loss": {"num_negatives": 16}, "contrastive": {"hidden": 32, "projection": 16, "prune_ratio": 0.5}},
+    "model": {"size": "audio_paper", "encoder": {"dim": 32}, "context": {"dim": 32}},
+    "objective": {"predictor": {"steps": 4}, "loss": {"num_negatives": 16}, "prune_ratio": 0.5},
     "data": {"kind": "manifest", "window": 8000, "batch_size": 8},
     "optim": {"lr": 2e-3, "warmup_steps": 2},
     "train": {"max_steps": 6, "log_every": 3, "val_every": 6, "val_batches": 1, "ckpt_every": 6},
@@ -26,7 +26,8 @@ def test_long_tail_speech_table_runs_each_method_and_splits_the_speaker_probe(tm
     (tmp_path / "pretrain.yaml").write_text(yaml.safe_dump(pretrain))
     table = {"pretrain": str(tmp_path / "pretrain.yaml"), "out_dir": str(tmp_path / "table"),
              "methods": {"cpc_pruned": ["objective.pruned_competitor=true"],
-                         "sdclr": ["objective.name=sdclr"]}}
+                         "sdclr": ["objective.name=sdclr", "objective.hidden=32", "objective.projection=16",
+                                   "objective.prune_ratio=0.5"]}}
     config = tmp_path / "table.yaml"
     config.write_text(yaml.safe_dump(table))
 
@@ -35,7 +36,7 @@ def test_long_tail_speech_table_runs_each_method_and_splits_the_speaker_probe(tm
     assert max(counts.values()) > min(counts.values())  # a long tail of training utterances
     for method, objective in (("cpc_pruned", "cpc"), ("sdclr", "sdclr")):
         saved = yaml.safe_load((tmp_path / "table" / method / "config.yaml").read_text())
-        assert saved["model"]["objective"] == objective
+        assert saved["objective"]["name"] == objective
         assert json.loads((tmp_path / "table" / method / "summary.json").read_text())["step"] == 6
     rows = json.loads((tmp_path / "table" / "results.json").read_text())["rows"]
     assert set(rows) == {"cpc_pruned", "sdclr", "mfcc13", "random_init"}

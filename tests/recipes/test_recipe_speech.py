@@ -9,8 +9,8 @@ from data_prep import abx_items, espeak_corpus
 TINY = {
     "prepare": {"script": "espeak_corpus", "options": {"speakers": 6, "heldout_speakers": 5, "utterances": 8,
                                                       "workers": 2}},
-    "model": {"size": "audio_paper", "encoder": {"dim": 32}, "context": {"dim": 32},
-              "predictor": {"steps": 4}, "loss": {"num_negatives": 16}},
+    "model": {"size": "audio_paper", "encoder": {"dim": 32}, "context": {"dim": 32}},
+    "objective": {"predictor": {"steps": 4}, "loss": {"num_negatives": 16}},
     "data": {"kind": "manifest", "window": 8000, "batch_size": 8},
     "optim": {"lr": 2e-3, "warmup_steps": 5},
     "train": {"max_steps": 60, "log_every": 10, "val_every": 60, "val_batches": 2, "ckpt_every": 60},

@@ -109,7 +109,7 @@ def check_toy(cfg, objective) -> Geometry:
 
 TOY = modalities.register(modalities.Modality(
     name="toy", model_config=ToyModelConfig, data_config=ToyDataConfig, probe_config=FewShotConfig,
-    parts=ToyParts, check=check_toy, gives=frozenset({"labels"}), count_classes=lambda cfg: (2, "the toy points"),
+    parts=ToyParts, check=check_toy, gives=frozenset({"labels"}), count_classes=lambda cfg: (2, "2 classes of toy points"),
     datasets=lambda cfg, seed: (Points(cfg.items, seed), Points(cfg.items, seed + 1)),
     evaluate=lambda cfg, model, out_dir, log=print: {},
 ))
