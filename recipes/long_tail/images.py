@@ -104,7 +104,7 @@ def random_row(cfg, table: LongTailTable, images: dict, log=print) -> dict:
     run_dir = Path(table.out_dir) / "random_init"
     run_dir.mkdir(parents=True, exist_ok=True)
     log("== random_init")
-    model = random_init(build_model, cfg.model, cfg.train.seed)
+    model = random_init(build_model, cfg, cfg.train.seed)
     result = cached(run_dir / "probe.json", lambda: probe(cfg, model, images, log))
     return {(draw, "long_tail"): result for draw in table.draws}
 

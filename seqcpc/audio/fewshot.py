@@ -6,7 +6,7 @@ Shapes: M windows, L samples per window, T frames, D feature dim.
 """
 import numpy as np
 
-from seqcpc.audio.eval import extractors_for, read_windows, window_specs
+from seqcpc.audio.features import extractors_for, read_windows, window_specs
 from seqcpc.errors import DataError
 from seqcpc.eval.probes import random_subset
 from seqcpc.fewshot.evaluate import EpisodeData

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from seqcpc.audio.features import frame_dataset
 from seqcpc.audio.io import read_audio
 from seqcpc.audio.manifest import manifest_roots, read_manifest, read_phones, resolve_path, write_phones
 from seqcpc.errors import ConfigError, DataError
@@ -32,8 +33,6 @@ def unit_scores(extractors: dict, manifest, labels: dict, sample_rate: int, k: i
     k-means with k units fitted on at most max_frames labelled frames of `fit_split` (at most `per_speaker`
     utterances of each speaker, 0: all), scored on as many frames of `split` (the same frames when the splits
     are one)."""
-    from seqcpc.audio.eval import frame_dataset  # imported here so seqcpc.audio.eval may import this module
-
     def frames(which):
         return frame_dataset(extractors, manifest, which, labels, sample_rate, max_frames, per_speaker, seed,
                              allow_outside)

@@ -1,2 +1,2 @@
-"""Evaluation on frozen features, shared by every modality: linear probes, few-shot episodes, report tables
-and plots."""
+"""Evaluation on frozen features, shared by every modality: the loop that runs a modality's probes (run.py), linear
+probes, few-shot episodes, report tables and plots."""

@@ -5,25 +5,29 @@ Shapes: N images, C channels, H x W pixels, Gh x Gw patch grid, D latent dim, P 
 An image's feature is its latent grid z (B, Gh, Gw, D) average-pooled to P x P cells and flattened (D P^2),
 the same for trained and random weights. Label fractions are class-balanced subsets of the training split
 drawn with a fixed seed; every method sees the same subsets and is scored on the whole test split.
+
+Each evaluation is a probe of IMAGE_PROBES, run by the shared loop (seqcpc/eval/run.py); the supervised baseline
+is trained by seqcpc/image/supervised.py. Also here: the summary over seeds of the image table.
 """
 import json
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from seqcpc.config import Config
-from seqcpc.errors import DataError
-from seqcpc.eval.probes import (BestWeights, Standardizer, balanced_subset, feasible_shots, linear_probe,
-                                prototypical_episodes, random_init, stratified_holdout)
+from seqcpc.eval.probes import (Standardizer, balanced_subset, feasible_shots, linear_probe, prototypical_episodes,
+                                random_init)
+from seqcpc.eval.report import (confusion_matrix, markdown_table, plot_accuracy_bars, plot_confusion, pyplot,
+                                write_report)
+from seqcpc.eval.run import ProbeContext, Report, run_probes, shared
 from seqcpc.files import atomic_write_text
-from seqcpc.eval.report import confusion_matrix, markdown_table, plot_accuracy_bars, plot_confusion, pyplot, write_report
 from seqcpc.assembly import build_model, check_config, complete_config
 from seqcpc.image.patches import pool_grid
 from seqcpc.image.store import images_to_float, load_split, read_info
+from seqcpc.image.supervised import train_supervised
 from seqcpc.train.progress import fmt_duration
 
 
@@ -43,167 +47,129 @@ def embed_images(model, images, pool: int, batch: int = 500, log=print, name: st
     return np.concatenate(out)
 
 
-class Supervised(nn.Module):
-    """The baseline: the pretrained model's patch encoder (any image objective's: PatchCPC, a pretext task),
-    pooled like the probe's features, with a linear head."""
-
-    def __init__(self, model, pool: int, num_classes: int):
-        super().__init__()
-        self.model, self.pool = model, pool
-        self.head = nn.Linear(model.encoder.dim * pool * pool, num_classes)
-
-    def forward(self, x):  # (B, C, H, W): patches are augmented in training mode, as in pretraining
-        return self.head(pool_grid(self.model.encoder(self.model.patches(x)), self.pool))
+class ImageData(NamedTuple):
+    classes: list[str]
+    train: tuple  # (images (N, H, W, C) uint8, labels (N,))
+    test: tuple
+    models: dict  # name -> a model whose pooled latents are probed: the main one, `others`, random_init
+    main: str  # the name of the evaluated model
 
 
-@torch.no_grad()
-def predict(net, images, batch: int = 500) -> np.ndarray:
-    """Class predictions of a classifier on uint8 images (N, H, W, C), in eval mode (no augmentation)."""
-    net.eval()
-    return np.concatenate([net(images_to_float(np.asarray(images[s: s + batch]))).argmax(1).numpy()
-                           for s in range(0, len(images), batch)])
+@shared
+def image_features(ctx: ProbeContext) -> dict:
+    """{features: {split: (N, D P^2)}}: each model's pooled latent grids, then the raw pixels, of both splits."""
+    splits = {"train": ctx.data.train[0], "test": ctx.data.test[0]}
+    feats = {name: {split: embed_images(m, x, ctx.cfg.probe.pool, log=ctx.log, name=f"{name} {split}")
+                    for split, x in splits.items()} for name, m in ctx.data.models.items()}
+    feats["pixels"] = {split: images_to_float(np.asarray(x)).flatten(1).numpy() for split, x in splits.items()}
+    return feats
 
 
-def accuracy(net, images, labels) -> float:
-    """A classifier's accuracy on uint8 images and their labels, in eval mode."""
-    return float((predict(net, images) == labels).mean())
+@shared
+def label_subsets(ctx: ProbeContext) -> dict:
+    """{fraction: indices}: the class-balanced labelled training subset of each probe.label_fractions."""
+    return {f: balanced_subset(ctx.data.train[1], f, ctx.cfg.train.seed) for f in ctx.cfg.probe.label_fractions}
 
 
-def train_supervised(cfg: Config, images, labels, test_images, test_labels, num_classes: int,
-                     log=print) -> dict:
-    """fit_supervised on (images, labels), scored on the test split: {acc, steps, epochs, best_step, holdout_acc,
-    holdout, stopped, seconds}."""
-    net, info = fit_supervised(cfg, images, labels, num_classes, log)
-    return {"acc": accuracy(net, test_images, test_labels), **info}
+@shared
+def linear_fit(ctx: ProbeContext, name: str, fraction: float) -> dict:
+    """linear_probe's result for one feature set trained on one label fraction's subset."""
+    (_, y_train), (_, y_test) = ctx.data.train, ctx.data.test
+    feats, idx = image_features(ctx)[name], label_subsets(ctx)[fraction]
+    return linear_probe(feats["train"][idx], y_train[idx], feats["test"], y_test, len(ctx.data.classes),
+                        l2_grid=ctx.cfg.probe.l2_grid, seed=ctx.cfg.train.seed)
 
 
-def fit_supervised(cfg: Config, images, labels, num_classes: int, log=print):
-    """Train the encoder from scratch on (images, labels) with cross-entropy, to convergence: a stratified part of
-    the subset (probe.supervised_holdout, at most 2000 images) is held out; its accuracy is checked every
-    probe.supervised_check_every steps (at least once an epoch); training stops after probe.supervised_patience
-    checks without a gain (or at the epoch / step caps, which `stopped` names) and the weights of the best
-    check are restored. Returns (the network in eval mode, {steps, epochs, best_step, holdout_acc (of the
-    restored weights), holdout, stopped, seconds})."""
-    p = cfg.probe
-    net = Supervised(random_init(build_model, cfg, cfg.train.seed), p.pool, num_classes)
-    held = stratified_holdout(labels, min(p.supervised_holdout, 2000 / len(labels)), cfg.train.seed)
-    train_idx, held_idx = np.flatnonzero(~held), np.flatnonzero(held)
-    if len(held_idx) == 0:  # a class of one image each: nothing to hold out, so nothing to stop on
-        raise DataError(f"the supervised baseline needs at least two labelled images of some class to hold one "
-                        f"out for early stopping; got {len(labels)} images")
-    batch = min(cfg.data.batch_size, len(train_idx))
-    per_epoch = len(train_idx) // batch
-    check_every = min(p.supervised_check_every, per_epoch)
-    max_steps = p.supervised_epochs * per_epoch
-    if p.supervised_max_steps:
-        max_steps = min(max_steps, p.supervised_max_steps)
-    opt = torch.optim.AdamW(net.parameters(), lr=p.supervised_lr, weight_decay=1e-4)
-    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, "max", factor=0.5, patience=1)
-    best = BestWeights(p.supervised_patience)
-    gen = np.random.default_rng(cfg.train.seed)
-    stopped = "max_steps" if p.supervised_max_steps == max_steps else "max_epochs"
-    t0, step, best_step = time.time(), 0, 0
-    while step < max_steps and not best.stop:
-        order = train_idx[gen.permutation(len(train_idx))]
-        for start in range(0, per_epoch * batch, batch):
-            net.train()
-            idx = np.sort(order[start: start + batch])
-            loss = F.cross_entropy(net(images_to_float(images[idx])), torch.as_tensor(labels[idx]))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            if step % check_every == 0 or step == max_steps:
-                acc = accuracy(net, images[held_idx], labels[held_idx])
-                plateau.step(acc)
-                gain = best.update(acc, net)
-                best_step = step if gain else best_step
-                rate = step / (time.time() - t0)
-                log(f"    step {step} (epoch {step / per_epoch:.1f}) loss {loss.item():.3f} held-out {acc:.4f}"
-                    f"{' *' if gain else ''} | {rate:.1f} steps/s | {fmt_duration(time.time() - t0)}")
-                if best.stop:
-                    stopped = "early"
-                    break
-            if step == max_steps:
-                break
-    best.restore(net)
-    restored = accuracy(net, images[held_idx], labels[held_idx])
-    return net, {"steps": step, "epochs": round(step / per_epoch, 2), "best_step": best_step, "holdout_acc": restored,
-                 "holdout": len(held_idx), "stopped": stopped, "seconds": round(time.time() - t0, 1)}
+def linear_probes(ctx: ProbeContext) -> dict:
+    """linear: {features: {fraction: test accuracy}} of a linear probe on each label fraction's subset."""
+    linear = {name: {} for name in image_features(ctx)}
+    for f, idx in label_subsets(ctx).items():
+        ctx.log(f"label fraction {f:g}: {len(idx)} labelled training images")
+        for name, accs in linear.items():
+            r = linear_fit(ctx, name, f)
+            accs[f] = r["acc"]
+            ctx.log(f"  linear probe on {name}: {r['acc']:.4f} (l2 {r['l2']:g})")
+    return {"linear": linear}
 
 
-def run_image_probes(cfg: Config, model, out_dir, log=print, others: dict = None, main_name: str = None) -> dict:
-    """Every evaluation of the image recipe; writes results.{json,md} and plots to out_dir. The features of
-    `model` (named main_name, by default its objective, e.g. cpc) and of each pretrained model in `others` (name
-    -> model) are
-    probed beside random weights and raw pixels; the supervised baseline's result for each label fraction is
-    kept in out_dir/supervised_<fraction>.json, so a killed evaluation does not train it again."""
-    probe_cfg, root = cfg.probe, cfg.data.images
-    cfg = complete_config(cfg)  # an unset model.encoder.in_channels takes the images' channels
-    check_config(cfg)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    classes = read_info(root)["classes"]
-    (x_train, y_train), (x_test, y_test) = load_split(root, "train"), load_split(root, "test")
-    y_train, y_test = np.array(y_train), np.array(y_test)  # writable copies of the memory-mapped labels
-    log(f"image probes: {len(x_train)} training and {len(x_test)} test images, {len(classes)} classes")
-    main = main_name or cfg.objective.name
-    models = {main: model, **(others or {}),
-              "random_init": random_init(build_model, cfg, cfg.train.seed)}
-    feats = {name: {split: embed_images(m, x, probe_cfg.pool, log=log, name=f"{name} {split}")
-                    for split, x in (("train", x_train), ("test", x_test))} for name, m in models.items()}
-    feats["pixels"] = {split: images_to_float(np.asarray(x)).flatten(1).numpy()
-                       for split, x in (("train", x_train), ("test", x_test))}
-
-    fractions = {f: balanced_subset(y_train, f, cfg.train.seed) for f in probe_cfg.label_fractions}
-    linear = {name: {} for name in feats}
+def supervised_baseline(ctx: ProbeContext) -> dict:
+    """supervised: {fraction: train_supervised's result} of the encoder trained from scratch on each label
+    fraction's subset, each kept in out_dir/supervised_<fraction>.json and read back from there."""
+    (x_train, y_train), (x_test, y_test) = ctx.data.train, ctx.data.test
     supervised = {}
-    for f, idx in fractions.items():
-        log(f"label fraction {f:g}: {len(idx)} labelled training images")
-        for name, fs in feats.items():
-            r = linear_probe(fs["train"][idx], y_train[idx], fs["test"], y_test, len(classes),
-                             l2_grid=probe_cfg.l2_grid, seed=cfg.train.seed)
-            linear[name][f] = r["acc"]
-            if name == main and f == max(fractions):
-                matrix = confusion_matrix(y_test, r["pred"], len(classes))
-            log(f"  linear probe on {name}: {r['acc']:.4f} (l2 {r['l2']:g})")
-        cache = out_dir / f"supervised_{f:g}.json"
+    for f, idx in label_subsets(ctx).items():
+        cache = ctx.out_dir / f"supervised_{f:g}.json"
         if cache.is_file():
             supervised[f] = json.loads(cache.read_text())
         else:
-            log(f"  supervised from scratch on {len(idx)} images")
-            supervised[f] = train_supervised(cfg, x_train[idx], y_train[idx], x_test, y_test, len(classes), log)
+            ctx.log(f"label fraction {f:g}: supervised from scratch on {len(idx)} images")
+            supervised[f] = train_supervised(ctx.cfg, x_train[idx], y_train[idx], x_test, y_test,
+                                             len(ctx.data.classes), ctx.log)
             atomic_write_text(cache, json.dumps(supervised[f]))
         r = supervised[f]
-        log(f"  supervised from scratch: {r['acc']:.4f} ({r['epochs']} epochs, stopped: {r['stopped']}, "
-            f"{fmt_duration(r['seconds'])})")
-
-    few_shot = few_shot_episodes(feats, y_test, probe_cfg, cfg.train.seed, log)
-    results = {"linear": linear, "supervised": supervised, "few_shot": few_shot, "main": main,
-               "counts": {"train": len(x_train), "test": len(x_test), "classes": len(classes),
-                          "labelled": {f: len(idx) for f, idx in fractions.items()}}}
-    plot_confusion(matrix, out_dir / "confusion.png", classes,
-                   f"linear probe on {main} features (test, all labels)")
-    write_image_report(results, out_dir, log)
-    return results
+        ctx.log(f"  supervised from scratch on {100 * f:g}% of the labels: {r['acc']:.4f} ({r['epochs']} epochs, "
+                f"stopped: {r['stopped']}, {fmt_duration(r['seconds'])})")
+    return {"supervised": supervised}
 
 
-def few_shot_episodes(feats: dict, y_test, probe_cfg, seed: int, log=print) -> dict:
-    """Prototypical episodes on the test split, features standardised with training statistics. A shot count
-    for which fewer than n_way classes have shots + n_query test images is skipped with a message."""
-    shots = feasible_shots(np.unique(y_test, return_counts=True)[1], probe_cfg, "test images", log)
+def few_shot_probe(ctx: ProbeContext) -> dict:
+    """few_shot: {features: {<n>way_<k>shot: episodes' mean and ci95}} of prototypical episodes on the test split,
+    features standardised with training statistics. A shot count for which fewer than n_way classes have shots +
+    n_query test images is skipped with a message."""
+    p, y_test = ctx.cfg.probe, ctx.data.test[1]
+    shots = feasible_shots(np.unique(y_test, return_counts=True)[1], p, "test images", ctx.log)
     if not shots:
-        return {}
-    few_shot = {name: {} for name in feats}
-    for name, fs in feats.items():
-        scale = Standardizer.fit(fs["train"])
+        return {"few_shot": {}}
+    few_shot = {name: {} for name in image_features(ctx)}
+    for name, episodes in few_shot.items():
+        feats = image_features(ctx)[name]
+        test = Standardizer.fit(feats["train"])(feats["test"])
         for k in shots:
-            few_shot[name][f"{probe_cfg.n_way}way_{k}shot"] = prototypical_episodes(
-                scale(fs["test"]), y_test, n_way=probe_cfg.n_way, k_shot=k, n_query=probe_cfg.n_query,
-                episodes=probe_cfg.episodes, seed=seed)
-        log(f"  few-shot {name}: " + ", ".join(f"{k} {v['mean']:.3f} ± {v['ci95']:.3f}"
-                                               for k, v in few_shot[name].items()))
-    return few_shot
+            episodes[f"{p.n_way}way_{k}shot"] = prototypical_episodes(test, y_test, n_way=p.n_way, k_shot=k,
+                                                                      n_query=p.n_query, episodes=p.episodes,
+                                                                      seed=ctx.cfg.train.seed)
+        ctx.log(f"  few-shot {name}: " + ", ".join(f"{k} {v['mean']:.3f} ± {v['ci95']:.3f}"
+                                                   for k, v in episodes.items()))
+    return {"few_shot": few_shot}
+
+
+def confusion_plot(ctx: ProbeContext) -> dict:
+    """confusion.png: the test confusions of the linear probe on the main model's features with the most labels;
+    no rows."""
+    d = ctx.data
+    fit = linear_fit(ctx, d.main, max(label_subsets(ctx)))
+    plot_confusion(confusion_matrix(d.test[1], fit["pred"], len(d.classes)), ctx.out_dir / "confusion.png",
+                   d.classes, f"linear probe on {d.main} features (test, all labels)")
+    return {}
+
+
+def image_counts(ctx: ProbeContext) -> dict:
+    """main (the evaluated model's name) and counts: the images, classes and labelled subsets; no rows."""
+    d = ctx.data
+    return {"main": d.main, "counts": {"train": len(d.train[0]), "test": len(d.test[0]), "classes": len(d.classes),
+                                       "labelled": {f: len(idx) for f, idx in label_subsets(ctx).items()}}}
+
+
+IMAGE_PROBES = [linear_probes, supervised_baseline, few_shot_probe, confusion_plot, image_counts]
+
+
+def run_image_probes(cfg: Config, model, out_dir, log=print, others: dict = None, main_name: str = None) -> dict:
+    """Every evaluation of the image recipe (IMAGE_PROBES); writes results.{json,md} and plots to out_dir. The
+    features of `model` (named main_name, by default its objective, e.g. cpc) and of each pretrained model in
+    `others` (name -> model) are probed beside random weights and raw pixels; the supervised baseline's result for
+    each label fraction is kept in out_dir/supervised_<fraction>.json, so a killed evaluation does not train it
+    again."""
+    cfg = complete_config(cfg)  # an unset model.encoder.in_channels takes the images' channels
+    check_config(cfg)
+    root = cfg.data.images
+    classes = read_info(root)["classes"]
+    (x_train, y_train), (x_test, y_test) = load_split(root, "train"), load_split(root, "test")
+    log(f"image probes: {len(x_train)} training and {len(x_test)} test images, {len(classes)} classes")
+    main = main_name or cfg.objective.name
+    models = {main: model, **(others or {}), "random_init": random_init(build_model, cfg, cfg.train.seed)}
+    data = ImageData(classes, (x_train, np.array(y_train)), (x_test, np.array(y_test)),  # writable label copies
+                     models, main)
+    return run_probes(IMAGE_PROBES, ProbeContext(cfg, data, Path(out_dir), log), image_report)
 
 
 def plot_label_curves(curves: dict, path, title: str = "label efficiency") -> None:
@@ -230,7 +196,8 @@ def plot_label_efficiency(linear: dict, supervised: dict, path) -> None:
     plot_label_curves(curves, path)
 
 
-def write_image_report(results: dict, out_dir: Path, log=print) -> str:
+def image_report(results: dict) -> Report:
+    """The label-efficiency table (linear probes and the supervised baseline) and the few-shot table."""
     linear, supervised, few_shot = results["linear"], results["supervised"], results["few_shot"]
     fractions = sorted(supervised)
     rows = [[f"linear on {name}"] + [f"{100 * accs[f]:.1f}" for f in fractions] for name, accs in linear.items()]
@@ -238,19 +205,17 @@ def write_image_report(results: dict, out_dir: Path, log=print) -> str:
                                                for f in fractions])
     table = markdown_table(["method", *(f"{100 * f:g}% labels" for f in fractions)], rows)
     shots = list(next(iter(few_shot.values()), {}))
+    plots = {"label_efficiency.png": lambda path: plot_label_efficiency(linear, supervised, path)}
     if shots:
         table += "\n\n" + markdown_table(["features", *shots], [
             [name] + [f"{100 * r[s]['mean']:.1f} ± {100 * r[s]['ci95']:.1f}" for s in shots]
             for name, r in few_shot.items()])
+        bars = {s: {n: r[s]["mean"] for n, r in few_shot.items()} for s in shots}
+        plots["few_shot.png"] = lambda path: plot_accuracy_bars(bars, path, "prototypical few-shot (test split)")
     counts = results["counts"]
     facts = (f"{counts['train']} training / {counts['test']} test images, {counts['classes']} classes; "
              f"labelled subsets: {counts['labelled']}")
-    write_report(out_dir, "Image probes (test accuracy %)", facts, table, results, log)
-    plot_label_efficiency(linear, supervised, out_dir / "label_efficiency.png")
-    if shots:
-        plot_accuracy_bars({s: {n: r[s]["mean"] for n, r in few_shot.items()} for s in shots},
-                           out_dir / "few_shot.png", "prototypical few-shot (test split)")
-    return table
+    return Report("Image probes (test accuracy %)", facts, table, plots)
 
 
 def mean_std(values) -> dict:

@@ -4,7 +4,7 @@ import torch
 from audio_fixtures import toy_speech_corpus
 from data_prep import abx_items
 from seqcpc.audio.abx import abx_scores, item_features
-from seqcpc.audio.eval import MFCCFrames
+from seqcpc.audio.features import MFCCFrames
 from seqcpc.errors import DataError
 from seqcpc.eval.abx import read_items
 

@@ -9,7 +9,10 @@ from audio_fixtures import toy_speech_corpus
 from seqcpc.builders import build_model
 from seqcpc.config import resolve
 from seqcpc.audio.manifest import read_manifest, write_manifest
-from seqcpc.audio.eval import CPCFrames, MFCCFrames, embed_windows, run_speech_probes, speaker_groups, window_specs
+import seqcpc.audio.eval as speech_eval
+from seqcpc.audio.eval import run_speech_probes
+from seqcpc.audio.features import CPCFrames, MFCCFrames, embed_windows, window_specs
+from seqcpc.audio.probes import speaker_groups, speaker_windows
 from seqcpc.errors import DataError
 
 
@@ -164,3 +167,29 @@ def test_a_long_tailed_corpus_reports_its_head_and_tail_speakers(tmp_path):
     counts_path.write_text(json.dumps({"s0": 2, "s1": 8}))  # another corpus's counts
     with pytest.raises(DataError, match="no count for speakers"):
         run_speech_probes(cfg, build_model(cfg), tmp_path / "out", log=lambda *_: None)
+
+
+def test_a_new_probe_is_one_function_and_one_line_in_the_list(corpus, tmp_path, monkeypatch):
+    """A probe reads the shared context and returns its rows; listed once, its column reaches results.json and the
+    table of results.md beside the others, and the windows it reads are embedded once for all the probes."""
+    def speaker_centroid_probe(ctx):
+        """speaker_centroid: the nearest speaker mean of the averaged training windows."""
+        w, rows = speaker_windows(ctx), {}
+        for name in ctx.data.extractors:
+            train, test = w.features["train"][name].pooled, w.features["test"][name].pooled  # (N, D)
+            means = np.stack([train[w.y["train"] == c].mean(0) for c in range(len(w.speakers))])  # (C, D)
+            pred = ((test[:, None] - means[None]) ** 2).sum(-1).argmin(1)
+            rows[name] = {"speaker_centroid": float((pred == w.y["test"]).mean())}
+        return {"results": rows}
+
+    monkeypatch.setattr(speech_eval, "SPEECH_PROBES", [*speech_eval.SPEECH_PROBES, speaker_centroid_probe])
+    cfg = small_cfg(corpus)
+    cfg.probe.units = cfg.probe.knn = 0  # fewer columns, the same loop
+    logs = []
+    run_speech_probes(cfg, build_model(cfg), tmp_path, log=logs.append)
+    saved = json.loads((tmp_path / "results.json").read_text())["results"]
+    assert all(list(row)[-1] == "speaker_centroid" and 0 <= row["speaker_centroid"] <= 1 for row in saved.values())
+    assert saved["mfcc13"]["speaker_centroid"] > 2 / 6  # chance 1/6
+    header = next(line for line in (tmp_path / "results.md").read_text().splitlines() if line.startswith("| features"))
+    assert header.endswith("| 5way_5shot | speaker_centroid |")
+    assert logs.count("speaker probe: embedding windows") == 1 and "[probe 9/9] speaker_centroid_probe" in logs

@@ -7,7 +7,6 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
 
 import seqcpc_docs
 from seqcpc import modalities

@@ -9,7 +9,7 @@ from lightning_fabric import Fabric
 
 from audio_fixtures import toy_speech_corpus
 from conftest import cli
-from seqcpc.audio.eval import MFCCFrames
+from seqcpc.audio.features import MFCCFrames
 from seqcpc.audio.io import read_audio
 from seqcpc.audio.manifest import read_manifest, read_phones
 from seqcpc.builders import build_model

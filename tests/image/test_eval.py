@@ -5,12 +5,13 @@ import pytest
 import torch
 from torch import nn
 
-import seqcpc.image.eval as image_eval
+import seqcpc.image.supervised as image_supervised
 from image_fixtures import toy_image_store
 from seqcpc.config import resolve
 from seqcpc.eval.probes import BestWeights
-from seqcpc.image.eval import fit_supervised, mean_std, predict, seed_summary, write_seed_report
+from seqcpc.image.eval import mean_std, seed_summary, write_seed_report
 from seqcpc.image.store import load_split
+from seqcpc.image.supervised import fit_supervised, predict
 
 
 def test_best_weights_keeps_the_best_copy_and_stops_after_patience():
@@ -51,7 +52,7 @@ def test_supervised_baseline_stops_early_and_returns_the_weights_of_its_best_che
             checks.append((score, {k: v.clone() for k, v in module.state_dict().items()}))
             return super().update(score, module)
 
-    monkeypatch.setattr(image_eval, "BestWeights", Recording)
+    monkeypatch.setattr(image_supervised, "BestWeights", Recording)
     net, info = fit_supervised(cfg, images, labels, 3, log=lambda *_: None)
     scores = [score for score, _ in checks]
     best = int(np.argmax(scores))  # the first of the best scores: later equal ones are no gain
