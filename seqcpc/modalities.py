@@ -14,12 +14,12 @@ networks in a fixed order; its methods are the parts (an objective may use any s
   views(options)       -> a module drawing one random view of each sample (options: part_configs["views"])
   patches()            -> (encoder, patch augment, patch side, stride) of a patch-grid modality
 """
-import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
+from seqcpc.entries import Entries
+
 BUILTIN = {"audio": "seqcpc.audio.modality:AUDIO", "image": "seqcpc.image.modality:IMAGE"}
-_registered: dict = {}
 
 
 def no_batch_statistics(model_cfg) -> str:
@@ -70,20 +70,5 @@ class Modality:
     frozen_features: Optional[Callable[..., dict]] = None
 
 
-def register(entry: Modality) -> Modality:
-    """Add a modality (a plug-in outside seqcpc); returns it."""
-    _registered[entry.name] = entry
-    return entry
-
-
-def names() -> list[str]:
-    return list(dict.fromkeys([*BUILTIN, *_registered]))
-
-
-def get(name: str) -> Modality:
-    if name not in _registered and name in BUILTIN:
-        module, attr = BUILTIN[name].split(":")
-        _registered[name] = getattr(importlib.import_module(module), attr)
-    if name not in _registered:
-        raise KeyError(f"unknown modality {name!r}; known: {', '.join(names())}")
-    return _registered[name]
+ENTRIES = Entries(BUILTIN, lambda name, known: KeyError(f"unknown modality {name!r}; known: {', '.join(known)}"))
+register, names, get = ENTRIES.register, ENTRIES.names, ENTRIES.get  # register(entry) adds a plug-in

@@ -8,11 +8,11 @@ an objective assembles them, so neither knows the other by name. Built-in entrie
 """
 import dataclasses
 import functools
-import importlib
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
+from seqcpc.entries import Entries
 from seqcpc.errors import ConfigError
 
 BUILTIN = {
@@ -28,7 +28,6 @@ BUILTIN = {
     "jigsaw": "seqcpc.image.pretext:JIGSAW",
 }
 DEFAULT = "cpc"
-_registered: dict = {}
 _sections: dict = {}
 
 
@@ -61,23 +60,9 @@ class Objective:
     defaults: dict = field(default_factory=dict)
 
 
-def register(entry: Objective) -> Objective:
-    """Add an objective (a plug-in outside seqcpc); returns it."""
-    _registered[entry.name] = entry
-    return entry
-
-
-def names() -> list[str]:
-    return list(dict.fromkeys([*BUILTIN, *_registered]))
-
-
-def get(name: str) -> Objective:
-    if name not in _registered and name in BUILTIN:
-        module, attr = BUILTIN[name].split(":")
-        _registered[name] = getattr(importlib.import_module(module), attr)
-    if name not in _registered:
-        raise ConfigError(f"objective.name: {name!r} is not one of {', '.join(names())}")
-    return _registered[name]
+ENTRIES = Entries(BUILTIN, lambda name, known: ConfigError(f"objective.name: {name!r} is not one of "
+                                                           f"{', '.join(known)}"))
+register, names, get = ENTRIES.register, ENTRIES.names, ENTRIES.get  # register(entry) adds a plug-in
 
 
 def supports(entry: Objective, modality) -> bool:

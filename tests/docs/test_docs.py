@@ -7,11 +7,11 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 import seqcpc_docs
 from seqcpc import modalities
 from seqcpc.cli import build_parser
-from seqcpc.config import COMMON, choice, has_key, number
+from seqcpc.config import COMMON, has_key
+from seqcpc.fields import choice, number
 from seqcpc_cli import cli_reference, subcommands
 from seqcpc_config import rows
 from seqcpc_repo import forbidden_imports
