@@ -23,7 +23,6 @@ import numpy as np
 
 from data_prep import long_tail
 from recipes.common import cached, prepare_data, pretrain_once, read_yaml_config, table_main
-from seqcpc.builders import build_model
 from seqcpc.config import load_config, with_overrides
 from seqcpc.errors import ConfigError
 from seqcpc.eval.long_tail import SCALARS, group_report, group_table, plot_per_class, summarise_draws
@@ -104,7 +103,7 @@ def random_row(cfg, table: LongTailTable, images: dict, log=print) -> dict:
     run_dir = Path(table.out_dir) / "random_init"
     run_dir.mkdir(parents=True, exist_ok=True)
     log("== random_init")
-    model = random_init(build_model, cfg, cfg.train.seed)
+    model = random_init(cfg, cfg.train.seed)
     result = cached(run_dir / "probe.json", lambda: probe(cfg, model, images, log))
     return {(draw, "long_tail"): result for draw in table.draws}
 

@@ -12,7 +12,6 @@ import numpy as np
 import torch
 from einops import rearrange
 
-from seqcpc.assembly import build_model
 from seqcpc.audio.io import read_audio
 from seqcpc.audio.manifest import manifest_roots, read_manifest, resolve_path
 from seqcpc.audio.torchaudio_compat import import_torchaudio
@@ -129,6 +128,6 @@ def extractors_for(cfg: Config, model, sample_rate: int, references: dict | None
     hop = round(sample_rate * 0.01)
     cpc = CPCFrames(model)
     rows = {"cpc": cpc, **({"cpc_z": CPCFrames(model, "z", other=cpc)} if z else {}),
-            "random_init": CPCFrames(random_init(build_model, cfg, cfg.train.seed)),
+            "random_init": CPCFrames(random_init(cfg, cfg.train.seed)),
             f"mfcc{cfg.probe.mfcc}": MFCCFrames(cfg.probe.mfcc, sample_rate, hop)}
     return {**rows, **{name: CPCFrames(ref) for name, ref in (references or {}).items()}}

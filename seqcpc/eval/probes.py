@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seqcpc.assembly import build_model, complete_config
 from seqcpc.errors import DataError
 
 # Above this many feature elements (N * D) the full-batch L-BFGS probe would hold too much in memory at once
@@ -278,7 +279,9 @@ class BestWeights:
             module.load_state_dict(self.state)
 
 
-def random_init(build, cfg, seed: int):
-    """The random-weights baseline: the same network as the trained one, freshly built from a fixed seed."""
+def random_init(cfg, seed: int):
+    """The random-weights baseline: the network of the run config `cfg` (completed from its data, as the run's
+    own was), freshly built from a fixed seed."""
+    cfg = complete_config(cfg)
     torch.manual_seed(seed)
-    return build(cfg).eval()
+    return build_model(cfg).eval()

@@ -24,7 +24,7 @@ from seqcpc.eval.report import (confusion_matrix, markdown_table, plot_accuracy_
                                 write_report)
 from seqcpc.eval.run import ProbeContext, Report, run_probes, shared
 from seqcpc.files import atomic_write_text
-from seqcpc.assembly import build_model, check_config, complete_config
+from seqcpc.assembly import check_config, complete_config
 from seqcpc.image.patches import pool_grid
 from seqcpc.image.store import images_to_float, load_split, read_info
 from seqcpc.image.supervised import train_supervised
@@ -166,7 +166,7 @@ def run_image_probes(cfg: Config, model, out_dir, log=print, others: dict = None
     (x_train, y_train), (x_test, y_test) = load_split(root, "train"), load_split(root, "test")
     log(f"image probes: {len(x_train)} training and {len(x_test)} test images, {len(classes)} classes")
     main = main_name or cfg.objective.name
-    models = {main: model, **(others or {}), "random_init": random_init(build_model, cfg, cfg.train.seed)}
+    models = {main: model, **(others or {}), "random_init": random_init(cfg, cfg.train.seed)}
     data = ImageData(classes, (x_train, np.array(y_train)), (x_test, np.array(y_test)),  # writable label copies
                      models, main)
     return run_probes(IMAGE_PROBES, ProbeContext(cfg, data, Path(out_dir), log), image_report)

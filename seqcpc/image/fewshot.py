@@ -10,7 +10,6 @@ import numpy as np
 
 from seqcpc.eval.probes import random_init, random_subset
 from seqcpc.fewshot.evaluate import EpisodeData
-from seqcpc.assembly import build_model
 from seqcpc.image.patches import pool_grid
 from seqcpc.image.store import images_to_float, load_split
 
@@ -32,5 +31,5 @@ def image_frozen_features(cfg, model) -> dict:
         net.eval()
         return lambda x: pool_grid(net.embed(x)[0], cfg.probe.pool)
 
-    return {"cpc": pooled(model), "random_init": pooled(random_init(build_model, cfg, cfg.train.seed)),
+    return {"cpc": pooled(model), "random_init": pooled(random_init(cfg, cfg.train.seed)),
             "pixels": lambda x: x.flatten(1)}

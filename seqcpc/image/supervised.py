@@ -14,7 +14,6 @@ from torch import nn
 from seqcpc.config import Config
 from seqcpc.errors import DataError
 from seqcpc.eval.probes import BestWeights, random_init, stratified_holdout
-from seqcpc.assembly import build_model
 from seqcpc.image.patches import pool_grid
 from seqcpc.image.store import images_to_float
 from seqcpc.train.progress import fmt_duration
@@ -62,7 +61,7 @@ def fit_supervised(cfg: Config, images, labels, num_classes: int, log=print):
     check are restored. Returns (the network in eval mode, {steps, epochs, best_step, holdout_acc (of the
     restored weights), holdout, stopped, seconds})."""
     p = cfg.probe
-    net = Supervised(random_init(build_model, cfg, cfg.train.seed), p.pool, num_classes)
+    net = Supervised(random_init(cfg, cfg.train.seed), p.pool, num_classes)
     held = stratified_holdout(labels, min(p.supervised_holdout, 2000 / len(labels)), cfg.train.seed)
     train_idx, held_idx = np.flatnonzero(~held), np.flatnonzero(held)
     if len(held_idx) == 0:  # a class of one image each: nothing to hold out, so nothing to stop on

@@ -48,7 +48,7 @@ def test_long_tail_table_runs_every_method_draw_and_subset_then_skips_what_is_do
         assert largest >= 20 and sorted(lt["class_counts"]) == [round(largest / 10), round(largest / 10 ** 0.5), largest]
         assert sum(bal["class_counts"]) == sum(lt["class_counts"]) and max(bal["class_counts"]) - min(bal["class_counts"]) <= 1
     saved = yaml.safe_load((tmp_path / "table" / "sdclr" / "draw1_balanced" / "config.yaml").read_text())
-    assert saved["model"]["objective"] == "sdclr" and saved["data"]["images"].endswith("draw1_balanced")
+    assert saved["objective"]["name"] == "sdclr" and saved["data"]["images"].endswith("draw1_balanced")
     results = json.loads((tmp_path / "table" / "results.json").read_text())
     rows = results["rows"]
     assert set(rows) == {"random_init (long-tail)", "cpc_v2 (long-tail)", "simclr (long-tail)", "simclr (balanced)",
