@@ -336,3 +336,32 @@ def test_every_long_tail_table_config_gives_run_configs_that_load_and_build(path
     expected = {("cpc", False), ("simclr", False), ("moco", False), ("sdclr", False)} if module is images else \
         {("cpc", False), ("cpc", True), ("simclr", False), ("sdclr", False)}
     assert objectives == expected
+
+
+@pytest.mark.parametrize("old, new", [("model.objective=simclr", "'objective.name'"),
+                                      ("model.predictor.steps=3", "'objective.predictor.steps'"),
+                                      ("model.online_probe=true", "'objective.online_probe'"),
+                                      ("model.meta.n_way=3", "'objective.n_way'"),
+                                      ("model.contrastive.temperature=0.1", "'objective.temperature'"),
+                                      ("model.views.length=100", "'objective.views.length'"),
+                                      ("model.pretext.cells=2", "'objective.cells'")])
+def test_a_config_of_the_form_before_objective_sections_is_told_the_new_key(old, new):
+    with pytest.raises(ConfigError, match=f"config key '{old.split('=')[0]}' is now {new}"):
+        load_config(None, [old])
+
+
+def test_an_objective_section_is_its_objectives_own():
+    assert load_config(None, ["objective.name=moco", "objective.momentum=0.9"]).objective.momentum == 0.9
+    with pytest.raises(ConfigError, match="'objective.momentum' applies only to objective.name=moco"):
+        load_config(None, ["objective.name=simclr", "objective.momentum=0.9"])
+    with pytest.raises(ConfigError, match="objective.name: 'byol' is not one of cpc, simclr"):
+        load_config(None, ["objective.name=byol"])
+    with pytest.raises(ConfigError, match="objective.name=jigsaw does not work on audio data"):
+        load_config(None, ["objective.name=jigsaw"])
+    # an override of the name starts the section afresh; the other overrides apply to the new one
+    cpc = load_config(None, ["objective.online_probe=true", "objective.predictor.steps=3"])
+    switched = with_overrides(cpc, ["objective.temperature=0.5", "objective.name=simclr"])
+    assert switched.objective.name == "simclr" and switched.objective.temperature == 0.5
+    # CPC's defaults on images are CPC v2's task, a sub-section given in part keeps the rest of them
+    image = load_config(None, ["model.size=image_small", "objective.predictor.steps=4"]).objective
+    assert (image.predictor.first, image.predictor.steps, image.predictor.target_dim) == (3, 4, 64)

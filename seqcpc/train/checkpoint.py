@@ -59,15 +59,26 @@ def read_checkpoint(path) -> dict:
     return ckpt
 
 
+# the format-3 model sub-sections whose fields were the options of several objectives at once -> the objectives
+# whose options they were (the others ignored them)
+SHARED_SECTIONS = {"meta": ("protonet", "matching", "maml"), "contrastive": ("simclr", "moco", "sdclr", "cpc"),
+                   "pretext": ("rotation", "jigsaw")}
+
+
 def objective_section(model: dict) -> dict:
     """The objective section of a format 1-3 model section, whose objective options it takes out: the model's
-    objective as its name, every option moved where seqcpc.config.MOVED says (the fields of the other
-    objectives that the old section carried are dropped when the config is resolved)."""
-    section = {"name": model.pop("objective", "cpc")}
+    objective as its name, and every option moved where seqcpc.config.MOVED says; a shared sub-section's fields
+    only for the objectives it served (the fields of other objectives are dropped when the config is resolved)."""
+    name = model.pop("objective", "cpc")
+    section = {"name": name}
     for old, new in MOVED.items():
-        if old in model and old != "objective":
-            value = model.pop(old)
-            section.update(value if new == "objective.{}" else {new.split(".")[1]: value})
+        if old not in model or old == "objective":
+            continue
+        value = model.pop(old)
+        if new != "objective.{}":
+            section[new.split(".")[1]] = value
+        elif name in SHARED_SECTIONS[old]:
+            section.update(value)
     return section
 
 
