@@ -59,7 +59,7 @@ def units_main(args) -> None:
 def import_cpc_audio_main(args) -> None:
     from seqcpc.audio.cpc_audio import import_cpc_audio
 
-    cfg, out = import_cpc_audio(args.checkpoint, args.out)
+    cfg, out = import_cpc_audio(args.checkpoint, args.out, args.overwrite)
     enc, ctx = cfg.model.encoder, cfg.model.context
     print(f"wrote {out}: conv encoder {enc.dim} ({enc.norm} norm), {ctx.kind} {ctx.layers}x{ctx.dim}; the "
           f"predictors are freshly initialised (only z and c are imported)")
@@ -119,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "model, or a training checkpoint with checkpoint_args.json beside "
                                                 "it) into a seqcpc checkpoint for extract and probe")
     i.add_argument("--checkpoint", required=True, help="the CPC_audio .pt file")
-    i.add_argument("--out", required=True, help="the seqcpc checkpoint to write")
+    i.add_argument("--out", required=True, help="the seqcpc checkpoint to write (never the --checkpoint itself)")
+    i.add_argument("--overwrite", action="store_true", help="replace the file at --out if there is one")
     i.set_defaults(run=import_cpc_audio_main)
     return parser
 

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from seqcpc import modalities
 from seqcpc.errors import ConfigError, DataError, SeqcpcError
 from seqcpc.objectives import registry
-from seqcpc.train.checkpoint import load_config_and_model
+from seqcpc.train.checkpoint import load_config_and_model, read_checkpoint
 
 WHAT = ("z", "c")
 LAYER = re.compile(r"c([1-9][0-9]*)")  # c1, c2, ...: one context layer, counted from 1
@@ -66,8 +66,19 @@ def load_cpc(checkpoint, device):
     return cfg, model
 
 
+def refuse_imported(checkpoint) -> None:
+    """An imported model (seqcpc import-cpc-audio) names no data set: its data section is the defaults', whose
+    split is the built-in synthetic sequences, not the speech it was trained on."""
+    source = read_checkpoint(checkpoint).get("imported_from")
+    if source is not None:
+        raise DataError(f"--split: {checkpoint} was imported from {source} (seqcpc import-cpc-audio) and names no "
+                        f"data set of its own, so its split would be the built-in synthetic sequences; extract "
+                        f"features of your audio with --npy-dir DIR (a folder of 1-D .npy waves at 16 kHz)")
+
+
 def extract_split(checkpoint, out_dir, split="val", what=("z", "c"), batch_size=16, device="cpu") -> dict:
     _check_what(what)
+    refuse_imported(checkpoint)
     cfg, model = load_cpc(checkpoint, device)
     _check_layers(what, cfg, model, checkpoint)
     train, val = modalities.get(cfg.model.modality).datasets(cfg.data, cfg.train.seed)

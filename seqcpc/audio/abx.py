@@ -2,7 +2,7 @@
 corpus's manifest, scored by seqcpc.eval.abx.
 
     abx_scores({"mfcc13": MFCCFrames(13, 16000, 160), "cpc": CPCFrames(model)}, "data/espeak/manifest.tsv",
-               "data/espeak/abx_test.item", 16000)  ->  {name: {"abx_within": error, "abx_across": error}}
+               read_items("data/espeak/abx_test.item"), 16000)  ->  {name: {"abx_within": error, "abx_across": error}}
 
 Shapes: L samples, T frames, D feature dim.
 """
@@ -11,7 +11,7 @@ import torch
 from seqcpc.audio.io import read_audio
 from seqcpc.audio.manifest import manifest_roots, read_manifest, resolve_path
 from seqcpc.errors import DataError
-from seqcpc.eval.abx import MODES, abx_table, first_files, read_items, token_features
+from seqcpc.eval.abx import MODES, abx_table, first_files, token_features
 
 
 def manifest_waves(manifest, files, sample_rate: int, allow_outside: bool = False):
@@ -38,13 +38,13 @@ def item_features(extractor, manifest, items, sample_rate: int, frame_rate: floa
     return token_features({"features": extractor}, load, items, frame_rate)["features"]
 
 
-def abx_scores(extractors: dict, manifest, item_path, sample_rate: int, frame_rate: float = 100,
+def abx_scores(extractors: dict, manifest, items, sample_rate: int, frame_rate: float = 100,
                files_per_speaker: int = 0, max_per_group: int = 10, max_x_speakers: int = 5, seed: int = 0,
                modes=MODES, allow_outside: bool = False, log=print) -> dict:
     """{name: {"abx_within": error, "abx_across": error}} of each extractor (waves (1, L) -> frames (1, T, D) at
-    frame_rate) on the items of `item_path` (those of the first `files_per_speaker` files of each speaker; 0:
-    all), each audio file read once; max_per_group, max_x_speakers and seed cap the triplets (see
+    frame_rate) on `items` (seqcpc.eval.abx.read_items; those of the first `files_per_speaker` files of each
+    speaker; 0: all), each audio file read once; max_per_group, max_x_speakers and seed cap the triplets (see
     seqcpc.eval.abx)."""
-    items = first_files(read_items(item_path), files_per_speaker)
+    items = first_files(items, files_per_speaker)
     load = manifest_waves(manifest, {i.file for i in items}, sample_rate, allow_outside)
     return abx_table(extractors, load, items, frame_rate, max_per_group, max_x_speakers, seed, modes, log)

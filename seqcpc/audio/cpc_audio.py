@@ -15,7 +15,9 @@ next; the imported context starts every sequence from zeros, as the reference's 
 import json
 from pathlib import Path
 
-from seqcpc.assembly import build_model
+import torch
+
+from seqcpc.assembly import build_model, check_config, complete_config
 from seqcpc.config import Config, resolve, to_dict
 from seqcpc.errors import CheckpointError, ConfigError, DataError
 from seqcpc.train.checkpoint import read_data_file, save_checkpoint
@@ -31,6 +33,17 @@ AR_MODES = {"GRU": "gru", "LSTM": "lstm"}
 NORM_PARAMS = {"batch": ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"),
                "layer_unbiased": ("weight", "bias"), "instance": ("weight", "bias"), "none": ()}
 CONVS = 5
+# the reference's keys behind the fields that a run's config check bounds by one another
+CHECKED = {"sizeWindow": "data.window", "nPredicts": "objective.predictor.steps",
+           "negativeSamplingExt": "objective.loss.num_negatives"}
+
+
+def mapping(value, what) -> dict:
+    """`value` if it is a dict keyed by names; anything else is refused, naming `what`."""
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        kind = "dict with keys that are not names" if isinstance(value, dict) else type(value).__name__
+        raise CheckpointError(f"{what} holds a {kind}, not a mapping of names: not a CPC_audio checkpoint")
+    return value
 
 
 def read_reference(path) -> tuple[dict, dict]:
@@ -41,19 +54,24 @@ def read_reference(path) -> tuple[dict, dict]:
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"{path} holds a {type(ckpt).__name__}, not a CPC_audio checkpoint")
     if "weights" in ckpt and "config" in ckpt:
-        return dict(ckpt["config"]), ckpt["weights"]
+        return mapping(ckpt["config"], f"{path}: 'config'"), mapping(ckpt["weights"], f"{path}: 'weights'")
     if "gEncoder" in ckpt:
-        args_path = path.parent / "checkpoint_args.json"
-        if not args_path.is_file():
-            raise DataError(f"{path} is a CPC_audio training checkpoint, whose arguments live in {args_path}, which "
-                            f"does not exist; put the run's checkpoint_args.json beside it")
-        try:
-            return json.loads(args_path.read_text()), ckpt["gEncoder"]
-        except json.JSONDecodeError as err:
-            raise DataError(f"{args_path} is not valid JSON: {err}") from err
+        return training_arguments(path), mapping(ckpt["gEncoder"], f"{path}: 'gEncoder'")
     hint = "; it is a seqcpc checkpoint already" if "model" in ckpt else ""
     raise CheckpointError(f"{path} is not a CPC_audio checkpoint: expected the keys 'config' and 'weights' (a "
                           f"published model) or 'gEncoder' (a training checkpoint), found {sorted(ckpt)[:6]}{hint}")
+
+
+def training_arguments(path: Path) -> dict:
+    """The arguments of a CPC_audio training checkpoint: checkpoint_args.json beside it."""
+    args_path = path.parent / "checkpoint_args.json"
+    if not args_path.is_file():
+        raise DataError(f"{path} is a CPC_audio training checkpoint, whose arguments live in {args_path}, which "
+                        f"does not exist; put the run's checkpoint_args.json beside it")
+    try:
+        return mapping(json.loads(args_path.read_text()), args_path)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"{args_path} is not valid JSON: {err}") from err
 
 
 def reference_arg(args: dict, key: str):
@@ -75,9 +93,9 @@ def model_config(args: dict) -> tuple[dict, dict]:
     if encoder_type != "cpc":
         raise ConfigError(f"CPC_audio config key encoder_type={encoder_type!r}: only the conv encoder ('cpc') "
                           f"imports; seqcpc has no {encoder_type} encoder")
-    if norm_mode not in NORM_MODES:
+    if not isinstance(norm_mode, str) or norm_mode not in NORM_MODES:
         raise ConfigError(f"CPC_audio config key normMode={norm_mode!r} is not one of {', '.join(NORM_MODES)}")
-    if ar_mode not in AR_MODES:
+    if not isinstance(ar_mode, str) or ar_mode not in AR_MODES:
         raise ConfigError(f"CPC_audio config key arMode={ar_mode!r}: only GRU and LSTM contexts import (seqcpc's "
                           f"transformer context is another network, and it has no plain RNN or no_ar context)")
     if cpc_mode in ("reverse", "bert"):
@@ -123,6 +141,8 @@ def mapped_weights(weights: dict, names: dict, own: dict, source) -> dict:
     out = {}
     for ref, ours in names.items():
         value = weights[ref]
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"{source}: {ref} holds a {type(value).__name__}, not a tensor")
         if ref.startswith("gEncoder.batchNorm") and value.dim() == 3:
             value = value.reshape(-1)  # ChannelNorm's (1, D, 1) -> LayerNorm's (D,)
         if value.shape != own[ours].shape:
@@ -132,13 +152,26 @@ def mapped_weights(weights: dict, names: dict, own: dict, source) -> dict:
     return out
 
 
+def run_config(args: dict, source) -> Config:
+    """The seqcpc config of the reference's arguments, completed and checked as a run's is: a window shorter than
+    the receptive field, K not shorter than its latent steps or more negatives than positions are refused."""
+    model, objective = model_config(args)
+    cfg = complete_config(resolve({"model": model, "objective": objective,
+                                   "data": {"window": reference_size(args, "sizeWindow"), "sample_rate": 16000}}))
+    try:
+        check_config(cfg)
+    except ConfigError as err:
+        given = " ".join(f"{key}={reference_arg(args, key)}" for key in CHECKED)
+        raise ConfigError(f"{source}: its arguments {given} (seqcpc's {', '.join(CHECKED.values())}) make a "
+                          f"config that a seqcpc run refuses: {err}") from err
+    return cfg
+
+
 def convert_cpc_audio(path) -> tuple[Config, object]:
     """(seqcpc config, CPC model in eval mode) with z and c exactly those of the CPC_audio checkpoint at `path`;
     the predictors are freshly initialised (the reference's are not imported)."""
     args, weights = read_reference(path)
-    model, objective = model_config(args)
-    cfg = resolve({"model": model, "objective": objective,
-                   "data": {"window": reference_size(args, "sizeWindow"), "sample_rate": 16000}})
+    cfg = run_config(args, path)
     model = build_model(cfg)
     own = model.state_dict()
     names = name_map(cfg.model.encoder.norm, cfg.model.context.layers)
@@ -146,13 +179,27 @@ def convert_cpc_audio(path) -> tuple[Config, object]:
     return cfg, model.eval()
 
 
-def import_cpc_audio(path, out) -> tuple[Config, Path]:
+def check_out(path, out: Path, overwrite: bool) -> None:
+    """Refuse an `out` that is the checkpoint to convert (even with `overwrite`), a folder, or (without
+    `overwrite`) any file that exists, such as a run's last.ckpt."""
+    if out.exists() and Path(path).exists() and out.samefile(path):
+        raise DataError(f"--out {out} is the checkpoint to convert (--checkpoint {path}); write the seqcpc "
+                        f"checkpoint to another file")
+    if out.is_dir():
+        raise DataError(f"--out {out} is a folder; give the file to write, e.g. --out {out / 'cpc.ckpt'}")
+    if out.exists() and not overwrite:
+        raise DataError(f"--out {out} exists; give --overwrite to replace it, or another --out")
+
+
+def import_cpc_audio(path, out, overwrite: bool = False) -> tuple[Config, Path]:
     """Convert the CPC_audio checkpoint at `path` and write it as a seqcpc checkpoint at `out` (for `seqcpc
-    extract` and `seqcpc probe`); returns (its config, `out`)."""
+    extract` and `seqcpc probe`), atomically; returns (its config, `out`). Nothing is written when `out` exists
+    (unless `overwrite`), is `path` itself, or the conversion is refused."""
     from lightning_fabric import Fabric
 
-    cfg, model = convert_cpc_audio(path)
     out = Path(out)
+    check_out(path, out, overwrite)
+    cfg, model = convert_cpc_audio(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(Fabric(accelerator="cpu", devices=1), out,
                     {"model": model, "step": 0, "config": to_dict(cfg), "imported_from": str(path)})

@@ -9,8 +9,8 @@ Columns: the probes' scores, in the order of SPEECH_PROBES.
 from pathlib import Path
 
 from seqcpc.audio.features import extractors_for
-from seqcpc.audio.probes import (SpeechData, abx_probe, corpus_counts, few_shot_probe, phone_probe, speaker_confusion,
-                                 speaker_knn_probe, speaker_probe, units_probe)
+from seqcpc.audio.probes import (SpeechData, abx_items, abx_probe, corpus_counts, few_shot_probe, phone_probe,
+                                 speaker_confusion, speaker_knn_probe, speaker_probe, units_probe)
 from seqcpc.config import Config
 from seqcpc.errors import SeqcpcError
 from seqcpc.eval.report import markdown_table, plot_accuracy_bars
@@ -30,7 +30,9 @@ def run_speech_probes(cfg: Config, model, out_dir, log=print, references: dict |
     data = SpeechData(cfg.data.manifest, sample_rate, cfg.probe.window or cfg.data.window,
                       extractors_for(cfg, model, sample_rate, references, cfg.probe.cpc_z),
                       cfg.data.allow_outside_paths)
-    return run_probes(SPEECH_PROBES, ProbeContext(cfg, data, Path(out_dir), log), speech_report)
+    ctx = ProbeContext(cfg, data, Path(out_dir), log)
+    abx_items(ctx)  # a bad item file stops here, not after the probes that take minutes
+    return run_probes(SPEECH_PROBES, ctx, speech_report)
 
 
 def speech_report(results: dict) -> Report:

@@ -18,8 +18,8 @@ import numpy as np
 from seqcpc.audio.abx import abx_scores
 from seqcpc.audio.features import WindowFeatures, embed_windows, frame_dataset, window_specs
 from seqcpc.audio.manifest import read_phones
-from seqcpc.config import Config
 from seqcpc.errors import DataError
+from seqcpc.eval.abx import NoTriplet, read_items
 from seqcpc.eval.long_tail import class_groups, per_class_accuracy
 from seqcpc.eval.probes import feasible_shots, knn_probe, linear_probe, prototypical_episodes
 from seqcpc.eval.report import confusion_matrix, plot_confusion
@@ -196,29 +196,34 @@ def units_probe(ctx: ProbeContext) -> dict:
     return {"results": rows}
 
 
-def abx_item_file(cfg: Config) -> Path | None:
-    """probe.abx_items, else abx_test.item beside the manifest when it is there, else None."""
-    if cfg.probe.abx_items:
-        if not Path(cfg.probe.abx_items).is_file():
-            raise DataError(f"probe.abx_items={cfg.probe.abx_items} does not exist; write one with "
-                            f"python -m data_prep.abx_items --manifest {cfg.data.manifest} --split test --out PATH")
-        return Path(cfg.probe.abx_items)
-    beside = Path(cfg.data.manifest).parent / "abx_test.item"
-    return beside if beside.is_file() else None
+@shared
+def abx_items(ctx: ProbeContext) -> list | None:
+    """The items of probe.abx_items, else of abx_test.item beside the manifest; a file that is given but missing,
+    or that is there but malformed, stops the probes. None (ABX skipped, with a log line) only when probe.abx_items
+    is unset and there is no abx_test.item."""
+    given, manifest = ctx.cfg.probe.abx_items, ctx.cfg.data.manifest
+    path = Path(given) if given else Path(manifest).parent / "abx_test.item"
+    if given and not path.is_file():
+        raise DataError(f"probe.abx_items={given} does not exist; write one with python -m data_prep.abx_items "
+                        f"--manifest {manifest} --split test --out PATH")
+    if not path.is_file():
+        ctx.log(f"ABX skipped: probe.abx_items is unset and there is no {path}")
+        return None
+    ctx.log(f"ABX: {path}")
+    return read_items(path)
 
 
 def abx_probe(ctx: ProbeContext) -> dict:
-    """abx_within, abx_across: ABX phone discrimination errors (seqcpc/eval/abx.py) on the items of
-    abx_item_file; none without one, or when the items make no triplet (the other probes still count)."""
-    d, items = ctx.data, abx_item_file(ctx.cfg)
+    """abx_within, abx_across: ABX phone discrimination errors (seqcpc/eval/abx.py) on abx_items; none without an
+    item file, or when its items make no triplet (the other probes still count)."""
+    d, items = ctx.data, abx_items(ctx)
     if items is None:
         return {}
-    ctx.log(f"ABX: {items}")
     try:
         return {"results": abx_scores(d.extractors, d.manifest, items, d.sample_rate,
                                       files_per_speaker=ctx.cfg.probe.abx_files_per_speaker, seed=ctx.cfg.train.seed,
                                       allow_outside=d.allow_outside, log=ctx.log)}
-    except DataError as err:
+    except NoTriplet as err:
         ctx.log(f"ABX left out: {err}")
         return {}
 

@@ -14,6 +14,13 @@ so each conv's input is zeroed beyond the wave's own length at that depth, which
 gives the wave alone; the context is causal and the model runs in eval mode (batch norm uses its running
 statistics), so a wave's frames do not depend on the batch it came in. An encoder with instance norm averages
 over time, padding included: its waves are encoded one at a time.
+
+Samples: float waves within about [-1, 1], as soundfile and torchaudio read audio. int16 and int32 PCM (what
+scipy.io.wavfile reads) are scaled into [-1, 1) the same way, dividing by 2 ** 15 or 2 ** 31, so a file read as
+integers gives the features of the same file read as floats; other integers (int64 from Python ints, offset
+uint8) have no PCM width to scale by and are refused. NaN or infinite samples are refused, and so is a peak
+above MAX_AMPLITUDE: a wave standardised to unit variance peaks at about 5 to 30, while int16 PCM stored as
+floats peaks in the thousands for speech, and the features of either would be silently meaningless.
 """
 from pathlib import Path
 
@@ -27,12 +34,36 @@ from seqcpc.core.masking import frame_mask
 from seqcpc.core.model import CPC
 from seqcpc.errors import ConfigError, DataError
 
+# integer PCM -> [-1, 1), as audio libraries read it
+PCM_SCALE = {torch.int16: 2.0 ** 15, torch.int32: 2.0 ** 31}
+MAX_AMPLITUDE = 100.0  # 40 dB above full scale: integer samples stored as floats, not audio in [-1, 1]
+
 
 def conv_length(lengths, conv: nn.Conv1d):
     """Output steps of `conv` for inputs of `lengths` (B,) steps."""
     (k,), (s,), (p,) = conv.kernel_size, conv.stride, conv.padding
     return ((lengths + 2 * p - k) // s + 1).clamp(min=0)
 
+
+def samples(i: int, wave) -> torch.Tensor:
+    """Wave i's float samples within about [-1, 1] (see the module's docstring), or a DataError naming it."""
+    try:
+        w = torch.as_tensor(wave)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise DataError(f"wave {i} is not an array of numbers ({err})") from err
+    if w.dtype in PCM_SCALE:
+        return w.float() / PCM_SCALE[w.dtype]
+    if not w.is_floating_point():
+        raise DataError(f"wave {i} holds {w.dtype} samples; give float samples in [-1, 1], or int16 / int32 PCM")
+    bad = ~torch.isfinite(w)
+    if bad.any():
+        raise DataError(f"wave {i} holds {int(bad.sum())} NaN or infinite sample(s), the first at sample "
+                        f"{int(bad.flatten().nonzero()[0])}")
+    peak = float(w.abs().max()) if w.numel() else 0.0
+    if peak > MAX_AMPLITUDE:
+        raise DataError(f"wave {i} peaks at {peak:.4g}, far outside [-1, 1]: integer PCM stored as floats? divide "
+                        f"16-bit samples by 32768, or pass the int16 array as it is")
+    return w.float()
 
 
 def check_audio_cpc(model, source) -> None:
@@ -97,7 +128,7 @@ class Upstream(nn.Module):
             raise DataError("the upstream takes a non-empty list of 1-D waves (each its own length), not "
                             f"{'a tensor' if isinstance(wavs, torch.Tensor) else 'an empty list'}")
         device = next(self.model.parameters()).device
-        waves = [torch.as_tensor(w, dtype=torch.float32, device=device) for w in wavs]
+        waves = [samples(i, w).to(device) for i, w in enumerate(wavs)]
         for i, w in enumerate(waves):
             if w.dim() != 1 or len(w) < self.downsample_rate:
                 raise DataError(f"wave {i} has shape {tuple(w.shape)}; each wave must be 1-D (mono samples) and at "

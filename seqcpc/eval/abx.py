@@ -42,27 +42,35 @@ class Item(NamedTuple):
     speaker: str
 
 
+class NoTriplet(DataError):
+    """Items that make no ABX triplet: a corpus too small for ABX, not a malformed item file."""
+
+
 def read_items(path) -> list[Item]:
-    """The tokens of an item file (header `#file onset offset #phone prev-phone next-phone speaker`)."""
+    """The tokens of an item file (header `#file onset offset #phone prev-phone next-phone speaker`); a file that
+    is missing, not text, empty or malformed (wrong columns, times that are not a span) is refused with its row."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"ABX item file {path} does not exist (write one with python -m data_prep.abx_items)")
+    try:
+        lines = path.read_text().split("\n")
+    except UnicodeDecodeError as err:
+        raise DataError(f"ABX item file {path} is not text ({err})") from err
     items = []
-    with open(path) as f:
-        for line_no, line in enumerate(f, start=1):
-            parts = line.split()
-            if not parts or (line_no == 1 and parts[0] == "#file"):
-                continue
-            if len(parts) != 7:
-                raise DataError(f"{path}:{line_no}: expected 7 space-separated fields (file onset offset phone "
-                                f"prev-phone next-phone speaker), got {len(parts)}")
-            try:
-                onset, offset = float(parts[1]), float(parts[2])
-            except ValueError as err:
-                raise DataError(f"{path}:{line_no}: onset and offset must be seconds ({err})") from err
-            if not 0 <= onset < offset:
-                raise DataError(f"{path}:{line_no}: onset {onset} and offset {offset} are not a time span")
-            items.append(Item(parts[0], onset, offset, *parts[3:]))
+    for line_no, line in enumerate(lines, start=1):
+        parts = line.split()
+        if not parts or (line_no == 1 and parts[0] == "#file"):
+            continue
+        if len(parts) != 7:
+            raise DataError(f"{path}:{line_no}: expected 7 space-separated fields (file onset offset phone "
+                            f"prev-phone next-phone speaker), got {len(parts)}")
+        try:
+            onset, offset = float(parts[1]), float(parts[2])
+        except ValueError as err:
+            raise DataError(f"{path}:{line_no}: onset and offset must be seconds ({err})") from err
+        if not 0 <= onset < offset < math.inf:
+            raise DataError(f"{path}:{line_no}: onset {onset} and offset {offset} are not a time span")
+        items.append(Item(parts[0], onset, offset, *parts[3:]))
     if not items:
         raise DataError(f"ABX item file {path} holds no items")
     return items
@@ -185,7 +193,7 @@ def abx_errors(features, items, mode: str, max_per_group: int = 10, max_x_speake
     blocks = triplet_blocks(items, mode, max_per_group, max_x_speakers, seed)
     pairs = block_pairs(blocks)
     if not pairs:
-        raise DataError(f"ABX {mode}: no triplet: no context holds two phones of one speaker"
+        raise NoTriplet(f"ABX {mode}: no triplet: no context holds two phones of one speaker"
                         + (" and a token of one of them from another speaker" if mode == "across" else ""))
     first, second = np.array(pairs).T  # (P,) each
     dist = pair_distances(features, first, second, max_floats).tolist()
@@ -200,7 +208,7 @@ def abx_errors(features, items, mode: str, max_per_group: int = 10, max_x_speake
         for phones, score in block_scores(block, distance).items():
             nested[phones][block.speakers].append(score)
     if not nested:
-        raise DataError(f"ABX {mode}: no triplet: no phone has two tokens in a context of one speaker")
+        raise NoTriplet(f"ABX {mode}: no triplet: no phone has two tokens in a context of one speaker")
     per_pair = [np.mean([np.mean(ctx_scores) for ctx_scores in by_speakers.values()])
                 for by_speakers in nested.values()]
     return 1.0 - float(np.mean(per_pair))

@@ -5,6 +5,7 @@ Shapes: B batch, L samples, T latent steps, D encoder dim (hiddenEncoder), H con
 """
 import json
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -193,3 +194,102 @@ def test_the_cli_writes_a_seqcpc_checkpoint_that_loads_alone(tmp_path, capsys):
     assert_reference_features(model, args, weights, 0.3 * torch.randn(1, 1600))
     code, _, err = cli(capsys, "import-cpc-audio", "--checkpoint", tmp_path / "missing.pt", "--out", tmp_path / "x")
     assert code == 1 and "missing.pt" in err
+
+
+def one_line_refusal(code, err, *words):
+    """A refusal as the guarantees promise it: exit 1, one line naming `words`, no traceback."""
+    assert code == 1 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert all(w in err for w in words), err
+
+
+def test_the_import_replaces_no_file_unless_told(tmp_path, capsys):
+    ref = write_published(tmp_path / "ref.pt", reference_args(), reference_weights(reference_args()))
+    ref_bytes = ref.read_bytes()
+    run = tmp_path / "run" / "checkpoints"
+    run.mkdir(parents=True)
+    (run / "last.ckpt").write_bytes(b"an existing run's checkpoint")
+    code, _, err = cli(capsys, "import-cpc-audio", "--checkpoint", ref, "--out", run / "last.ckpt")
+    one_line_refusal(code, err, "last.ckpt", "--overwrite")
+    assert (run / "last.ckpt").read_bytes() == b"an existing run's checkpoint"
+    for same in (ref, tmp_path / "run" / ".." / "ref.pt"):  # the input itself, however spelt, even with --overwrite
+        code, _, err = cli(capsys, "import-cpc-audio", "--checkpoint", ref, "--out", same, "--overwrite")
+        one_line_refusal(code, err, "is the checkpoint to convert")
+    assert ref.read_bytes() == ref_bytes
+    code, _, err = cli(capsys, "import-cpc-audio", "--checkpoint", ref, "--out", run / "last.ckpt", "--overwrite")
+    assert code == 0, err
+    assert load_config_and_model(run / "last.ckpt")[0].model.encoder.dim == D
+    assert sorted(p.name for p in run.iterdir()) == ["last.ckpt"]  # written atomically: no temporary file is left
+
+
+@pytest.mark.parametrize("key, value, words", [
+    ("sizeWindow", 400, ["sizeWindow=400", "receptive field"]),  # the conv stack sees 465 samples
+    ("nPredicts", 128, ["nPredicts=128", "objective.predictor.steps=128"]),  # a 20480-sample window: 128 steps
+    ("negativeSamplingExt", 5000, ["negativeSamplingExt=5000", "objective.loss.num_negatives=5000"]),
+])
+def test_the_import_runs_the_checks_of_a_run(tmp_path, capsys, key, value, words):
+    ref = write_published(tmp_path / "ref.pt", reference_args(**{key: value}), reference_weights(reference_args()))
+    code, _, err = cli(capsys, "import-cpc-audio", "--checkpoint", ref, "--out", tmp_path / "model.ckpt")
+    one_line_refusal(code, err, "ref.pt", *words)
+    assert not (tmp_path / "model.ckpt").exists()
+
+
+def malformed(tmp_path, kind):
+    """A file that is no well-formed CPC_audio checkpoint, written as `kind` says; returns its path."""
+    args, weights = reference_args(), reference_weights(reference_args())
+    path = tmp_path / "ref.pt"
+    if kind == "text":
+        path.write_text("hiddenEncoder: 256\n")
+    elif kind == "list":
+        torch.save([weights], path)
+    elif kind == "config not a mapping":
+        torch.save({"config": ["hiddenEncoder", 256], "weights": weights}, path)
+    elif kind == "weights not a mapping":
+        torch.save({"config": args, "weights": torch.zeros(3)}, path)
+    elif kind == "a weight not a tensor":
+        torch.save({"config": args, "weights": {**weights, "gEncoder.conv0.weight": [0.0] * 10}}, path)
+    elif kind == "a norm mode not a name":
+        torch.save({"config": reference_args(normMode=["layerNorm"]), "weights": weights}, path)
+    elif kind == "arguments not a mapping":
+        (tmp_path / "checkpoint_args.json").write_text(json.dumps([args]))
+        torch.save({"gEncoder": weights}, path)
+    elif kind == "encoder not a mapping":
+        (tmp_path / "checkpoint_args.json").write_text(json.dumps(args))
+        torch.save({"gEncoder": [1, 2]}, path)
+    elif kind == "missing keys":
+        torch.save({"weights": weights}, path)
+    elif kind == "wrong shape":
+        torch.save({"config": args, "weights": {**weights, "gEncoder.conv2.weight": torch.zeros(D, D, 3)}}, path)
+    return path
+
+
+@pytest.mark.parametrize("kind, words", [
+    ("text", ["could not be read"]), ("list", ["holds a list"]),
+    ("config not a mapping", ["'config'", "list"]), ("weights not a mapping", ["'weights'", "Tensor"]),
+    ("a weight not a tensor", ["gEncoder.conv0.weight", "list"]), ("a norm mode not a name", ["normMode"]),
+    ("arguments not a mapping", ["checkpoint_args.json", "list"]), ("encoder not a mapping", ["'gEncoder'"]),
+    ("missing keys", ["'config' and 'weights'"]), ("wrong shape", ["gEncoder.conv2.weight has shape (32, 32, 3)"]),
+])
+def test_a_malformed_reference_checkpoint_is_one_line(tmp_path, capsys, kind, words):
+    code, _, err = cli(capsys, "import-cpc-audio", "--checkpoint", malformed(tmp_path, kind), "--out",
+                       tmp_path / "model.ckpt")
+    one_line_refusal(code, err, *words)
+    assert not (tmp_path / "model.ckpt").exists()
+
+
+def test_extract_of_a_split_refuses_an_imported_model_with_no_data_of_its_own(tmp_path, capsys):
+    """The import names no data set: --split would extract the built-in synthetic sines of the defaults."""
+    args = reference_args()
+    weights = reference_weights(args)
+    ref = write_published(tmp_path / "ref.pt", args, weights)
+    assert cli(capsys, "import-cpc-audio", "--checkpoint", ref, "--out", tmp_path / "cpc.ckpt")[0] == 0
+    code, _, err = cli(capsys, "extract", "--checkpoint", tmp_path / "cpc.ckpt", "--out", tmp_path / "f")
+    one_line_refusal(code, err, "cpc.ckpt", "ref.pt", "--npy-dir")
+    assert not (tmp_path / "f").exists()
+    (tmp_path / "waves").mkdir()
+    wave = 0.3 * torch.randn(1600)
+    np.save(tmp_path / "waves" / "a.npy", wave.numpy())
+    code, _, err = cli(capsys, "extract", "--checkpoint", tmp_path / "cpc.ckpt", "--out", tmp_path / "f",
+                       "--npy-dir", tmp_path / "waves", "--features", "z")
+    assert code == 0, err
+    want_z, _ = reference_forward(wave[None], args, weights)
+    np.testing.assert_allclose(np.load(tmp_path / "f" / "a.z.npy"), want_z[0].numpy(), rtol=1e-4, atol=1e-5)

@@ -1,4 +1,5 @@
 """The upstream interface (seqcpc/audio/upstream.py) and its torch.hub entry (hubconf.py)."""
+import numpy as np
 import pytest
 import torch
 
@@ -111,3 +112,40 @@ def test_a_checkpoint_that_is_not_audio_cpc_is_refused():
 def test_what_is_not_a_list_of_mono_waves_is_refused(saved, wavs, message):
     with pytest.raises(DataError, match=message):
         Upstream(saved[2])(wavs)
+
+
+def test_integer_pcm_is_scaled_as_audio_libraries_read_it(saved):
+    """int16 / int32 samples are divided by 2 ** 15 / 2 ** 31 (soundfile's and torchaudio's float reading), so a
+    wave read as integers (scipy.io.wavfile) gives the features of the same wave read as floats."""
+    upstream = Upstream(saved[2])
+    pcm = (0.3 * np.random.default_rng(0).standard_normal(3200) * 2 ** 15).clip(-2 ** 15, 2 ** 15 - 1)
+    as_float = torch.from_numpy(pcm.astype(np.float32) / 2 ** 15)
+    want = upstream([as_float])["last_hidden_state"]
+    for wave in (pcm.astype(np.int16), torch.from_numpy(pcm.astype(np.int32) * 2 ** 16)):
+        torch.testing.assert_close(upstream([wave])["last_hidden_state"], want, rtol=1e-4, atol=1e-5)
+
+
+def spoilt(n: int, index: int, value) -> torch.Tensor:
+    wave = 0.3 * torch.randn(n)
+    wave[index] = value
+    return wave
+
+
+@pytest.mark.parametrize("bad, message", [
+    (spoilt(3200, 7, float("nan")), "wave 1 holds 1 NaN or infinite sample.*sample 7"),
+    (spoilt(3200, 100, float("inf")), "wave 1 holds 1 NaN or infinite sample.*sample 100"),
+    (torch.randn(3200) * 3000, "wave 1 peaks at .* far outside \\[-1, 1\\]"),  # int16 PCM stored as floats
+    (np.ones(3200, dtype=np.float64) * 1e40, "wave 1 peaks at 1e\\+40"),
+    (torch.arange(3200), "wave 1 holds torch.int64 samples"),  # no PCM width to scale by
+    (np.zeros(3200, dtype=np.uint8), "wave 1 holds torch.uint8 samples"),
+    (["a"] * 3200, "wave 1 is not an array of numbers"),
+])
+def test_waves_that_are_not_audio_samples_are_refused_by_index(saved, bad, message):
+    with pytest.raises(DataError, match=message):
+        Upstream(saved[2])([0.3 * torch.randn(3200), bad])
+
+
+def test_a_wave_standardised_to_unit_variance_is_accepted(saved):
+    wave = torch.randn(3200)
+    wave[10] = 40.0  # a loud click in a unit-variance wave: far above 1, not integer PCM
+    assert Upstream(saved[2])([wave])["lengths"].tolist() == [20]
