@@ -1,18 +1,26 @@
 """The `seqcpc` command line: `seqcpc pretrain`, `extract`, `probe`, `units` and `import-cpc-audio`."""
 import argparse
+import shlex
 import sys
 
 from seqcpc import modalities
 from seqcpc.argtypes import count, positive
 from seqcpc.config import load_config
-from seqcpc.errors import ConfigError, report_errors
+from seqcpc.errors import ConfigError, Interrupted, report_errors
 
 
 def pretrain_main(args) -> None:
     from seqcpc.train.loop import pretrain
 
     cfg = load_config(args.config, args.overrides)
-    pretrain(cfg, resume=args.resume, overwrite=args.overwrite)
+    try:
+        pretrain(cfg, resume=args.resume, overwrite=args.overwrite)
+    except Interrupted as stop:
+        if not stop.resumable:
+            raise
+        config = ["--config", args.config] if args.config else []
+        command = shlex.join(["seqcpc", "pretrain", *config, *args.overrides, "--resume"])
+        raise Interrupted(f"{stop}; resume with: {command}", resumable=True) from None
 
 
 def extract_main(args) -> None:

@@ -28,14 +28,29 @@ class CheckpointError(SeqcpcError):
     """A checkpoint file that cannot be read as a seqcpc checkpoint."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C; the message says where. `resumable`: a checkpoint holds where it stopped, so
+    --resume goes on from there. A KeyboardInterrupt, so that code which does not report it stops as at Ctrl-C."""
+
+    def __init__(self, message: str, resumable: bool):
+        super().__init__(message)
+        self.resumable = resumable
+
+
 def report_errors(run, prog: str, debug: bool = False) -> int:
     """Call `run()`; a user's mistake (a SeqcpcError, or a file that is missing, unreadable or cannot be
-    written) ends with one line naming it and exit code 1. `debug` or SEQCPC_DEBUG=1 shows the traceback
-    instead, for bug reports."""
+    written) ends with one line naming it and exit code 1; Ctrl-C with one line saying where it stopped and
+    exit code 130, as in a shell. `debug` or SEQCPC_DEBUG=1 shows the traceback instead, for bug reports."""
+    debug = debug or os.environ.get("SEQCPC_DEBUG", "") not in ("", "0")
     try:
         run()
+    except KeyboardInterrupt as err:
+        if debug:
+            raise
+        print(f"{prog}: {str(err) or 'interrupted'}", file=sys.stderr)
+        return 130
     except (SeqcpcError, OSError) as err:
-        if debug or os.environ.get("SEQCPC_DEBUG", "") not in ("", "0"):
+        if debug:
             raise
         # an error raised in a DataLoader worker arrives with the worker's traceback in its message: keep
         # only the error itself

@@ -7,15 +7,18 @@ folder, a parent holding other runs, a corpus) is refused with its path.
 
 While a run trains, `.seqcpc_lock` holds its process id, host and process start time. A second run on the same
 folder is refused with the holder's process id; a lock whose process is gone (a killed run) is stale and is
-taken over with a message.
+taken over with a message. A run that stops before its first step (a refusal, Ctrl-C) takes out what it
+created, so the folder is as it was and the corrected command needs no --overwrite.
 """
 import json
 import os
 import shutil
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 
 from seqcpc.errors import RunDirError
+from seqcpc.files import laid_out
 
 MARKER, LOCK = ".seqcpc_run", ".seqcpc_lock"
 RUN_ENTRIES = (MARKER, "checkpoints", "config.yaml", "metrics.csv", "summary.json", "curves.png", "bad_files.txt",
@@ -83,8 +86,9 @@ class RunLock:
             self.held = False
 
 
-def check_run_dir(out: Path, resume: bool, overwrite: bool) -> None:
-    """Refuse, before anything is written, a run folder that cannot be used as asked."""
+def check_run_dir(out: Path, resume: bool, overwrite: bool, reads: str = "") -> None:
+    """Refuse, before anything is written, a run folder that cannot be used as asked; `reads` is a file the run
+    starts from (train.init_from), which --overwrite must not delete."""
     if str(out) in ("", "."):
         raise RunDirError("train.out_dir must name a folder for this run, not the current folder")
     if out.exists() and not out.is_dir():
@@ -99,33 +103,74 @@ def check_run_dir(out: Path, resume: bool, overwrite: bool) -> None:
     if not is_run_folder(out):
         raise RunDirError(f"--overwrite refused: {out} is not a seqcpc run folder (it has no {MARKER}), so nothing "
                           f"in it is removed; choose a new or empty train.out_dir")
+    if reads and removed_by_overwrite(out, reads):
+        raise RunDirError(f"--overwrite refused: train.init_from={reads} is in {out}, which --overwrite empties "
+                          f"before the run starts from it; copy it out of the run folder first and set "
+                          f"train.init_from to the copy")
+
+
+def removed_by_overwrite(out: Path, path) -> bool:
+    """Whether `path`, as laid out or where its links lead, is (inside) an entry that --overwrite removes."""
+    for where in (laid_out, lambda p: Path(p).resolve()):
+        if any(where(path).is_relative_to(where(out / name)) for name in RUN_ENTRIES):
+            return True
+    return False
+
+
+def remove_entry(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def clear_run(out: Path, log=print) -> None:
     """Remove what a run writes from a recognised run folder; everything else stays."""
     for name in RUN_ENTRIES:
-        path = out / name
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink(missing_ok=True)
+        remove_entry(out / name)
     kept = sorted(p.name for p in out.iterdir() if p.name != LOCK)
     if kept:
         log(f"--overwrite: kept {len(kept)} entries of {out} that a run does not write: {', '.join(kept[:5])}")
 
 
-def open_run_dir(out: Path, resume: bool, overwrite: bool, log=print) -> RunLock:
+@dataclass
+class RunFolder:
+    """The run folder, locked by this run until `close`. `undo` takes out what the run created, for a run that
+    stops before its first step: the entries a run writes that the folder did not hold (`held`, after --overwrite
+    cleared it) and the folders made for it (`made`, deepest first); never anything that was there before."""
+    out: Path
+    lock: RunLock
+    held: set
+    made: list
+
+    def close(self) -> None:
+        self.lock.release()
+
+    def undo(self) -> None:
+        for name in RUN_ENTRIES:
+            if name not in self.held:
+                remove_entry(self.out / name)
+        self.close()
+        for folder in self.made:
+            if any(folder.iterdir()):
+                break
+            folder.rmdir()
+
+
+def open_run_dir(out: Path, resume: bool, overwrite: bool, log=print) -> RunFolder:
     """Check the folder, lock it, clear it for --overwrite and mark it as a run folder (rank 0 only)."""
     check_run_dir(out, resume, overwrite)
+    made = [p for p in (out, *out.parents) if not p.exists()]
     out.mkdir(parents=True, exist_ok=True)
-    lock = RunLock(out, log)
-    lock.acquire()
+    folder = RunFolder(out, RunLock(out, log), {p.name for p in out.iterdir()}, made)
+    folder.lock.acquire()
     try:
         if overwrite and not resume:
             clear_run(out, log)
+        folder.held = {p.name for p in out.iterdir()}
         (out / "checkpoints").mkdir(exist_ok=True)
         (out / MARKER).write_text(json.dumps({"kind": "seqcpc run"}) + "\n")
     except BaseException:
-        lock.release()
+        folder.undo()
         raise
-    return lock
+    return folder

@@ -1,5 +1,9 @@
-"""What the loop needs of Fabric and the run folder around its steps: the Fabric of a config, the run folder's
-lock, reports of the data used, and the checks and teardown of several ranks."""
+"""What the loop needs of Fabric and the run folder around its steps: the Fabric of a config, deterministic mode,
+the run folder's lock, reports of the data used, summary.json, and the checks and teardown of several ranks."""
+import json
+import math
+import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -8,7 +12,7 @@ from lightning_fabric import Fabric
 from seqcpc.config import Config, FabricConfig
 from seqcpc.errors import ConfigError, RunDirError
 from seqcpc.files import atomic_write_text
-from seqcpc.train.run_dir import open_run_dir
+from seqcpc.train.run_dir import RunFolder, open_run_dir
 
 
 def resolve_precision(cfg: FabricConfig) -> str:
@@ -25,6 +29,23 @@ def make_fabric(cfg: FabricConfig, loggers=None) -> Fabric:
                   num_nodes=cfg.num_nodes, precision=resolve_precision(cfg), loggers=loggers)
 
 
+@contextmanager
+def deterministic_mode(on: bool):
+    """With `on` (train.deterministic): one thread and torch's deterministic algorithms inside the block; the
+    settings before it are restored after."""
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    try:
+        if on:
+            # multi-threaded CPU kernels sum in an order that varies from run to run; one thread does not
+            torch.set_num_threads(1)
+            torch.use_deterministic_algorithms(True)
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # what cuBLAS needs to be deterministic
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+
+
 def tensorboard_loggers(cfg: Config) -> list:
     """A TensorBoard logger writing to <out_dir>/tensorboard when train.tensorboard is set."""
     if not cfg.train.tensorboard:
@@ -38,19 +59,19 @@ def tensorboard_loggers(cfg: Config) -> list:
                           "pip install tensorboard") from err
 
 
-def prepare_run_dir(fabric, out: Path, resume: bool, overwrite: bool):
+def prepare_run_dir(fabric, out: Path, resume: bool, overwrite: bool) -> RunFolder | None:
     """Check, lock and (for --overwrite) clear the run folder on rank 0; every rank raises the same refusal.
-    Returns (checkpoint path, the lock or None on other ranks)."""
-    lock, refusal = None, None
+    Returns the folder held (None on other ranks)."""
+    folder, refusal = None, None
     if fabric.is_global_zero:
         try:
-            lock = open_run_dir(out, resume, overwrite, log=lambda m: fabric.print(m, flush=True))
+            folder = open_run_dir(out, resume, overwrite, log=lambda m: fabric.print(m, flush=True))
         except RunDirError as err:
             refusal = str(err)
     refusal = fabric.broadcast(refusal, src=0)
     if refusal:
         raise RunDirError(refusal)
-    return out / "checkpoints" / "last.ckpt", lock
+    return folder
 
 
 def ranks_param_spread(fabric, model) -> float:
@@ -75,6 +96,17 @@ def report_skipped(fabric, out: Path, datasets: dict) -> None:
                      flush=True)
         if fabric.is_global_zero:
             atomic_write_text(out / "bad_files.txt", "".join(bad))
+
+
+def summary_json(summary: dict) -> str:
+    """The text of summary.json: a number that is not finite (e.g. the mean loss of logged steps that were all
+    skipped) is written as null, so that the file is JSON for every reader."""
+    def finite(value):
+        if isinstance(value, dict):
+            return {k: finite(v) for k, v in value.items()}
+        return None if isinstance(value, float) and not math.isfinite(value) else value
+
+    return json.dumps(finite(summary), indent=2, allow_nan=False)
 
 
 def close_distributed(fabric) -> None:
