@@ -38,11 +38,14 @@ from seqcpc.audio.io import write_flac
 from seqcpc.audio.manifest import Utterance, write_manifest, write_phones
 from seqcpc.argtypes import count, nonnegative, positive
 from seqcpc.errors import report_errors
-from seqcpc.files import atomic_write_text
+from seqcpc.files import atomic_write_text, claim_output
 
 MIN_UTTERANCES = 4  # a rare speaker's train utterances at least, by default
 ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029")
 SAMPLE_RATE = 16000
+# what a build writes in --out
+ENTRIES = ("manifest.tsv", "prep_fingerprint.txt", "phones.txt", "phones_vocab.txt", "speaker_counts.json",
+           "abx_test.item", "audio")
 
 
 def speaker_voices(count: int, seed: int) -> list[es.Voice]:
@@ -153,7 +156,7 @@ def build(out, speakers=100, heldout_speakers=20, utterances=40, variation=True,
         log(f"{manifest} is up to date; nothing to do")
         write_abx_items(manifest, log)
         return manifest
-    out.mkdir(parents=True, exist_ok=True)
+    claim_output(out, "data_prep.espeak_corpus", ENTRIES)
     voices = speaker_voices(speakers + heldout_speakers, seed)
     test_from = round(utterances * (1 - test_fraction))  # a speaker's utterances from this index on are "test"
     train = speaker_train_counts(speakers, test_from, tail, min_utterances, seed)  # test_from each if tail is 0

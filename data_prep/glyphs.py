@@ -1,6 +1,6 @@
 """Glyphs: an Omniglot-like few-shot image data set drawn from the fonts matplotlib ships; nothing is downloaded.
 
-    python -m data_prep.glyphs [--out data/glyphs] [--seed 0] [--instances 20] [--size 28] \
+    python -m data_prep.glyphs [--out data/glyphs] [--seed 0] [--instances 20] [--size 28 (8 to 128)] \
         [--evaluation-fraction 0.4] [--max-classes-per-alphabet 0]
 
 A class is a Unicode character, an alphabet a script or symbol block (ALPHABETS). A character is used when at
@@ -38,10 +38,12 @@ import torch.nn.functional as F
 from einops import rearrange
 from matplotlib import ft2font
 
+from seqcpc.argtypes import count, fraction, positive
 from seqcpc.errors import DataError, report_errors
 from seqcpc.eval.probes import prototypical_episodes
 from seqcpc.files import atomic_write_text, fingerprint
-from seqcpc.image.store import StoreResult, begin_dataset, content_warnings, up_to_date, write_dataset
+from seqcpc.image.store import (StoreResult, begin_dataset, claim_store, content_warnings, up_to_date,
+                                write_dataset)
 
 FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 # the faces whose character maps are Unicode (the cm* fonts use TeX encodings, STIXNonUni private code points,
@@ -86,6 +88,7 @@ ALPHABETS = (
 # letters, digits and symbols; not marks, modifiers (dots and ticks that look alike once enlarged), punctuation
 CATEGORIES = ("Lu", "Ll", "Lt", "Lo", "Nd", "Nl", "Sm", "Sc", "So")
 EM = 128  # pixels per em of the master renderings
+MIN_SIZE, MAX_SIZE = 8, EM  # sides of the images written
 INK, MIN_INK = 0.1, 20  # a rendering needs MIN_INK pixels above INK to count as drawn
 UPSAMPLE = 4  # instances are drawn at UPSAMPLE times the size, then area-averaged
 FILL = 0.72  # the glyph's longer side as a share of the frame, before the distortion
@@ -283,29 +286,26 @@ def pixel_nearest_neighbour(images: np.ndarray, labels: np.ndarray, n_way: int =
                                  seed=seed)["mean"]
 
 
-def check_options(args) -> None:
-    if args.seed < 0:
-        raise DataError(f"--seed {args.seed} is negative")
+def check_options(parser: argparse.ArgumentParser, args) -> None:
+    """Refuse (exit code 2) what the argument types leave to check."""
     if args.instances < 2:
-        raise DataError(f"--instances {args.instances}: a class needs at least 2 instances (a shot and a query)")
-    if args.size < 8:
-        raise DataError(f"--size {args.size}: images smaller than 8x8 cannot show a glyph")
-    if not 0 < args.evaluation_fraction < 1:
-        raise DataError(f"--evaluation-fraction {args.evaluation_fraction} is not between 0 and 1 (exclusive)")
-    if args.max_classes_per_alphabet < 0:
-        raise DataError(f"--max-classes-per-alphabet {args.max_classes_per_alphabet} is negative (0: all)")
+        parser.error(f"--instances {args.instances}: a class needs at least 2 instances (a shot and a query)")
+    if not MIN_SIZE <= args.size <= MAX_SIZE:
+        parser.error(f"--size {args.size}: images are {MIN_SIZE} to {MAX_SIZE} pixels a side (smaller ones cannot "
+                     f"show a glyph; the glyphs are rendered at {EM} pixels an em, and larger images only enlarge "
+                     f"them)")
 
 
 def main(argv=None, log=print) -> StoreResult:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="data/glyphs", help="the image dataset folder to write")
-    parser.add_argument("--seed", type=int, default=0, help="draws the instances and the split of alphabets")
-    parser.add_argument("--instances", type=int, default=20, help="images per class (Omniglot: 20 drawers)")
-    parser.add_argument("--size", type=int, default=28, help="side of the square images written")
-    parser.add_argument("--evaluation-fraction", type=float, default=0.4, help="share of classes held out")
-    parser.add_argument("--max-classes-per-alphabet", type=int, default=0, help="0: all (small for tests)")
+    parser.add_argument("--seed", type=count, default=0, help="draws the instances and the split of alphabets")
+    parser.add_argument("--instances", type=positive, default=20, help="images per class (Omniglot: 20 drawers)")
+    parser.add_argument("--size", type=positive, default=28, help="side of the square images written")
+    parser.add_argument("--evaluation-fraction", type=fraction, default=0.4, help="share of classes held out")
+    parser.add_argument("--max-classes-per-alphabet", type=count, default=0, help="0: all (small for tests)")
     args = parser.parse_args(argv)
-    check_options(args)
+    check_options(parser, args)
     out, started = Path(args.out), time.perf_counter()
     options = {k: v for k, v in vars(args).items() if k != "out"}
     fonts = Fonts()
@@ -314,6 +314,7 @@ def main(argv=None, log=print) -> StoreResult:
     if up_to_date(out, key):
         log(f"{out} is up to date; nothing to do")
         return StoreResult(out, written=False)
+    claim_store(out, "data_prep.glyphs", ("alphabets.json",))  # before the drawing: a refusal costs nothing
     glyphs = choose_glyphs(fonts, ALPHABETS, args.max_classes_per_alphabet)
     evaluation = split_alphabets(glyphs, args.evaluation_fraction, args.seed)
     threads = torch.get_num_threads()

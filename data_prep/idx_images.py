@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from seqcpc.errors import DataError, report_errors
-from seqcpc.files import fingerprint
-from seqcpc.image.store import StoreResult, content_warnings, summary, up_to_date, write_dataset
+from seqcpc.files import existing_folder, fingerprint
+from seqcpc.image.store import StoreResult, claim_store, content_warnings, summary, up_to_date, write_dataset
 
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                    "Ankle boot"]
@@ -84,9 +84,7 @@ def main(argv=None, log=print) -> StoreResult:
     parser.add_argument("--out", default="data/fashion_mnist", help="the image dataset folder to write")
     parser.add_argument("--class-names", help="comma-separated names, one per label value")
     args = parser.parse_args(argv)
-    src, out = Path(args.src), Path(args.out)
-    if not src.is_dir():
-        raise DataError(f"IDX folder {src} does not exist")
+    src, out = existing_folder(args.src, "IDX folder"), Path(args.out)
     files = [(str(p), p) for names in FILES.values() for p in (find_file(src, n) for n in names)]
     key = fingerprint({"class_names": args.class_names}, files)
     if up_to_date(out, key):
@@ -95,6 +93,7 @@ def main(argv=None, log=print) -> StoreResult:
     splits = {split: read_split(src, split) for split in FILES}
     max_label = max(int(labels.max(initial=0)) for _, labels in splits.values())
     classes = class_names(src, args.class_names, max_label)
+    claim_store(out, "data_prep.idx_images")
     info = write_dataset(out, splits, classes, source=str(src.resolve()), key=key)
     log(summary(out, info))
     for warning in content_warnings(out):

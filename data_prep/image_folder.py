@@ -7,9 +7,10 @@ Layouts: <root>/<class>/*.{png,jpg,jpeg,bmp,gif,webp} (each image goes to train 
 path, so adding files never moves old ones), or <root>/train/<class>/... and <root>/test/<class>/... (splits
 given). Classes are the folder names, sorted. Images of any size are resized (shorter side to --size) and
 centre-cropped to size x size. --mode auto keeps grey when every image is grey, else converts the grey ones
-to RGB. Decoded images stream to disk one by one, so a folder larger than memory is fine. A file that cannot be decoded is skipped and listed in <out>/bad_files.txt, or stops the run
-(--on-bad-file stop) before anything is written. Writes the format of seqcpc/image/store.py; running it
-twice does nothing the second time.
+to RGB. Decoded images stream to disk one by one, so a folder larger than memory is fine. A file that cannot be
+decoded, or whose name a report line cannot hold (a tab, a line break, bytes that are not UTF-8), is skipped and
+listed in <out>/bad_files.txt, or stops the run (--on-bad-file stop) before anything is written. Writes the
+format of seqcpc/image/store.py; running it twice does nothing the second time.
 """
 import argparse
 import struct
@@ -22,9 +23,9 @@ from PIL import Image, ImageOps
 
 from seqcpc.argtypes import fraction, positive
 from seqcpc.errors import DataError, report_errors
-from seqcpc.files import atomic_write_text, fingerprint, stable_split
-from seqcpc.image.store import (SPLITS, SplitWriter, StoreResult, begin_dataset, content_warnings, finish_dataset,
-                                summary, up_to_date)
+from seqcpc.files import atomic_write_text, existing_folder, fingerprint, stable_split, unusable_name
+from seqcpc.image.store import (SPLITS, SplitWriter, StoreResult, begin_dataset, claim_store, content_warnings,
+                                finish_dataset, summary, up_to_date)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
@@ -40,6 +41,13 @@ class ImageFile:
     split: str
 
 
+def usable(paths, root: Path, unusable: list[str]) -> list[Path]:
+    """The paths whose names a report can hold; the others are added to `unusable` ("path: reason")."""
+    problems = {p: unusable_name(p, root) for p in paths}
+    unusable += [problem for problem in problems.values() if problem]
+    return [p for p, problem in problems.items() if not problem]
+
+
 def class_images(class_dir: Path) -> list[Path]:
     files = sorted(p for p in class_dir.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
     if not files:
@@ -47,30 +55,32 @@ def class_images(class_dir: Path) -> list[Path]:
     return files
 
 
-def class_dirs(folder: Path) -> dict[str, Path]:
-    return {p.name: p for p in sorted(folder.iterdir()) if p.is_dir() and not p.name.startswith(".")}
+def class_dirs(folder: Path) -> list[Path]:
+    return [p for p in sorted(folder.iterdir()) if p.is_dir() and not p.name.startswith(".")]
 
 
-def find_images(root: Path, test_fraction: float) -> tuple[list[ImageFile], list[str]]:
-    """Every image file with its class index and split, and the sorted class names."""
-    if not root.is_dir():
-        raise DataError(f"image folder {root} does not exist")
+def find_images(root: Path, test_fraction: float) -> tuple[list[ImageFile], list[str], list[str]]:
+    """Every image file with its class index and split, the sorted class names, and "path: reason" for the class
+    folders and files skipped for their names (see seqcpc.files.name_problem)."""
+    root = existing_folder(root, "image folder")
     given = [s for s in SPLITS if (root / s).is_dir()]
     if len(given) == 1:
         raise DataError(f"{root} has {given[0]}/ but no {({*SPLITS} - {given[0]}).pop()}/: give both split "
                         f"folders, or one folder per class")
-    tops = {s: class_dirs(root / s) for s in SPLITS} if given else {None: class_dirs(root)}
-    classes = sorted({name for dirs in tops.values() for name in dirs})
+    unusable = []
+    tops = {split: usable(class_dirs(root / split if split else root), root, unusable)
+            for split in (given or [None])}
+    classes = sorted({d.name for dirs in tops.values() for d in dirs})
     if len(classes) < 2:
         raise DataError(f"{root} has {len(classes)} class folder(s) {classes}: a classifier needs at least 2 "
                         f"(layout: <root>/<class>/*.png or <root>/train/<class>/ + <root>/test/<class>/)")
     found = []
     for split, dirs in tops.items():
-        for name, class_dir in dirs.items():
-            for path in class_images(class_dir):
+        for class_dir in dirs:
+            for path in usable(class_images(class_dir), root, unusable):
                 rel = path.relative_to(root).as_posix()
-                found.append(ImageFile(rel, path, classes.index(name), split or stable_split(rel, test_fraction)))
-    return found, classes
+                found.append(ImageFile(rel, path, classes.index(class_dir.name), split or stable_split(rel, test_fraction)))
+    return found, classes, unusable
 
 
 def is_colour(path: Path) -> bool:
@@ -142,26 +152,10 @@ def check_usable(root: Path, kept: list[ImageFile], classes: list[str]) -> None:
                             f"add images or change --test-fraction")
 
 
-def main(argv=None, log=print) -> StoreResult:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", required=True, help="the image folder")
-    parser.add_argument("--out", required=True, help="the image dataset folder to write")
-    parser.add_argument("--size", type=positive, default=32, help="side of the square images written")
-    parser.add_argument("--mode", choices=["auto", "grey", "rgb"], default="auto")
-    parser.add_argument("--test-fraction", type=fraction, default=0.2, help="share of each class (one-folder layout)")
-    parser.add_argument("--on-bad-file", choices=["skip", "stop"], default="skip")
-    args = parser.parse_args(argv)
-    if args.size < 1:
-        parser.error("--size must be positive")
-    root, out = Path(args.root), Path(args.out)
-    files, classes = find_images(root, args.test_fraction)
-    options = {"size": args.size, "mode": args.mode, "test_fraction": args.test_fraction}
-    key = fingerprint(options, [(f.rel, f.path) for f in files])
-    if up_to_date(out, key):
-        log(f"{out} is up to date with {root} ({len(files)} images); nothing to do")
-        return StoreResult(out, written=False)
-    rgb = args.mode == "rgb" or (args.mode == "auto" and any(is_colour(f.path) for f in files))
-    out.mkdir(parents=True, exist_ok=True)
+def decode_into(root: Path, out: Path, files: list[ImageFile], classes: list[str], rgb: bool, args,
+                log=print) -> list[str]:
+    """Decode the files of `root` into out's splits (replacing them only once every file was tried and each class
+    and split has images); returns the skipped "rel: reason" lines. dataset.json is left to finish_dataset."""
     writers = {split: SplitWriter(out, split, (args.size, args.size, 3 if rgb else 1)) for split in SPLITS}
     try:  # a bad file that stops the run leaves a dataset already in `out` as it was
         kept, skipped = decode_all(files, writers, args.size, rgb, args.on_bad_file, log)
@@ -172,7 +166,32 @@ def main(argv=None, log=print) -> StoreResult:
     finally:
         for writer in writers.values():
             writer.discard()
-    report = [f"{len(skipped)} of {len(files)} files skipped"] + skipped
+    return skipped
+
+
+def main(argv=None, log=print) -> StoreResult:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", required=True, help="the image folder")
+    parser.add_argument("--out", required=True, help="the image dataset folder to write")
+    parser.add_argument("--size", type=positive, default=32, help="side of the square images written")
+    parser.add_argument("--mode", choices=["auto", "grey", "rgb"], default="auto")
+    parser.add_argument("--test-fraction", type=fraction, default=0.2, help="share of each class (one-folder layout)")
+    parser.add_argument("--on-bad-file", choices=["skip", "stop"], default="skip")
+    args = parser.parse_args(argv)
+    root, out = Path(args.root), Path(args.out)
+    files, classes, unusable = find_images(root, args.test_fraction)
+    if unusable and args.on_bad_file == "stop":
+        raise DataError(f"{unusable[0]}; nothing was written (--on-bad-file skip skips such files)")
+    options = {"size": args.size, "mode": args.mode, "test_fraction": args.test_fraction}
+    # skipped names enter the key only when there are some: the data sets prepared before keep their key
+    key = fingerprint(options | ({"unusable": unusable} if unusable else {}), [(f.rel, f.path) for f in files])
+    if up_to_date(out, key):
+        log(f"{out} is up to date with {root} ({len(files)} images); nothing to do")
+        return StoreResult(out, written=False)
+    rgb = args.mode == "rgb" or (args.mode == "auto" and any(is_colour(f.path) for f in files))
+    claim_store(out, "data_prep.image_folder", ("bad_files.txt",))
+    skipped = unusable + decode_into(root, out, files, classes, rgb, args, log)
+    report = [f"{len(skipped)} of {len(files) + len(unusable)} files skipped"] + skipped
     atomic_write_text(out / "bad_files.txt", "\n".join(report) + "\n")
     info = finish_dataset(out, classes, source=str(root.resolve()), key=key, skipped=len(skipped))
     log(summary(out, info) + (" (see bad_files.txt)" if skipped else ""))

@@ -13,19 +13,17 @@ that are not in the corpus are counted. Running it twice does nothing the second
 """
 import re
 import sys
-from pathlib import Path
 
 from seqcpc.audio.manifest import read_phones
 from seqcpc.audio.prepare import Source, assign_splits, hold_out_speakers, prep_parser, prepare
 from seqcpc.errors import DataError, report_errors
+from seqcpc.files import existing_file, existing_folder
 
 NAME = re.compile(r"^(\d+)-(\d+)-(\d+)$")
 
 
 def find_sources(root) -> list[Source]:
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"LibriSpeech folder {root} does not exist")
+    root = existing_folder(root, "LibriSpeech folder")
     sources = []
     for path in sorted(root.rglob("*.flac")):
         m = NAME.match(path.stem)
@@ -37,7 +35,7 @@ def find_sources(root) -> list[Source]:
 
 
 def read_ids(path) -> set[str]:
-    return set(Path(path).read_text().split())
+    return set(existing_file(path, "split file").read_text().split())
 
 
 def apply_split_files(sources: list[Source], train_split, test_split, log=print) -> list[Source]:
@@ -75,7 +73,8 @@ def main(argv=None):
     hold_out_speakers(sources, args.heldout_speakers)
     assign_splits(sources, args.test_fraction)
     options = {k: str(v) for k, v in vars(args).items()}
-    return prepare(sources, args.out, options, args.on_error, audio_root=args.root, frame_labels=labels)
+    return prepare(sources, args.out, options, "data_prep.librispeech", args.on_error, audio_root=args.root,
+                   frame_labels=labels)
 
 
 if __name__ == "__main__":

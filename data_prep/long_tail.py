@@ -19,10 +19,11 @@ import sys
 
 import numpy as np
 
+from seqcpc.argtypes import count, positive, ratio
 from seqcpc.errors import ConfigError, DataError, report_errors
 from seqcpc.files import fingerprint, laid_out
-from seqcpc.image.store import (INFO, SPLITS, images_file, labels_file, load_split, read_info, summary,
-                                up_to_date, write_dataset, write_info)
+from seqcpc.image.store import (INFO, SPLITS, claim_store, images_file, labels_file, load_split, read_info,
+                                summary, up_to_date, write_dataset, write_info)
 
 
 def long_tail_counts(n_max: int, classes: int, imbalance: float) -> list[int]:
@@ -53,16 +54,38 @@ def choose(labels: np.ndarray, classes: int, counts_by_rank: list[int], draw: in
     return np.sort(keep), counts  # sorted: the subset keeps --src's order
 
 
+def check_options(imbalance: float, draw: int, max_per_class: int | None) -> None:
+    if not imbalance >= 1:  # also refuses NaN
+        raise ConfigError(f"imbalance is largest / smallest class count, so it must be >= 1, not {imbalance}")
+    if draw < 0:
+        raise ConfigError(f"draw seeds the subset, a whole number >= 0, not {draw}")
+    if max_per_class is not None and max_per_class < 1:
+        raise ConfigError(f"max_per_class must be >= 1, not {max_per_class}")
+
+
+def largest_count(src, names: list[str], available: np.ndarray, max_per_class: int | None) -> int:
+    """Images of the largest class: max_per_class, by default the smallest class count of the train split;
+    refuses classes that cannot supply it (every class may be drawn as the largest)."""
+    empty = [repr(names[c]) for c in np.flatnonzero(available == 0)]
+    if empty:
+        raise DataError(f"{src} train split has no images of {len(empty)} of its {len(names)} classes "
+                        f"({', '.join(empty[:5])}{', ...' if len(empty) > 5 else ''}), e.g. the evaluation classes "
+                        f"of a few-shot set: a long-tailed subset needs every class in the train split")
+    n_max = int(available.min()) if max_per_class is None else max_per_class
+    short = [f"{names[c]!r} ({available[c]})" for c in range(len(names)) if available[c] < n_max]
+    if short:
+        raise DataError(f"{src} train split: classes {', '.join(short)} hold fewer than --max-per-class {n_max} "
+                        f"images; lower --max-per-class (every class may be drawn as the largest)")
+    return n_max
+
+
 def build(src, out, imbalance: float = 100.0, draw: int = 0, balanced: bool = False,
           max_per_class: int | None = None, log=print) -> dict:
     """Write the subset store at `out` unless it is up to date; returns its dataset.json info."""
     src, out = laid_out(src), laid_out(out)
     if src == out:
         raise ConfigError(f"--out {out} is --src: write the subset to another folder")
-    if imbalance < 1:
-        raise ConfigError(f"imbalance is largest / smallest class count, so it must be >= 1, not {imbalance}")
-    if max_per_class is not None and max_per_class < 1:
-        raise ConfigError(f"max_per_class must be >= 1, not {max_per_class}")
+    check_options(imbalance, draw, max_per_class)
     src_info = read_info(src)  # a DataError naming the folder when src is missing or not prepared
     files = [(p.name, p) for p in [src / INFO, *(f(src, s) for s in SPLITS for f in (images_file, labels_file))]]
     options = {"imbalance": float(imbalance), "draw": int(draw), "balanced": bool(balanced),
@@ -74,12 +97,7 @@ def build(src, out, imbalance: float = 100.0, draw: int = 0, balanced: bool = Fa
 
     images, labels = load_split(src, "train")
     classes = len(src_info["classes"])
-    available = np.bincount(labels, minlength=classes)
-    n_max = int(available.min()) if max_per_class is None else max_per_class
-    short = [f"{src_info['classes'][c]!r} ({available[c]})" for c in range(classes) if available[c] < n_max]
-    if short:
-        raise DataError(f"{src} train split: classes {', '.join(short)} hold fewer than --max-per-class {n_max} "
-                        f"images; lower --max-per-class (every class may be drawn as the largest)")
+    n_max = largest_count(src, src_info["classes"], np.bincount(labels, minlength=classes), max_per_class)
     by_rank = long_tail_counts(n_max, classes, imbalance)
     if by_rank[-1] < 1:
         raise ConfigError(f"imbalance {imbalance} with {n_max} images for the largest class leaves the smallest "
@@ -89,6 +107,7 @@ def build(src, out, imbalance: float = 100.0, draw: int = 0, balanced: bool = Fa
     keep, counts = choose(labels, classes, by_rank, draw)
 
     test = load_split(src, "test")
+    claim_store(out, "data_prep.long_tail")
     info = write_dataset(out, {"train": (images[keep], labels[keep]), "test": test}, src_info["classes"],
                          source=str(src), key=key)
     info |= {"class_counts": counts,
@@ -106,11 +125,11 @@ def main(argv=None, log=print) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--src", required=True, help="the prepared image dataset folder to take the subset of")
     parser.add_argument("--out", required=True, help="the image dataset folder to write")
-    parser.add_argument("--imbalance", type=float, default=100.0, help="largest class count / smallest")
-    parser.add_argument("--draw", type=int, default=0, help="seed of the class ranks and of the images taken")
+    parser.add_argument("--imbalance", type=ratio, default=100.0, help="largest class count / smallest")
+    parser.add_argument("--draw", type=count, default=0, help="seed of the class ranks and of the images taken")
     parser.add_argument("--balanced", action="store_true", help="the same total, spread evenly over classes")
-    parser.add_argument("--max-per-class", type=int, help="images of the largest class (default: the smallest "
-                                                          "class count of --src's train split)")
+    parser.add_argument("--max-per-class", type=positive, help="images of the largest class (default: the "
+                                                               "smallest class count of --src's train split)")
     args = parser.parse_args(argv)
     return build(args.src, args.out, args.imbalance, args.draw, args.balanced, args.max_per_class, log=log)
 

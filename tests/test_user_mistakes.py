@@ -75,3 +75,23 @@ def test_home_and_variables_in_paths_are_expanded_by_the_command(tmp_path, capsy
     monkeypatch.delenv("SEQCPC_RUNS")
     code, _, err = cli(capsys, "pretrain", *tiny, "train.out_dir=$SEQCPC_RUNS/b")
     assert code == 1 and "environment variable in it is not set" in err
+
+
+@pytest.mark.parametrize("damage", ["deleted", "a folder"])
+def test_a_missing_audio_file_or_a_folder_in_its_place_is_named_as_such(tmp_path, capsys, damage):
+    """libsndfile says "System error." for both: the message names the file and what is wrong with it."""
+    manifest = toy_speech_corpus(tmp_path / "c", speakers=2, heldout=0, utts=4, seconds=1.0)
+    audio = manifest.parent / "s0" / "s0_u3.flac"
+    audio.unlink()
+    if damage == "a folder":
+        audio.mkdir()
+    code, _, err = cli(capsys, "pretrain", *SPEECH, f"data.manifest={manifest}", "data.on_bad_file=stop",
+                       f"train.out_dir={tmp_path / 'run'}")
+    expected = f"audio file {audio} does not exist" if damage == "deleted" else f"{audio} is a folder, not an audio file"
+    assert code == 1 and expected in err and "System error" not in err
+
+
+def test_a_folder_given_for_a_manifest_is_named_as_a_folder(tmp_path, capsys):
+    manifest = toy_speech_corpus(tmp_path / "c", speakers=2, heldout=0, utts=4, seconds=1.0)
+    code, _, err = cli(capsys, "pretrain", *SPEECH, f"data.manifest={manifest.parent}", f"train.out_dir={tmp_path / 'r'}")
+    assert code == 1 and f"manifest {manifest.parent} is a folder, not a file" in err

@@ -39,8 +39,15 @@ class AudioError(DataError):
 
 
 def unreadable(path, err) -> AudioError:
-    """The error for a file libsndfile could not open; a known foreign format says how to convert it."""
-    suffix = Path(path).suffix.lower()
+    """The error for a file libsndfile could not open: a missing file or a folder is named as such (libsndfile
+    says "System error."), and a known foreign format says how to convert it."""
+    path = Path(path)
+    if path.is_dir():
+        return AudioError(f"{path} is a folder, not an audio file")
+    if not path.exists():
+        link = f" (a link to {path.readlink()})" if path.is_symlink() else ""
+        return AudioError(f"audio file {path} does not exist{link}")
+    suffix = path.suffix.lower()
     if suffix in UNREADABLE_EXTENSIONS:
         return AudioError(f"{path}: libsndfile {sf.__libsndfile_version__} cannot read {suffix} files; convert "
                           f"them to FLAC or WAV, e.g. ffmpeg -i 'in{suffix}' 'out.flac' ({err})")

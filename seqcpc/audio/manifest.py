@@ -10,9 +10,13 @@ A corpus folder holds
   audio_roots.txt  optional, folders outside this one that rows may point into (one per line)
 Splits: "train" (pretraining and probe training), "test" (probe scoring: other utterances of the train
 speakers), "heldout" (speakers unseen in pretraining, for few-shot evaluation).
-Manifests are read as a stream, row by row; they are written atomically (temporary file + rename).
+Manifests are read as a stream, row by row, and a row that would be used wrongly is refused with its line: a
+split that is none of SPLITS, an id that an earlier row has, an empty id, path or speaker, a negative or
+non-finite duration, a negative sample count, a sample rate or channel count below 1. They are written
+atomically (temporary file + rename).
 """
 import csv
+import math
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -20,7 +24,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from seqcpc.errors import DataError
-from seqcpc.files import atomic_write_text, laid_out
+from seqcpc.files import atomic_write_text, existing_file, laid_out
 
 SPLITS = ("train", "test", "heldout")
 
@@ -49,32 +53,60 @@ def write_manifest(path, rows: Iterable[Utterance]) -> int:
     lines = ["\t".join(FIELDS)]
     for row in rows:
         values = [str(v) for v in astuple(row)]
-        if any("\t" in v or "\n" in v for v in values):
-            raise DataError(f"manifest value of {row.id!r} contains a tab or newline")
+        if any(c in v for v in values for c in "\t\n\r"):
+            raise DataError(f"manifest value of {row.id!r} contains a tab or line break")
         lines.append("\t".join(values))
     atomic_write_text(path, "\n".join(lines) + "\n")
     return len(lines) - 1
 
 
+def row_problem(row: Utterance) -> str | None:
+    """What makes a manifest row unusable, or None."""
+    if row.split not in SPLITS:
+        return f"split {row.split!r} is not one of {', '.join(SPLITS)}"
+    empty = [name for name in ("id", "path", "speaker") if not getattr(row, name).strip()]
+    if empty:
+        return f"the {' and '.join(empty)} {'is' if len(empty) == 1 else 'are'} empty"
+    if not (math.isfinite(row.duration) and row.duration >= 0):
+        return f"duration {row.duration} is not a number of seconds >= 0"
+    if row.num_samples < 0:
+        return f"num_samples {row.num_samples} is negative"
+    if row.sample_rate < 1 or row.channels < 1:
+        return f"sample_rate {row.sample_rate} and channels {row.channels} must be >= 1"
+    return None
+
+
+def parse_row(path, line: int, values: list[str]) -> Utterance:
+    """The row on `line` of the manifest `path`, checked; a DataError names the file and the line."""
+    if len(values) != len(FIELDS):
+        raise DataError(f"{path}:{line}: expected {len(FIELDS)} tab-separated fields, got {len(values)}")
+    try:
+        row = Utterance(values[0], values[1], values[2], values[3], float(values[4]), int(values[5]),
+                        int(values[6]), int(values[7]), values[8])
+    except ValueError as err:
+        raise DataError(f"{path}:{line}: {err}") from err
+    problem = row_problem(row)
+    if problem:
+        raise DataError(f"{path}:{line}: {problem}")
+    return row
+
+
 def read_manifest(path, splits: Iterable[str] | None = None) -> Iterator[Utterance]:
-    """Stream the rows of a manifest, optionally only those of some splits."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"manifest {path} does not exist")
+    """Stream the rows of a manifest, optionally only those of some splits; every row is checked (parse_row,
+    ids unique), whatever its split."""
+    path = existing_file(path, "manifest")
     wanted = set(splits) if splits is not None else None
+    first_line = {}  # id -> the line that has it
     with open(path, newline="") as f:
         reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
         header = next(reader, None)
         if header != FIELDS:
             raise DataError(f"{path}: header {header} is not the seqcpc manifest header {FIELDS}")
         for line, values in enumerate(reader, start=2):
-            if len(values) != len(FIELDS):
-                raise DataError(f"{path}:{line}: expected {len(FIELDS)} tab-separated fields, got {len(values)}")
-            try:
-                row = Utterance(values[0], values[1], values[2], values[3], float(values[4]), int(values[5]),
-                                int(values[6]), int(values[7]), values[8])
-            except ValueError as err:
-                raise DataError(f"{path}:{line}: {err}") from err
+            row = parse_row(path, line, values)
+            if first_line.setdefault(row.id, line) != line:
+                raise DataError(f"{path}:{line}: id {row.id!r} is also on line {first_line[row.id]}; every "
+                                f"utterance has one row")
             if wanted is None or row.split in wanted:
                 yield row
 
@@ -103,7 +135,7 @@ def write_phones(path, labels: dict[str, Iterable[int]]) -> None:
 
 def read_phones(path) -> dict[str, np.ndarray]:
     """Frame labels per utterance id: int16 arrays, one phone index per 10 ms frame."""
-    labels = {}
+    path, labels = existing_file(path, "phone label file"), {}
     with open(path) as f:
         for line_no, line in enumerate(f, start=1):
             parts = line.split()

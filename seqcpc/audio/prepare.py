@@ -2,12 +2,15 @@
 
 The data_prep/ scripts find a corpus's files and labels; this module turns them into a manifest. It is
 idempotent: a fingerprint of the inputs and options is stored beside the manifest, and a second run with
-the same inputs does nothing. A file that cannot be used is skipped and listed in `prep_report.txt`
-(on_error="skip"), or stops the preparation with its name (on_error="stop"); nothing already written is
-lost either way, since the manifest is written last and atomically.
+the same inputs does nothing. A file that cannot be used (unreadable, or named so that a manifest row cannot
+hold it) is skipped and listed in `prep_report.txt` (on_error="skip"), or stops the preparation with its name
+(on_error="stop"); nothing already written is lost either way, since the manifest is written last and
+atomically. The output folder is claimed first (seqcpc.files.claim_output): never the current folder, nor one
+holding other files or another preparation.
 """
 import argparse
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +18,11 @@ from seqcpc.audio.io import usable_audio_info
 from seqcpc.audio.manifest import Utterance, write_manifest, write_phones
 from seqcpc.argtypes import count, fraction
 from seqcpc.errors import DataError
-from seqcpc.files import atomic_write_text, fingerprint, laid_out, stable_split
+from seqcpc.files import atomic_write_text, claim_output, fingerprint, laid_out, stable_split
+
+# what a preparation writes in its folder (besides the audio, when the audio lies inside it)
+PREP_FILES = ("manifest.tsv", "prep_fingerprint.txt", "prep_report.txt", "audio_roots.txt", "phones.txt",
+              "phones_report.txt")
 
 
 @dataclass
@@ -79,25 +86,38 @@ def refuse_duplicate_ids(sources: list[Source]) -> None:
                         f"rename the files so that their names differ beyond the extension and spaces")
 
 
-def prepare(sources: list[Source], out_dir, options: dict, on_error: str = "skip", audio_root=None,
-            frame_labels: dict | None = None, log=print) -> PrepResult:
+def claim(out_dir, kind: str, audio_root) -> Path:
+    """claim_output for a manifest folder; audio lying inside it may stay there."""
+    entries, root, folder = list(PREP_FILES), laid_out(audio_root or out_dir), laid_out(out_dir)
+    if folder in root.parents:
+        entries.append(root.relative_to(folder).parts[0])
+    return claim_output(out_dir, kind, entries)
+
+
+def prepare(sources: list[Source], out_dir, options: dict, kind: str, on_error: str = "skip", audio_root=None,
+            frame_labels: dict | None = None, unusable: Sequence[str] = (), log=print) -> PrepResult:
     """Check every source file and write out_dir/manifest.tsv (and phones.txt from `frame_labels`, read and
-    checked before anything is written). Paths inside out_dir are stored relative to it; files elsewhere must
-    lie under `audio_root`, which is then listed in audio_roots.txt. The fingerprint is written last, so a
-    preparation that stops half-way is redone by the next run."""
+    checked before anything is written) as the data_prep writer `kind`. `unusable` lists files the writer found
+    but could not make sources of ("path: reason"), reported with the unreadable ones. Paths inside out_dir are
+    stored relative to it; files elsewhere must lie under `audio_root`, which is then listed in audio_roots.txt.
+    The fingerprint is written last, so a preparation that stops half-way is redone by the next run."""
     if on_error not in ("skip", "stop"):
         raise ValueError(f"on_error must be 'skip' or 'stop', not {on_error!r}")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     manifest, stamp = out_dir / "manifest.tsv", out_dir / "prep_fingerprint.txt"
-    if not sources:
+    if not sources and not unusable:
         raise DataError(f"no audio files found for {out_dir}")
+    if unusable and on_error == "stop":
+        raise DataError(f"{unusable[0]}; nothing was written (--on-error skip skips such files)")
     refuse_duplicate_ids(sources)
-    key = fingerprint(options, [(f"{s.id}\t{s.path}\t{s.speaker}\t{s.split}", s.path) for s in sources])
+    # unusable files enter the key only when there are some: the corpora prepared before keep their key
+    key = fingerprint(options | ({"unusable": list(unusable)} if unusable else {}),
+                      [(f"{s.id}\t{s.path}\t{s.speaker}\t{s.split}", s.path) for s in sources])
     if manifest.is_file() and stamp.is_file() and stamp.read_text().strip() == key:
         log(f"{manifest} is up to date ({len(sources)} files); nothing to do")
         return PrepResult(manifest, written=False)
-    rows, skipped, folder = [], [], laid_out(out_dir)
+    claim(out_dir, kind, audio_root)
+    rows, skipped, folder = [], list(unusable), laid_out(out_dir)
     for i, s in enumerate(sorted(sources, key=lambda s: s.id)):
         info = usable_audio_info(s.path, on_error, skipped)
         if info is None:
@@ -111,7 +131,7 @@ def prepare(sources: list[Source], out_dir, options: dict, on_error: str = "skip
         if (i + 1) % 1000 == 0:
             log(f"checked {i + 1}/{len(sources)} files")
     if not rows:
-        raise DataError(f"none of the {len(sources)} audio files for {out_dir} could be read, e.g. {skipped[0]}")
+        raise DataError(f"none of the {len(skipped)} audio files for {out_dir} can be used, e.g. {skipped[0]}")
     if audio_root is not None:
         atomic_write_text(out_dir / "audio_roots.txt", f"{laid_out(audio_root)}\n")
     write_manifest(manifest, rows)

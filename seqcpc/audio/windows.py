@@ -10,7 +10,8 @@ at a position drawn from (seed, e, i), so an epoch's windows are the same in a r
 shorter than min_clip samples (by default the window) are skipped (the count is kept in `skipped_short`
 and logged with the share of the corpus used, `usage()`); with min_clip < window, a clip of min_clip..window
 samples is read whole and zero-padded at its end to the window, and every item carries its valid length so
-the model never scores the padding.
+the model never scores the padding. When clips are left out as short, `usage()` says which data.min_clip would
+keep how many of them.
 
 Bad files: every file is checked when the dataset is built; with on_bad_file="skip" a missing, empty or
 unreadable one is left out and listed in `bad_files`, and a window that still fails to read (a truncated
@@ -18,6 +19,7 @@ file, NaN samples) is replaced by the next item's window with a warning naming t
 first bad file raises a DataError naming it.
 """
 import itertools
+import math
 import sys
 
 import numpy as np
@@ -27,6 +29,17 @@ from torch.utils.data import Dataset, Sampler
 from seqcpc.audio.io import read_audio, usable_audio_info
 from seqcpc.audio.manifest import manifest_roots, read_manifest, resolve_path
 from seqcpc.errors import DataError
+
+
+def min_clip_hint(short_lengths: list[int]) -> str:
+    """"; to keep ..." naming the data.min_clip values that would keep half and 90% of the clips left out as
+    short (lengths in samples), or "" when none was."""
+    lengths = np.sort([n for n in short_lengths if n > 0])[::-1]  # longest first; 0 would mean "the window"
+    if not len(lengths):
+        return ""
+    picks = sorted({int(lengths[math.ceil(share * len(lengths)) - 1]) for share in (0.5, 0.9)}, reverse=True)
+    keeps = " or ".join(f"data.min_clip={n} (keeps {int((lengths >= n).sum())})" for n in picks)
+    return f"; to keep short clips, zero-padded (objectives that leave padding out, such as cpc), set {keeps}"
 
 
 class WindowDataset(Dataset):
@@ -47,14 +60,14 @@ class WindowDataset(Dataset):
         self.label_frames = window * 100 // sample_rate  # U
         # the manifest is streamed and only (id, speaker, samples, path) is kept of each usable row, so memory
         # grows by tens of bytes per utterance and never with the audio
-        self.skipped_short, self.bad_files, kept, total = 0, [], [], 0
+        self.short_lengths, self.bad_files, kept, total = [], [], [], 0  # samples of each clip left out as short
         self.total_samples = 0  # of every row, to say what share of the corpus is used
         for row in read_manifest(manifest, splits):
             total += 1
             n = row.samples_at(sample_rate)
             self.total_samples += n
             if n < self.min_clip:
-                self.skipped_short += 1
+                self.short_lengths.append(n)
                 continue
             path = resolve_path(manifest, row.path, roots, allow_outside_paths)
             if usable_audio_info(path, on_bad_file, self.bad_files) is None:
@@ -65,7 +78,7 @@ class WindowDataset(Dataset):
             raise DataError(f"{manifest}: no usable utterance among the {total} of {', '.join(splits)}: "
                             f"{self.skipped_short} are shorter than {self.min_clip} samples "
                             f"({'data.min_clip' if self.padded else 'the window'}), "
-                            f"{len(self.bad_files)} cannot be read")
+                            f"{len(self.bad_files)} cannot be read{min_clip_hint(self.short_lengths)}")
         ids, speaker_of, lengths, paths = zip(*kept)
         # `speakers` fixes the speaker -> index map (e.g. the training split's) so ids agree across splits
         self.speakers = speakers or sorted(set(speaker_of))
@@ -77,6 +90,10 @@ class WindowDataset(Dataset):
     def __len__(self):
         return len(self.paths)
 
+    @property
+    def skipped_short(self) -> int:
+        return len(self.short_lengths)
+
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
@@ -87,7 +104,8 @@ class WindowDataset(Dataset):
         share = 100 * used / max(self.total_samples, 1)
         limit = f"data.min_clip ({self.min_clip} samples)" if self.padded else f"the window ({self.window} samples)"
         return (f"using {len(self)} of {self.total_clips} clips ({share:.0f}% of the audio); "
-                f"{self.skipped_short} shorter than {limit}, {len(self.bad_files)} unreadable")
+                f"{self.skipped_short} shorter than {limit}, {len(self.bad_files)} unreadable"
+                f"{min_clip_hint(self.short_lengths)}")
 
     def read(self, i, repeat: int = 0):
         """(x (1, L), group) of a random window of clip i; for a padded dataset also its valid samples (); with

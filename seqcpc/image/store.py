@@ -21,7 +21,7 @@ from einops import rearrange
 from torch.utils.data import Dataset
 
 from seqcpc.errors import DataError
-from seqcpc.files import atomic_save_npy, atomic_write_text, replace_synced
+from seqcpc.files import atomic_save_npy, atomic_write_text, claim_output, replace_synced
 
 SPLITS = ("train", "test")
 INFO = "dataset.json"
@@ -195,6 +195,17 @@ class SplitWriter:
     def discard(self) -> None:
         self.raw.close()
         self.raw_path.unlink(missing_ok=True)
+
+
+def claim_store(out_dir, kind: str, extra: tuple[str, ...] = ()) -> Path:
+    """claim_output for an image dataset written by the data_prep writer `kind`, which also writes `extra`; a
+    long-tailed subset prepared before folders were marked is known by the "long_tail" of its dataset.json."""
+    try:
+        legacy = "data_prep.long_tail" if "long_tail" in read_info(out_dir) else None
+    except DataError:
+        legacy = None
+    entries = [INFO, *(f(".", s).name for s in SPLITS for f in (images_file, labels_file)), *extra]
+    return claim_output(out_dir, kind, entries, legacy)
 
 
 def begin_dataset(out_dir) -> Path:

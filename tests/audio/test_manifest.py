@@ -1,5 +1,7 @@
 import pytest
 
+from audio_fixtures import toy_speech_corpus
+from conftest import cli
 from seqcpc.audio.manifest import (Utterance, manifest_roots, read_manifest, read_phones,
                              resolve_path, write_manifest, write_phones)
 from seqcpc.errors import DataError
@@ -56,3 +58,32 @@ def test_phones_round_trip_and_bad_lines(tmp_path):
     (tmp_path / "bad.txt").write_text("a 1 x\n")
     with pytest.raises(DataError, match="bad.txt:1"):
         read_phones(tmp_path / "bad.txt")
+
+
+def edit_row(manifest, line: int, **values) -> None:
+    """Set fields of the row on `line` (the header is line 1) of a manifest file."""
+    lines = manifest.read_text().splitlines()
+    header = lines[0].split("\t")
+    row = dict(zip(header, lines[line - 1].split("\t")))
+    lines[line - 1] = "\t".join({**row, **values}.values())
+    manifest.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"split": "Train"}, "manifest.tsv:3: split 'Train' is not one of train, test, heldout"),
+    ({"split": "trian"}, "manifest.tsv:3: split 'trian' is not one of train, test, heldout"),
+    ({"id": "s0_u0"}, "manifest.tsv:3: id 's0_u0' is also on line 2; every utterance has one row"),
+    ({"speaker": ""}, "manifest.tsv:3: the speaker is empty"),
+    ({"duration": "-1.5"}, "manifest.tsv:3: duration -1.5 is not a number of seconds >= 0"),
+    ({"duration": "nan"}, "manifest.tsv:3: duration nan is not a number of seconds >= 0"),
+    ({"num_samples": "-24000"}, "manifest.tsv:3: num_samples -24000 is negative"),
+    ({"sample_rate": "0"}, "manifest.tsv:3: sample_rate 0 and channels 1 must be >= 1"),
+])
+def test_a_row_that_would_be_used_wrongly_is_refused_with_its_line(tmp_path, capsys, values, message):
+    """A misspelt split was dropped while the log said 100% of the audio was used, a repeated row counted twice,
+    an empty speaker or a negative length were taken as they were."""
+    manifest = toy_speech_corpus(tmp_path / "c", speakers=2, heldout=0, utts=3, seconds=1.0)
+    edit_row(manifest, 3, **values)
+    code, _, err = cli(capsys, "pretrain", "data.kind=manifest", f"data.manifest={manifest}", "data.window=8000",
+                       f"train.out_dir={tmp_path / 'run'}")
+    assert code == 1 and message in err and "Traceback" not in err

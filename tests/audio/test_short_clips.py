@@ -136,7 +136,8 @@ def test_a_padded_dataset_reads_short_clips_whole_and_says_how_much_it_uses(corp
     ds = WindowDataset(corpus, ["train"], window=WINDOW, sample_rate=RATE, min_clip=1600)
     assert len(ds) == 3 * 7 and ds.skipped_short == 3
     assert ds.usage() == ("using 21 of 24 clips (99% of the audio); 3 shorter than data.min_clip (1600 samples), "
-                          "0 unreadable")
+                          "0 unreadable; to keep short clips, zero-padded (objectives that leave padding out, such "
+                          "as cpc), set data.min_clip=800 (keeps 3)")
     for i in range(len(ds)):
         x, group, length = ds[i]
         n = int(ds.lengths[i])
@@ -184,3 +185,19 @@ def test_pretrain_on_short_clips_says_how_much_of_the_corpus_it_uses(corpus, tmp
     assert "validation data: using 21 of 24 clips" in out
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["step"] == 4 and math.isfinite(summary["val_loss"])
+
+
+def test_the_usage_line_says_which_min_clip_keeps_the_short_clips_and_it_does(corpus, tmp_path, capsys):
+    """By default most clips of a corpus of short recordings are left out ("15 shorter than the window"): the
+    log names data.min_clip, with values that keep half and 90% of them, and a run with one keeps that many."""
+    run = ["pretrain", "model.size=synthetic_tiny", "data.kind=manifest", f"data.manifest={corpus}",
+           f"data.window={WINDOW}", "data.batch_size=4", "objective.loss.num_negatives=16", "train.max_steps=2",
+           "train.log_every=2", "train.val_every=2"]
+    code, out, err = cli(capsys, *run, f"train.out_dir={tmp_path / 'a'}")
+    assert code == 0, err
+    assert ("training data: using 9 of 24 clips (73% of the audio); 15 shorter than the window (8000 samples), "
+            "0 unreadable; to keep short clips, zero-padded (objectives that leave padding out, such as cpc), set "
+            "data.min_clip=3200 (keeps 9) or data.min_clip=800 (keeps 15)") in out
+    code, out, err = cli(capsys, *run, "data.min_clip=3200", f"train.out_dir={tmp_path / 'b'}")
+    assert code == 0, err
+    assert "training data: using 18 of 24 clips" in out

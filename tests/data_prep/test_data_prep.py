@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from audio_fixtures import librispeech_tree, tone, write
@@ -77,6 +79,7 @@ def test_librispeech_heldout_speakers_and_hash_splits(tmp_path):
     (["--heldout-speakers", "-1"], "-1 is negative"),
     (["--test-fraction", "1.5"], "1.5 is not between 0 and 1"),
     (["--test-fraction", "0"], "0 is not between 0 and 1"),
+    (["--test-fraction", "nan"], "nan is not a finite number"),
 ])
 def test_options_that_make_no_sense_are_refused_before_anything_is_written(tmp_path, capsys, option, message):
     librispeech_tree(tmp_path / "ls")
@@ -131,3 +134,25 @@ def test_a_bad_label_file_stops_before_anything_is_marked_done(tmp_path, bad_lin
     assert not (tmp_path / "p" / "prep_fingerprint.txt").exists()
     phones.write_text("19-198-0000 " + " ".join(["3"] * 150) + "\n")  # fixed: the rerun writes the labels
     assert librispeech.main(args).written and (tmp_path / "p" / "phones.txt").read_text().startswith("19-198-0000 3")
+
+
+ODD_NAMES = ["tab\there.wav", "line\nbreak.wav", os.fsdecode(b"latin1_\xe9.wav")]  # the last is not UTF-8
+
+
+def test_files_whose_names_a_manifest_cannot_hold_are_skipped_and_listed(tmp_path):
+    """A tab or line break in a name stopped the preparation at the manifest, bytes that are not UTF-8 with a
+    traceback: such files are skipped and listed as unreadable ones are, or stop the run by name."""
+    root = tmp_path / "corpus"
+    write(root / "alice" / "good.wav", tone(1.0))
+    write(root / "bob" / "fine.wav", tone(1.0))
+    for name in ODD_NAMES:
+        write(root / "alice" / "odd.wav", tone(1.0)).rename(root / "alice" / name)  # libsndfile takes UTF-8 only
+    result = folder.main(["--root", str(root), "--out", str(tmp_path / "prep")])
+    assert [r.id for r in read_manifest(result.manifest)] == ["alice/good", "bob/fine"]
+    report = (tmp_path / "prep" / "prep_report.txt").read_text()
+    assert "2 utterances written, 3 files skipped" in report and report.count("rename it") == 3
+    assert "tab\\there.wav" in report and "line\\nbreak.wav" in report and "latin1_\\udce9.wav" in report
+    assert not folder.main(["--root", str(root), "--out", str(tmp_path / "prep")]).written
+    with pytest.raises(DataError, match="which a manifest or report cannot hold; rename it; nothing was written"):
+        folder.main(["--root", str(root), "--out", str(tmp_path / "stop"), "--on-error", "stop"])
+    assert not (tmp_path / "stop").exists()

@@ -1,5 +1,6 @@
 import gzip
 import io
+import os
 import struct
 
 import numpy as np
@@ -9,6 +10,7 @@ from PIL import Image
 from data_prep import idx_images, image_folder
 from seqcpc.image.store import ImageDataset, SplitWriter, images_file, load_split, read_info
 from seqcpc.errors import DataError
+from seqcpc.files import PREP_MARKER
 
 
 def write_idx(path, array, magic=None, drop=0):
@@ -151,7 +153,7 @@ def test_bad_file_stops_before_writing(tmp_path):
     damage_folder(tmp_path / "imgs")
     with pytest.raises(DataError, match="broken.png"):
         image_folder.main(folder_args(tmp_path / "imgs", tmp_path / "prep", "--on-bad-file", "stop"))
-    assert not (tmp_path / "prep").exists() or not list((tmp_path / "prep").iterdir())
+    assert not (tmp_path / "prep").exists() or {p.name for p in (tmp_path / "prep").iterdir()} <= {PREP_MARKER}
 
 
 def test_class_without_usable_images_is_refused(tmp_path):
@@ -212,7 +214,7 @@ def test_images_stream_to_disk_in_chunks(tmp_path, monkeypatch):
             path.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(path)
     image_folder.main(folder_args(tmp_path / "imgs", tmp_path / "prep"))
-    files, _ = image_folder.find_images(tmp_path / "imgs", 0.5)
+    files, _, _ = image_folder.find_images(tmp_path / "imgs", 0.5)
     expected = [f for f in files if f.split == "train"]
     images, labels = load_split(tmp_path / "prep", "train")
     assert len(images) == len(expected) > 6
@@ -246,3 +248,21 @@ def test_classes_that_hold_the_same_images_are_warned_about(tmp_path, capsys):
     image_folder.main(folder_args(root, tmp_path / "out", "--size", "12", "--test-fraction", "0.3"))
     out = capsys.readouterr().out
     assert "WARNING: classes 'left' and 'right' hold the same" in out
+
+
+def test_files_and_class_folders_with_odd_names_are_skipped_and_listed(tmp_path):
+    """A name with a line break, or with bytes that are not UTF-8, stopped the preparation with a traceback;
+    such files (and class folders) are skipped and listed as undecodable ones are, or stop the run by name."""
+    colour_folder(tmp_path / "imgs")
+    odd = ["cat/line\nbreak.png", "dog/tab\there.png", os.fsdecode(b"dog/latin1_\xe9.png"), os.fsdecode(b"\xff_owl/a.png")]
+    for name in odd:
+        save(tmp_path / "imgs" / name, (9, 9))
+    result = image_folder.main(folder_args(tmp_path / "imgs", tmp_path / "prep"))
+    assert read_info(tmp_path / "prep")["classes"] == ["cat", "dog"]
+    report = (tmp_path / "prep" / "bad_files.txt").read_text()
+    assert report.startswith("4 of 17 files skipped") and report.count("rename it") == 4
+    assert "line\\nbreak.png" in report and "tab\\there.png" in report and "\\udcff_owl" in report
+    assert len(result.skipped) == 4 and not image_folder.main(folder_args(tmp_path / "imgs", tmp_path / "prep")).written
+    with pytest.raises(DataError, match="which a manifest or report cannot hold; rename it; nothing was written"):
+        image_folder.main(folder_args(tmp_path / "imgs", tmp_path / "stop", "--on-bad-file", "stop"))
+    assert not (tmp_path / "stop").exists()

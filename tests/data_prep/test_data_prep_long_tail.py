@@ -111,3 +111,33 @@ def test_a_missing_src_is_named_in_one_line(tmp_path):
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert f"{tmp_path / 'nope'} does not exist" in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_classes_without_train_images_are_named_in_one_line(tmp_path):
+    """A few-shot set (data_prep.glyphs) keeps its evaluation classes out of the train split: there is no
+    long tail to draw from them (it was a ValueError traceback)."""
+    rng = np.random.default_rng(0)
+    train, test = np.repeat(np.arange(3), 6), np.repeat(np.arange(5), 2)
+    write_dataset(tmp_path / "fewshot", {split: (rng.integers(0, 256, (len(y), 8, 8, 1), dtype=np.uint8), y)
+                                         for split, y in (("train", train), ("test", test))},
+                  ["a", "b", "c", "d", "e"], "tests", key="fewshot")
+    proc = subprocess.run([sys.executable, "-m", "data_prep.long_tail", "--src", str(tmp_path / "fewshot"),
+                           "--out", str(tmp_path / "out")], capture_output=True, text=True)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) == 1
+    assert "train split has no images of 2 of its 5 classes ('d', 'e')" in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--imbalance", "nan"], "nan is not a finite number"),
+    (["--imbalance", "inf"], "inf is not a finite number"),
+    (["--imbalance", "0.5"], "0.5 is not a number >= 1"),
+    (["--draw", "-1"], "-1 is negative"),
+    (["--max-per-class", "0"], "0 is not a whole number >= 1"),
+    (["--max-per-class", "-3"], "-3 is not a whole number >= 1"),
+])
+def test_arguments_that_make_no_sense_are_refused_with_exit_code_2(src, tmp_path, capsys, option, message):
+    with pytest.raises(SystemExit) as stop:
+        long_tail.main(["--src", str(src), "--out", str(tmp_path / "out"), *option])
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

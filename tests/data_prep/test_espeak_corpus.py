@@ -77,3 +77,14 @@ def test_long_tailed_corpus_thins_only_the_train_split_and_records_its_counts(tm
 def test_a_negative_tail_is_refused():
     with pytest.raises(SystemExit):
         espeak_corpus.main(["--out", "unused", "--tail", "-1"])
+
+
+@pytest.mark.parametrize("option, message", [(["--tail", "nan"], "nan is not a finite number"),
+                                             (["--tail", "inf"], "inf is not a finite number"),
+                                             (["--tail", "-1"], "-1 is not a number >= 0"),
+                                             (["--speakers", "0"], "0 is not a whole number >= 1")])
+def test_arguments_that_make_no_sense_are_refused_with_exit_code_2(tmp_path, capsys, option, message):
+    with pytest.raises(SystemExit) as stop:
+        espeak_corpus.main(["--out", str(tmp_path / "out"), *option])
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -101,12 +101,16 @@ def test_stroke_steps_thicken_and_thin():
 
 @pytest.mark.parametrize("option, message", [
     (["--instances", "1"], "at least 2 instances"),
-    (["--size", "4"], "smaller than 8x8"),
+    (["--size", "4"], "8 to 128 pixels a side"),
+    (["--size", "100000"], "8 to 128 pixels a side"),  # drew 1.6 TB of frames before: a MemoryError traceback
     (["--evaluation-fraction", "1"], "between 0 and 1"),
+    (["--evaluation-fraction", "nan"], "not a finite number"),
     (["--max-classes-per-alphabet", "-1"], "negative"),
     (["--seed", "-2"], "negative"),
 ])
-def test_bad_options_are_refused(tmp_path, option, message):
-    with pytest.raises(DataError, match=message):
+def test_bad_options_are_refused_in_one_line_with_exit_code_2(tmp_path, capsys, option, message):
+    with pytest.raises(SystemExit) as stop:
         glyphs.main(["--out", str(tmp_path / "out"), *option])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and message in err
     assert not (tmp_path / "out").exists()
