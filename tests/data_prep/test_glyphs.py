@@ -8,7 +8,6 @@ import torch
 import torch.nn.functional as F
 
 from data_prep import glyphs
-from seqcpc.errors import DataError
 from seqcpc.image.store import load_split, read_info
 
 TINY = ["--max-classes-per-alphabet", "3", "--instances", "4"]
