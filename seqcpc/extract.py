@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 
 from seqcpc import modalities
 from seqcpc.errors import ConfigError, DataError, SeqcpcError
+from seqcpc.files import atomic_save_npy
 from seqcpc.objectives import registry
 from seqcpc.train.checkpoint import load_config_and_model, read_checkpoint
 
@@ -93,8 +94,8 @@ def extract_split(checkpoint, out_dir, split="val", what=("z", "c"), batch_size=
     written = {}
     for w in what:
         written[w] = out_dir / f"{w}.npy"
-        np.save(written[w], np.concatenate(feats[w]))
-    np.save(out_dir / "groups.npy", np.concatenate(groups))
+        atomic_save_npy(written[w], np.concatenate(feats[w]))
+    atomic_save_npy(out_dir / "groups.npy", np.concatenate(groups))
     return written
 
 
@@ -133,5 +134,5 @@ def extract_files(checkpoint, in_dir, out_dir, what=("z", "c"), device="cpu") ->
         x = read_sequence(path, cfg.model.encoder.in_channels)  # (C, L)
         for w, f in features(model, x[None].to(device), what).items():  # each (1, T, D) or (1, T, E)
             written[f"{path.stem}.{w}"] = out_dir / f"{path.stem}.{w}.npy"
-            np.save(written[f"{path.stem}.{w}"], f[0].float().cpu().numpy())
+            atomic_save_npy(written[f"{path.stem}.{w}"], f[0].float().cpu().numpy())
     return written

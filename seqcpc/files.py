@@ -2,7 +2,8 @@
 
 Every file seqcpc writes for others to read (manifests, data sets, checkpoints, reports) goes through
 `replace_synced`: written to a temporary file beside the target, flushed to disk, renamed over the target, and
-the folder synced, so a crash at any moment leaves the old file or the new one, never a torn one.
+the folder synced, so a crash at any moment leaves the old file or the new one, never a torn one; a failed
+write (a full disk) leaves the old one and is raised as an OSError that names the file.
 `fingerprint` hashes options and input files (name, size, modification time): equal means nothing changed,
 which is how data preparation skips work it has done. `claim_output` is the one rule every data_prep writer
 applies to its output folder before writing in it; `name_problem` says why a file name found in an input folder
@@ -11,6 +12,7 @@ cannot be stored in a manifest or a report.
 import hashlib
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -43,17 +45,34 @@ def replace_synced(tmp, path) -> None:
     fsync_dir(Path(path).parent)
 
 
+def write_failure(path, err: OSError, what: str = "file") -> str:
+    """What to say when writing `path` failed with `err` (a full disk names no file, or the temporary one)."""
+    kept = f"the previous {what} is kept" if Path(path).exists() else f"no earlier {what} exists"
+    return f"could not write {what} {path} ({err.strerror or err}); {kept}"
+
+
+@contextmanager
+def named_write(path, what: str = "file"):
+    """Raise an OSError met while writing `path` again, naming `path` and whether an earlier one is kept."""
+    try:
+        yield
+    except OSError as err:
+        message = write_failure(path, err, what)
+        raise (OSError(err.errno, message) if err.errno else OSError(message)) from err
+
+
 def atomic_write(path, write: Callable, suffix: str = ".tmp") -> None:
     """`write(tmp_path)` writes the content; then it replaces `path` atomically. A failure removes the
-    temporary file and leaves `path` as it was."""
+    temporary file and leaves `path` as it was; an OSError (e.g. a full disk) is raised again naming `path`."""
     path = Path(path)
     tmp = path.with_name(path.name + suffix)
-    try:
-        write(tmp)
-        replace_synced(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with named_write(path):
+        try:
+            write(tmp)
+            replace_synced(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 def atomic_write_text(path, text: str) -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from seqcpc.entries import Entries
+from seqcpc.errors import ConfigError
 
 BUILTIN = {"audio": "seqcpc.audio.modality:AUDIO", "image": "seqcpc.image.modality:IMAGE"}
 
@@ -33,6 +34,17 @@ class Geometry:
     horizon: int  # positions along which a context predicts ahead (T; the grid's rows, or its shorter side)
     sequence: int  # positions of each scored sequence (T; a grid column's rows)
     what: str  # the horizon in words, for messages (e.g. "latent steps of a data.window=20480")
+    # the most cells a side that pooled features can have: the grid's shorter side; 1 where a sequence is
+    # averaged over time into one vector
+    pool: int = 1
+
+    def check_pool(self, key: str, pool: int) -> None:
+        """Refuse a pool (the `pool` option under `key`) of more cells a side than the latents have: the extra
+        cells would only repeat latents (or, on sequences, the option would be ignored)."""
+        if pool > self.pool:
+            where = "on the shorter side of the latent grid" if self.pool > 1 else "a sequence is averaged over time"
+            raise ConfigError(f"{key}={pool} asks for more cells a side than the latents of one sample pool into "
+                              f"({self.pool}: {where}); set {key} <= {self.pool}")
 
 
 @dataclass(frozen=True)

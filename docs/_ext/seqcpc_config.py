@@ -2,9 +2,9 @@
 
 Every key gets its type (from the annotation), its default (from the field, or from the default instance of
 the section that holds it: the image model's predictor defaults differ from the audio one's), the range or
-choices the loader checks (the field's metadata: choices, min, above, max, path) and its comment: the `# ...`
-on the field's line, or the comment lines directly above it, read from the class source. A nested dataclass
-is a section of dotted keys (model.encoder.dim) and its docstring describes it.
+choices the loader checks (the field's metadata: choices, min, above, below, max, path) and its comment: the
+`# ...` on the field's line, or the comment lines directly above it, read from the class source. A nested
+dataclass is a section of dotted keys (model.encoder.dim) and its docstring describes it.
 
 Sections: the shared ones (seqcpc.config.COMMON), then model, data and probe for each registered modality,
 then the objective section of each objective on each modality it supports (an objective registry with
@@ -22,6 +22,7 @@ import typing
 
 from seqcpc_markdown import cell, code
 from seqcpc.eval.report import markdown_table
+from seqcpc.fields import BOUNDS
 
 COLUMNS = ["key", "type", "default", "allowed", "what it is"]
 
@@ -103,7 +104,7 @@ def allowed_text(meta, tp) -> str:
     parts = []
     if meta.get("choices"):
         parts.append("one of " + ", ".join(code(c) for c in meta["choices"]))
-    for key, sign in (("min", ">="), ("above", ">"), ("max", "<=")):
+    for key, sign, _ in BOUNDS:
         if meta.get(key) is not None:
             parts.append(f"{sign} {value_text(meta[key])}")
     if parts and typing.get_origin(tp) is list:

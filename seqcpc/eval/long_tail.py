@@ -4,7 +4,7 @@ many images they had in pretraining. Numpy in, floats out; C = number of classes
 """
 import numpy as np
 
-from seqcpc.eval.report import markdown_table, pyplot
+from seqcpc.eval.report import markdown_table, pyplot, save_figure
 
 GROUP_NAMES = {2: ("many", "few"), 3: ("many", "medium", "few")}
 SCALARS = ("acc", "many", "medium", "few", "balancedness")
@@ -92,5 +92,4 @@ def plot_per_class(curves: dict[str, list[tuple[float, float]]], path, title: st
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import confusion_matrix as _sk_confusion
 
-from seqcpc.files import atomic_write_text
+from seqcpc.files import atomic_write, atomic_write_text
 
 
 def pyplot():
@@ -18,6 +18,13 @@ def pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save_figure(fig, path) -> None:
+    """Write a figure as every file is written (seqcpc.files.atomic_write; the format from the suffix of `path`,
+    e.g. .png) and close it."""
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format=Path(path).suffix[1:]))
+    pyplot().close(fig)
 
 
 def markdown_table(header: list[str], rows: list[list]) -> str:
@@ -62,8 +69,7 @@ def plot_confusion(matrix, path, labels=None, title: str = "") -> None:
                     color="white" if rates[i, j] > 0.5 else "black")
     ax.set(xlabel="predicted", ylabel="true", title=title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_accuracy_bars(results: dict[str, dict[str, float]], path, title: str = "") -> None:
@@ -82,5 +88,4 @@ def plot_accuracy_bars(results: dict[str, dict[str, float]], path, title: str = 
     ax.set(ylabel="accuracy", ylim=(0, 1.12), title=title)
     ax.legend(title="features", fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))  # off the bars
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)

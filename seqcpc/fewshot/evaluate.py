@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from seqcpc import modalities
 from seqcpc.errors import DataError
 from seqcpc.eval.probes import episode_summary
-from seqcpc.eval.report import markdown_table, pyplot, write_report
+from seqcpc.eval.report import markdown_table, pyplot, save_figure, write_report
 from seqcpc.fewshot.classifiers import CLASSIFIERS
 from seqcpc.fewshot.episodes import draw_episodes, split_episode
 from seqcpc.objectives import registry
@@ -175,8 +175,7 @@ def plot_shots(rows: dict, path, title: str) -> None:
     fig.legend(handles, labels, loc="center right", fontsize=8)
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0, 1 - 2.5 / fig.get_figwidth(), 1))
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def run_episodic_eval(cfg, model, out_dir, log=print) -> dict:

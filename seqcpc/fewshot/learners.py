@@ -18,7 +18,7 @@ from torch import nn
 from seqcpc.core.pretrainable import Pretrainable
 from seqcpc.fewshot.episodes import episode_sampler, split_episode
 from seqcpc.fields import number
-from seqcpc.objectives.registry import Objective
+from seqcpc.objectives.registry import Objective, check_pool
 
 
 @dataclass
@@ -29,7 +29,7 @@ class EpisodeConfig:
     k_shot: int = number(1, min=1)
     n_query: int = number(15, min=1)
     episodes_per_epoch: int = number(100, min=1)  # per device; validation draws val_batches (or these) episodes
-    pool: int = number(1, min=1)  # images: the latent grid averaged into pool x pool cells (sequences: over time)
+    pool: int = number(1, min=1)  # images: the latent grid averaged into pool x pool cells (sequences: 1, over time)
 
 
 class EpisodicLearner(Pretrainable):
@@ -83,8 +83,8 @@ def episode_batches(dataset, cfg, world_size: int, rank: int, seed: int, train: 
     return episode_sampler(modality.item_labels(dataset), cfg, rank, seed, train, modality.items)
 
 
-def learner_entry(name: str, config: type, build, summary: str) -> Objective:
+def learner_entry(name: str, config: type, build, summary: str, check=check_pool) -> Objective:
     """The registry entry of a learner: built on the modality's pooled features (`build(features, section)`),
     trained on episodes, scored on its own episodes."""
     return Objective(name=name, config=config, build=lambda parts, cfg: build(parts.pooled(cfg.pool), cfg),
-                     parts=("pooled",), batch_sampler=episode_batches, episodic=True, summary=summary)
+                     parts=("pooled",), check=check, batch_sampler=episode_batches, episodic=True, summary=summary)

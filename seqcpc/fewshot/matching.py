@@ -10,7 +10,8 @@ from einops import rearrange
 from torch import nn
 
 from seqcpc.fewshot.learners import EpisodeConfig, EpisodicLearner, check_class_major, learner_entry
-from seqcpc.fields import number
+from seqcpc.fields import number, refuse_idle
+from seqcpc.objectives.registry import check_pool
 
 
 @dataclass
@@ -62,5 +63,10 @@ class MatchingNet(EpisodicLearner):
         return per_class - scores.logsumexp(-1, keepdim=True)  # log of the attention summed per class
 
 
+def check_matching(cfg, modality, geometry) -> None:
+    check_pool(cfg, modality, geometry)
+    refuse_idle(cfg.objective, "objective", {"fce_steps": (cfg.objective.fce, "objective.fce=true")})
+
+
 MATCHING = learner_entry("matching", MatchingConfig, lambda features, cfg: MatchingNet(features, cfg, features.dim),
-                         "matching networks: attention over the support set's cosine similarities")
+                         "matching networks: attention over the support set's cosine similarities", check_matching)

@@ -21,7 +21,7 @@ from seqcpc.config import Config
 from seqcpc.eval.probes import (Standardizer, balanced_subset, feasible_shots, linear_probe, prototypical_episodes,
                                 random_init)
 from seqcpc.eval.report import (confusion_matrix, markdown_table, plot_accuracy_bars, plot_confusion, pyplot,
-                                write_report)
+                                save_figure, write_report)
 from seqcpc.eval.run import ProbeContext, Report, run_probes, shared
 from seqcpc.files import atomic_write_text
 from seqcpc.assembly import check_config, complete_config
@@ -186,8 +186,7 @@ def plot_label_curves(curves: dict, path, title: str = "label efficiency") -> No
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_label_efficiency(linear: dict, supervised: dict, path) -> None:

@@ -86,7 +86,9 @@ def check_image_config(cfg, objective) -> Geometry:
     rows, cols = grid_shape(height, width, grid.size, grid.stride)
     # each grid column is one scored sequence of `rows` positions; more directions also run along the rows
     shortest = min(rows, cols) if grid.directions > 1 else rows
-    return Geometry(rows * cols, shortest, rows, f"rows of the {rows}x{cols} patch grid")
+    geometry = Geometry(rows * cols, shortest, rows, f"rows of the {rows}x{cols} patch grid", pool=min(rows, cols))
+    geometry.check_pool("probe.pool", cfg.probe.pool)
+    return geometry
 
 
 def image_size(cfg) -> tuple:

@@ -32,7 +32,7 @@ from seqcpc.errors import ConfigError
 from seqcpc.fields import number
 from seqcpc.image.parts import image_size
 from seqcpc.image.patches import patchify, pool_grid
-from seqcpc.objectives.registry import Objective
+from seqcpc.objectives.registry import Objective, check_pool
 from seqcpc.objectives.two_views import projection_head
 
 TURNS = 4  # rotation's classes: 0, 90, 180 and 270 degrees
@@ -176,7 +176,7 @@ class JigsawPretext(PretextTask):
 @dataclass
 class RotationConfig:
     """Rotation prediction on the patch encoder (seqcpc/image/pretext.py)."""
-    pool: int = number(3, min=1)  # the latent grid is pooled to pool x pool cells for the head
+    pool: int = number(3, min=1)  # the (centre square's) latent grid is pooled to pool x pool cells for the head
     hidden: int = number(512, min=1)  # the classifier head's hidden layer
 
 
@@ -212,6 +212,6 @@ def build_jigsaw(parts, cfg: JigsawConfig) -> JigsawPretext:
 
 
 ROTATION = Objective(name="rotation", config=RotationConfig, build=build_rotation, parts=("patches",),
-                     summary="rotation prediction: which of four quarter turns an image shows")
+                     check=check_pool, summary="rotation prediction: which of four quarter turns an image shows")
 JIGSAW = Objective(name="jigsaw", config=JigsawConfig, build=build_jigsaw, parts=("patches",), check=check_jigsaw,
                    summary="jigsaw puzzles: which of a fixed set of permutations shuffled an image's tiles")

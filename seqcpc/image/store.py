@@ -21,7 +21,7 @@ from einops import rearrange
 from torch.utils.data import Dataset
 
 from seqcpc.errors import DataError
-from seqcpc.files import atomic_save_npy, atomic_write_text, claim_output, replace_synced
+from seqcpc.files import atomic_save_npy, atomic_write, atomic_write_text, claim_output, named_write
 
 SPLITS = ("train", "test")
 INFO = "dataset.json"
@@ -174,12 +174,19 @@ class SplitWriter:
     def add(self, image: np.ndarray, label: int) -> None:
         if image.dtype != np.uint8 or image.shape != self.shape:
             raise DataError(f"{self.split} image of {image.dtype} {image.shape}, expected uint8 {self.shape}")
-        self.raw.write(np.ascontiguousarray(image).tobytes())
+        with named_write(self.path):  # a full disk: the file it fails to write, not the raw one
+            self.raw.write(np.ascontiguousarray(image).tobytes())
         self.labels.append(label)
 
     def close(self) -> None:
         self.raw.close()
-        n, tmp = len(self.labels), self.path.with_name(self.path.name + ".tmp")
+        atomic_write(self.path, self.copy_rows)
+        self.discard()
+        atomic_save_npy(labels_file(self.out_dir, self.split), np.array(self.labels, dtype=np.int64))
+
+    def copy_rows(self, tmp) -> None:
+        """The raw rows into an .npy file at `tmp`, a chunk at a time."""
+        n = len(self.labels)
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, *self.shape))
         if n:  # (a memmap of zero rows cannot be opened)
             rows = np.memmap(self.raw_path, np.uint8, "r", shape=(n, *self.shape))
@@ -188,9 +195,6 @@ class SplitWriter:
             del rows
         out.flush()
         del out
-        replace_synced(tmp, self.path)
-        self.discard()
-        atomic_save_npy(labels_file(self.out_dir, self.split), np.array(self.labels, dtype=np.int64))
 
     def discard(self) -> None:
         self.raw.close()

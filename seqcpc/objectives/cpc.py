@@ -13,7 +13,7 @@ dims, the predictions scaled by 0.1, every other patch of the batch a negative.
 from dataclasses import dataclass, field
 
 from seqcpc.core.predictors import PredictorConfig, check_offsets, predictor_from_config, scored_dim, target_projection
-from seqcpc.fields import number
+from seqcpc.fields import number, refuse_idle
 from seqcpc.objectives.classes import class_count
 from seqcpc.objectives.infonce import InfoNCE, LossConfig, check_negatives
 from seqcpc.objectives.pruning import SelfDamage
@@ -35,7 +35,8 @@ class CPCConfig:
     phone_classes: int = number(0, min=0)  # of that head; 0: counted from the labels (largest index + 1)
     # SDCLR's pruned branch beside CPC: it predicts the dense branch's targets, the dense branch predicts its own
     pruned_competitor: bool = False
-    prune_ratio: float = number(0.9, min=0, max=0.999)  # share of the weights the pruned branch drops
+    # share of the weights the pruned branch drops
+    prune_ratio: float = number(0.9, above=0, max=0.999, why="at 0 the pruned twin is the dense model itself")
 
 
 class Task:
@@ -83,7 +84,21 @@ def complete(cfg, modality) -> None:
         section.phone_classes = given or max(counted, 2)  # one label alone still gives a two-way head
 
 
+def idle_options(section: CPCConfig) -> dict:
+    """Options that matter only with another setting: option -> (whether it matters, the setting)."""
+    loss, sampled, mlp = section.loss, section.loss.negatives != "all", section.predictor.kind == "mlp"
+    return {"classes": (section.online_probe, "objective.online_probe=true"),
+            "phone_classes": (section.online_phones, "objective.online_phones=true"),
+            "prune_ratio": (section.pruned_competitor, "objective.pruned_competitor=true"),
+            "loss.queue": (loss.negatives == "queue", "objective.loss.negatives=queue"),
+            "loss.num_negatives": (sampled, "sampled negatives (objective.loss.negatives other than all)"),
+            "loss.draw": (sampled, "sampled negatives (objective.loss.negatives other than all)"),
+            "predictor.hidden": (mlp, "objective.predictor.kind=mlp"),
+            "predictor.per_step": (mlp, "objective.predictor.kind=mlp")}
+
+
 def check(cfg, modality, geometry) -> None:
+    refuse_idle(cfg.objective, "objective", idle_options(cfg.objective))
     check_offsets(cfg.objective.predictor, geometry.horizon, geometry.what)
     check_negatives(cfg.objective.loss, cfg.data.batch_size, geometry.positions, geometry.sequence)
 

@@ -15,14 +15,15 @@ from seqcpc.errors import ConfigError
 from seqcpc.fields import number
 from seqcpc.objectives.infonce import hit_rate
 from seqcpc.objectives.queue import KeyQueue
-from seqcpc.objectives.registry import Objective
+from seqcpc.objectives.registry import Objective, check_pool
 from seqcpc.objectives.two_views import TwoViews, TwoViewsConfig, two_views_model
 
 
 @dataclass
 class MoCoConfig(TwoViewsConfig):
     """MoCo v2: a momentum key encoder and a queue of keys (seqcpc/objectives/moco.py)."""
-    momentum: float = number(0.99, min=0, max=1)  # the key encoder's moving average keeps this much a step
+    # the key encoder's moving average keeps this much a step
+    momentum: float = number(0.99, min=0, below=1, why="at 1 the key encoder never moves from its first weights")
     queue: int = number(4096, min=1)  # keys of earlier batches kept as negatives
 
 
@@ -66,6 +67,7 @@ class MoCo(TwoViews):
 
 
 def check(cfg, modality, geometry) -> None:
+    check_pool(cfg, modality, geometry)
     mixing = modality.batch_statistics(cfg.model)
     if mixing:
         raise ConfigError(f"objective.name=moco with {mixing}: batch statistics would tell the key encoder which "

@@ -65,6 +65,11 @@ ENTRIES = Entries(BUILTIN, lambda name, known: ConfigError(f"objective.name: {na
 register, names, get = ENTRIES.register, ENTRIES.names, ENTRIES.get  # register(entry) adds a plug-in
 
 
+def check_pool(cfg, modality, geometry) -> None:
+    """The check of an objective whose section has `pool`: its pooled features' cells a side."""
+    geometry.check_pool("objective.pool", cfg.objective.pool)
+
+
 def supports(entry: Objective, modality) -> bool:
     """Whether the modality's parts offer everything the objective assembles."""
     return all(hasattr(modality.parts, part) for part in entry.parts)

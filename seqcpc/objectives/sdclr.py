@@ -9,13 +9,14 @@ from seqcpc.objectives.ntxent import nt_xent
 from seqcpc.objectives.pruning import SelfDamage
 from seqcpc.objectives.registry import Objective
 from seqcpc.objectives.simclr import SimCLR
-from seqcpc.objectives.two_views import TwoViewsConfig, two_views_model
+from seqcpc.objectives.two_views import TwoViewsConfig, check_batch_negatives, two_views_model
 
 
 @dataclass
 class SDCLRConfig(TwoViewsConfig):
     """SDCLR: SimCLR against a pruned twin of the network (seqcpc/objectives/sdclr.py)."""
-    prune_ratio: float = number(0.9, min=0, max=0.999)  # share of the weights the pruned branch drops
+    # share of the weights the pruned branch drops
+    prune_ratio: float = number(0.9, above=0, max=0.999, why="at 0 the pruned twin is the network itself")
 
 
 class SDCLR(SimCLR):
@@ -37,5 +38,6 @@ class SDCLR(SimCLR):
 
 SDCLR_OBJECTIVE = Objective(
     name="sdclr", config=SDCLRConfig, build=two_views_model(SDCLR), parts=("pooled", "views"),
+    check=check_batch_negatives,
     summary="SDCLR: SimCLR between the network and its pruned twin, for long-tailed data",
 )

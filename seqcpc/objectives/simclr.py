@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from seqcpc.objectives.ntxent import nt_xent, nt_xent_chance
 from seqcpc.objectives.registry import Objective
-from seqcpc.objectives.two_views import TwoViews, TwoViewsConfig, two_views_model
+from seqcpc.objectives.two_views import TwoViews, TwoViewsConfig, check_batch_negatives, two_views_model
 
 
 @dataclass
@@ -23,5 +23,6 @@ class SimCLR(TwoViews):
 
 SIMCLR = Objective(
     name="simclr", config=SimCLRConfig, build=two_views_model(SimCLR), parts=("pooled", "views"),
+    check=check_batch_negatives,
     summary="SimCLR: NT-Xent between two augmented views of each sample, the rest of the batch as negatives",
 )

@@ -25,7 +25,9 @@ from torch import nn
 
 from seqcpc.core.gather import Gathers
 from seqcpc.core.pretrainable import Pretrainable
+from seqcpc.errors import ConfigError
 from seqcpc.fields import number
+from seqcpc.objectives.registry import check_pool
 
 
 @dataclass
@@ -64,6 +66,25 @@ class TwoViews(Pretrainable, Gathers):
     def embed(self, x):
         """Frozen features of the un-augmented input, as a CPC model gives them: (z, c)."""
         return self.features.latents(x)
+
+
+def least_devices(fabric) -> int:
+    """The fewest devices the fabric section can run on: devices as a count or a list of ids ("0,1"); `auto`
+    and -1 may mean one."""
+    devices = str(fabric.devices)
+    count = int(devices) if devices.isdigit() else len([d for d in devices.split(",") if d.strip().isdigit()])
+    return max(count, 1) * fabric.num_nodes
+
+
+def check_batch_negatives(cfg, modality, geometry) -> None:
+    """SimCLR's and SDCLR's negatives are the other samples of the batch, from every device: refuse a batch of
+    one, whose loss would be 0 and accuracy 1 whatever the network learns."""
+    check_pool(cfg, modality, geometry)
+    batch, devices = cfg.data.batch_size, least_devices(cfg.fabric)
+    if batch * devices < 2:
+        raise ConfigError(f"objective.name={cfg.objective.name} with data.batch_size={batch} on {devices} device(s) "
+                          f"has no negatives (they are the other samples of the batch), so it would score a loss of "
+                          f"0 and an accuracy of 1; set data.batch_size >= 2 (or fabric.devices >= 2)")
 
 
 def two_views_model(cls):

@@ -10,6 +10,7 @@ the values that give the task it was trained on (first=1, no projection, scale 1
 Format 4 moved the objective's options out of the model section into the objective section
 (seqcpc.config.MOVED); an earlier checkpoint's are moved when it is read.
 """
+import re
 from pathlib import Path
 
 import torch
@@ -17,9 +18,10 @@ import torch
 from seqcpc.assembly import build_model
 from seqcpc.config import MOVED, Config, resolve, to_dict
 from seqcpc.errors import CheckpointError, SeqcpcError
-from seqcpc.files import replace_synced
+from seqcpc.files import existing_file, replace_synced, write_failure
 
 FORMAT = 4
+ZIP, PICKLE = b"PK\x03\x04", 0x80  # how a torch file starts: a zip archive, or (before torch 1.6) a pickle
 # the model fields each format added -> the values that rebuild the model of a checkpoint written before it
 ADDED = {3: {"predictor": {"first": 1, "target_dim": 0, "scale": 1.0}}}
 
@@ -35,21 +37,49 @@ def save_checkpoint(fabric, path, state: dict) -> None:
             replace_synced(tmp, path)
     except OSError as err:  # e.g. a full disk: drop the partial file, keep the previous checkpoint
         tmp.unlink(missing_ok=True)
-        kept = "the previous checkpoint is kept" if path.exists() else "no earlier checkpoint exists"
-        raise CheckpointError(f"could not write checkpoint {path} ({err}); {kept}") from err
+        raise CheckpointError(write_failure(path, err, "checkpoint")) from err
     fabric.barrier()
+
+
+def not_torch_file(head: bytes) -> str:
+    """Why a file that starts with `head` cannot be a PyTorch file (a zip archive, or a pickle from before
+    torch 1.6), or "" when it may be one."""
+    if not head:
+        return "it is empty (0 bytes)"
+    if head.startswith(ZIP) or head[0] == PICKLE:
+        return ""
+    if all(32 <= b < 127 or b in b"\t\n\r" for b in head):
+        return f"it is not a PyTorch checkpoint (it starts with text: {' '.join(head.decode().split())[:40]!r})"
+    return f"it is not a PyTorch checkpoint (it starts with the bytes {head[:8].hex(' ')})"
+
+
+def load_failure(err: Exception) -> str:
+    """Why torch.load failed, in words that never suggest loading with weights_only=False."""
+    code = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+    if code:
+        return (f"it holds {code.group(1)}, Python code rather than data, and checkpoints are read as data only "
+                f"(tensors and plain values)")
+    first = "" if "weights_only" in str(err) else str(err).split(". ")[0].strip()
+    return f"it is truncated or damaged ({type(err).__name__}{': ' + first if first else ''})"
+
+
+def refuse_unreadable(path, name: str, kind: str) -> None:
+    """Refuse, without reading it all, a `path` that cannot be a torch file: missing, a folder, empty, text or
+    other bytes; named as `name`, with what it was to be read as (`kind`) and why it cannot be."""
+    with open(existing_file(path, name), "rb") as f:
+        why = not_torch_file(f.read(64))
+    if why:
+        raise CheckpointError(f"{name} {path} could not be read as {kind}: {why}")
 
 
 def read_data_file(path, name: str, kind: str):
     """What a torch file at `path` holds, read as data only (tensors and plain values: weights_only, so no pickled
-    code runs); a missing or unreadable file is refused naming it as `name` and what it was read as, `kind`."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{name} {path} does not exist")
+    code runs); a file that is not one, or is damaged, is refused as refuse_unreadable says."""
+    refuse_unreadable(path, name, kind)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise CheckpointError(f"{name} {path} could not be read as {kind}: {err}") from err
+        raise CheckpointError(f"{name} {path} could not be read as {kind}: {load_failure(err)}") from err
 
 
 def read_checkpoint(path) -> dict:

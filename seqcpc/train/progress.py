@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from lightning_fabric.utilities.throughput import Throughput, get_available_flops
 
-from seqcpc.eval.report import pyplot
+from seqcpc.eval.report import pyplot, save_figure
 from seqcpc.files import atomic_write_text
 
 FIELDS = ["step", "split", "loss", "lr", "samples_per_s", "elapsed_s"]
@@ -157,5 +157,4 @@ def plot_curves(csv_path, png_path, chance_loss: float | None = None) -> None:
     for ax in axes[0]:
         ax.legend(ncol=2, fontsize="small")
     fig.tight_layout()
-    fig.savefig(png_path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, png_path)

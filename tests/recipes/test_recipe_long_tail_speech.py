@@ -10,7 +10,7 @@ PRETRAIN = {
     "prepare": {"script": "espeak_corpus", "options": {"speakers": 6, "heldout_speakers": 5, "utterances": 10,
                                                       "tail": 1.0, "min_utterances": 2, "workers": 2}},
     "model": {"size": "audio_paper", "encoder": {"dim": 32}, "context": {"dim": 32}},
-    "objective": {"predictor": {"steps": 4}, "loss": {"num_negatives": 16}, "prune_ratio": 0.5},
+    "objective": {"predictor": {"steps": 4}, "loss": {"num_negatives": 16}},
     "data": {"kind": "manifest", "window": 8000, "batch_size": 8},
     "optim": {"lr": 2e-3, "warmup_steps": 2},
     "train": {"max_steps": 6, "log_every": 3, "val_every": 6, "val_batches": 1, "ckpt_every": 6},
@@ -25,7 +25,7 @@ def test_long_tail_speech_table_runs_each_method_and_splits_the_speaker_probe(tm
                 "data": {**PRETRAIN["data"], "manifest": str(corpus / "manifest.tsv")}}
     (tmp_path / "pretrain.yaml").write_text(yaml.safe_dump(pretrain))
     table = {"pretrain": str(tmp_path / "pretrain.yaml"), "out_dir": str(tmp_path / "table"),
-             "methods": {"cpc_pruned": ["objective.pruned_competitor=true"],
+             "methods": {"cpc_pruned": ["objective.pruned_competitor=true", "objective.prune_ratio=0.5"],
                          "sdclr": ["objective.name=sdclr", "objective.hidden=32", "objective.projection=16",
                                    "objective.prune_ratio=0.5"]}}
     config = tmp_path / "table.yaml"

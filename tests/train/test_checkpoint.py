@@ -8,7 +8,7 @@ from lightning_fabric import Fabric
 from seqcpc import modalities
 from seqcpc.builders import build_model
 from seqcpc.config import load_config, to_dict
-from seqcpc.errors import CheckpointError
+from seqcpc.errors import CheckpointError, DataError
 from seqcpc.train.checkpoint import load_model, save_checkpoint
 
 from conftest import ROOT, TINY, cli, run_cli
@@ -105,7 +105,7 @@ def test_a_pickled_payload_in_a_checkpoint_does_not_run(tmp_path, monkeypatch):
 
 
 def test_missing_checkpoint_is_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nope.ckpt"):
+    with pytest.raises(DataError, match="checkpoint .*nope.ckpt does not exist"):
         load_model(tmp_path / "nope.ckpt")
 
 
@@ -115,3 +115,47 @@ def test_an_image_checkpoint_given_sequences_is_one_clear_error(tmp_path, capsys
     image_ckpt = ROOT / "tests" / "fixtures" / "legacy_v1" / "image.ckpt"
     code, _, err = cli(capsys, "extract", "--checkpoint", image_ckpt, "--out", tmp_path / "f", "--npy-dir", tmp_path / "seqs")
     assert code == 1 and "holds an image model" in err and "--split" in err
+
+
+def not_a_checkpoint(tmp_path, kind: str):
+    """A path given as a checkpoint that is not one: a folder, an empty file, text (a Git LFS pointer), a
+    truncated checkpoint."""
+    path = tmp_path / f"{kind}.ckpt"
+    if kind == "folder":
+        path.mkdir()
+    elif kind == "text":
+        path.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:0\nsize 1\n")
+    elif kind == "empty":
+        path.write_bytes(b"")
+    else:
+        path.write_bytes((ROOT / "tests" / "fixtures" / "legacy_v1" / "audio.ckpt").read_bytes()[:1000])
+    return path
+
+
+WHY = {"folder": "is a folder, not a file", "empty": "it is empty",
+       "text": "it is not a PyTorch checkpoint (it starts with text: 'version https://git-lfs",
+       "truncated": "it is truncated or damaged"}
+
+
+@pytest.mark.parametrize("kind", WHY)
+@pytest.mark.parametrize("command", ["extract", "probe"])
+def test_a_checkpoint_that_is_not_one_is_named_with_why_in_one_line(tmp_path, capsys, command, kind):
+    path = not_a_checkpoint(tmp_path, kind)
+    code, _, err = cli(capsys, command, "--checkpoint", path, "--out", tmp_path / "out")
+    assert code == 1 and f"checkpoint {path} " in err and WHY[kind] in err and len(err.strip().splitlines()) == 1
+    assert "weights_only" not in err and "Traceback" not in err and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("kind", ["empty", "text", "truncated"])
+def test_train_init_from_a_checkpoint_that_is_not_one_is_named_with_why(tmp_path, capsys, kind):
+    path = not_a_checkpoint(tmp_path, kind)
+    code, _, err = cli(capsys, "pretrain", *TINY, "train.max_steps=1", f"train.init_from={path}",
+                       f"train.out_dir={tmp_path / 'run'}")
+    assert code == 1 and str(path) in err and WHY[kind] in err and "weights_only" not in err
+    assert not (tmp_path / "run").exists()  # refused before the run folder is touched
+
+
+def test_a_checkpoint_holding_code_is_refused_without_advice_to_run_it(tmp_path, capsys):
+    torch.save({"model": {}, "config": {}, "payload": Exploit()}, tmp_path / "evil.ckpt")
+    code, _, err = cli(capsys, "extract", "--checkpoint", tmp_path / "evil.ckpt", "--out", tmp_path / "out")
+    assert code == 1 and "exec" in err and "data only" in err and "weights_only" not in err

@@ -1,7 +1,10 @@
-"""Faults injected on purpose: bad audio in a corpus, a crash or a full disk while a checkpoint is written."""
+"""Faults injected on purpose: bad audio in a corpus, a crash or a full disk while a checkpoint or any other file
+is written."""
 import errno
 import os
+import pathlib
 import time
+from contextlib import nullcontext
 
 import numpy as np
 import pytest
@@ -18,7 +21,8 @@ from seqcpc.audio.manifest import Utterance, read_manifest, write_manifest
 from seqcpc.errors import DataError
 from seqcpc.audio.windows import WindowDataset
 
-from conftest import TINY, run_cli
+from conftest import TINY, cli, run_cli
+from seqcpc.files import atomic_write_text
 
 SPEECH = ["data.kind=manifest", "model.size=audio_paper", "model.encoder.dim=16", "model.context.dim=16",
           "objective.predictor.steps=4", "objective.loss.num_negatives=16", "data.window=8000", "data.batch_size=4",
@@ -131,6 +135,37 @@ def test_a_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
         save_checkpoint(fabric, path, {"model": model, "step": 2, "config": {}})
     monkeypatch.undo()
     assert read_checkpoint(path)["step"] == 1 and not list(tmp_path.glob("*.tmp"))
+
+
+def disk_full(target, *_, **__):
+    """A write (np.save's, Path.write_text's) that puts a part of its bytes on disk, then finds the disk full."""
+    with open(target, "wb") if isinstance(target, (str, os.PathLike)) else nullcontext(target) as f:
+        f.write(b"partial")
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_disk_during_extract_names_the_file_and_keeps_the_previous_one(tmp_path, capsys, monkeypatch):
+    _, _, ckpt = saved_state(tmp_path)
+    out = tmp_path / "feats"
+    assert cli(capsys, "extract", "--checkpoint", ckpt, "--out", out)[0] == 0
+    before = (out / "z.npy").read_bytes()
+    monkeypatch.setattr(np, "save", disk_full)
+    code, _, err = cli(capsys, "extract", "--checkpoint", ckpt, "--out", out)
+    assert code == 1 and f"could not write file {out / 'z.npy'} (No space left on device)" in err
+    assert "the previous file is kept" in err and "Traceback" not in err
+    monkeypatch.undo()
+    assert (out / "z.npy").read_bytes() == before and not list(out.glob("*.tmp"))
+
+
+def test_a_full_disk_during_a_text_write_names_the_file_and_keeps_the_previous_one(tmp_path, monkeypatch):
+    path = tmp_path / "summary.json"
+    atomic_write_text(path, "old")
+    monkeypatch.setattr(pathlib.Path, "write_text", disk_full)
+    with pytest.raises(OSError, match=f"could not write file {path} .No space left on device.; the previous file is "
+                                      f"kept") as caught:
+        atomic_write_text(path, "new")
+    monkeypatch.undo()
+    assert caught.value.errno == errno.ENOSPC and path.read_text() == "old" and not list(tmp_path.glob("*.tmp"))
 
 
 WRITER = """
