@@ -12,41 +12,20 @@ def finite(text: str) -> float:
     return value
 
 
-def fraction(text: str) -> float:
-    """An argparse type: a number strictly between 0 and 1."""
-    value = finite(text)
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1 (exclusive)")
-    return value
+def bounded(parse, ok, refusal: str, name: str):
+    """An argparse type: `parse(text)`, refused with "<text> <refusal>" unless `ok(value)`."""
+    def parse_bounded(text: str):
+        value = parse(text)
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"{text} {refusal}")
+        return value
+
+    parse_bounded.__name__ = name  # argparse names the type in its message for text that does not parse
+    return parse_bounded
 
 
-def count(text: str) -> int:
-    """An argparse type: a whole number >= 0."""
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is negative")
-    return value
-
-
-def nonnegative(text: str) -> float:
-    """An argparse type: a number >= 0."""
-    value = finite(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a number >= 0")
-    return value
-
-
-def ratio(text: str) -> float:
-    """An argparse type: a number >= 1 (a ratio of a larger to a smaller quantity)."""
-    value = finite(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a number >= 1")
-    return value
-
-
-def positive(text: str) -> int:
-    """An argparse type: a whole number >= 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a whole number >= 1")
-    return value
+fraction = bounded(finite, lambda v: 0 < v < 1, "is not between 0 and 1 (exclusive)", "fraction")
+count = bounded(int, lambda v: v >= 0, "is negative", "count")  # a whole number >= 0
+nonnegative = bounded(finite, lambda v: v >= 0, "is not a number >= 0", "nonnegative")
+ratio = bounded(finite, lambda v: v >= 1, "is not a number >= 1", "ratio")  # a larger to a smaller quantity
+positive = bounded(int, lambda v: v >= 1, "is not a whole number >= 1", "positive")
