@@ -10,6 +10,9 @@ beside each shard <shard>.tsv listing its items (key, id, speaker, samples, samp
 index.json: {"format": 1, "order": "shuffled" | "speaker", "speakers": [...train speakers],
 "manifest": the corpus it was packed from, "phone_max": int | null, "splits": {split: [{"tar", "items",
 "speakers": {speaker: items}, "bytes"}, ...]}}; a tar path is relative to the folder and may be listed twice.
+The folder is a local path, a URL that WebDataset's gopen reads (http://, https://, gs://, ...: each file is the
+URL joined with its relative path), or a command with {} for the relative path, e.g.
+'pipe:aws s3 cp s3://bucket/shards/{} -' (each file is the command's output, read as a stream).
 
 How an epoch is laid out, so that every rank and worker reads a disjoint part, all of them the same number of
 batches, and a resumed run sees exactly the batches it would have seen:
@@ -27,6 +30,7 @@ clip shorter than data.min_clip (or the window) or one that cannot be read gives
 of the same shard (of the same speaker for speaker batches), counted in `usage()`.
 """
 import csv
+import io
 import json
 import sys
 from dataclasses import dataclass
@@ -45,11 +49,38 @@ INDEX, FORMAT = "index.json", 1
 BATCHINGS = ("uniform", "speaker", "utterance")
 
 
+def location(folder, rel: str) -> str:
+    """Where the file `rel` of a shard folder is: a path, a URL, or the folder's command with {} filled in."""
+    folder = str(folder)
+    if "{}" in folder:
+        return folder.replace("{}", rel)
+    if "://" in folder:
+        return folder.rstrip("/") + "/" + rel
+    return str(Path(folder) / rel)
+
+
+def read_file(folder, rel: str, what: str) -> bytes:
+    """The bytes of the file `rel` of a shard folder; a missing one is named as `what`."""
+    where = location(folder, rel)
+    if "{}" not in str(folder) and "://" not in str(folder):
+        return existing_file(where, what).read_bytes()
+    from webdataset import gopen
+
+    try:
+        with gopen(where, "rb") as f:
+            data = f.read()
+    except Exception as err:  # the transports raise their own types
+        raise DataError(f"{what} {where} could not be read: {err}") from err
+    if not data:
+        raise DataError(f"{what} {where} could not be read: it is empty or the command/URL gave nothing")
+    return data
+
+
 def read_index(folder) -> dict:
     """index.json of a shard folder, checked to be one seqcpc can read."""
-    path = existing_file(Path(folder) / INDEX, "shard index")
+    path = location(folder, INDEX)
     try:
-        index = json.loads(path.read_text())
+        index = json.loads(read_file(folder, INDEX, "shard index"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise DataError(f"{path} is not a shard index (JSON): {err}") from err
     if not isinstance(index, dict) or index.get("format") != FORMAT or not isinstance(index.get("splits"), dict):
@@ -76,9 +107,10 @@ class Item:
 
 def read_items(folder, tar: str, sample_rate: int) -> list[Item]:
     """The items of a shard, in tar order, from the .tsv beside it."""
-    path = existing_file(Path(folder) / Path(tar).with_suffix(".tsv"), "shard item list")
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    rel = str(Path(tar).with_suffix(".tsv"))
+    path = location(folder, rel)
+    text = read_file(folder, rel, "shard item list").decode()
+    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter="\t", quoting=csv.QUOTE_NONE))
     try:
         return [Item(key, uid, speaker, round(int(samples) * sample_rate / int(rate)))
                 for key, uid, speaker, samples, rate in rows]
@@ -95,7 +127,7 @@ class ShardWindows(IterableDataset):
                  speakers: list[str] | None = None, on_bad_file: str = "skip"):
         if batching not in BATCHINGS:
             raise ValueError(f"batching must be one of {BATCHINGS}, not {batching!r}")
-        self.folder, self.split, self.window, self.sample_rate = Path(folder), split, window, sample_rate
+        self.folder, self.split, self.window, self.sample_rate = str(folder), split, window, sample_rate
         self.batch_size, self.seed, self.batching, self.shuffle = batch_size, seed, batching, shuffle
         self.min_clip, self.padded = min_clip or window, 0 < min_clip < window
         self.frames, self.on_bad_file = frames, on_bad_file
@@ -103,7 +135,7 @@ class ShardWindows(IterableDataset):
         index = read_index(folder)
         entries = index["splits"].get(split) or []
         if not entries:
-            raise DataError(f"{self.folder / INDEX}: the split {split!r} has no shards")
+            raise DataError(f"{location(folder, INDEX)}: the split {split!r} has no shards")
         if batching == "speaker" and index.get("order") != "speaker":
             raise DataError(f"data.batching=speaker reads shards packed in speaker order, and {self.folder} was "
                             f"packed in {index.get('order')!r} order: repack with data_prep/shards.py --order speaker")
@@ -209,20 +241,29 @@ class ShardWindows(IterableDataset):
         for i, r in wanted:
             per_item.setdefault(i, []).append(r)
         windows = {}
-        url = str(self.folder / self.tars[shard])
-        for sample in group_by_keys(tar_file_expander(url_opener([{"url": url}]))):
-            i = by_key.get(sample["__key__"])
-            if i not in per_item or items[i].samples < self.min_clip:  # a short clip gives its place (fill_gaps)
-                continue
-            try:
-                for r in per_item[i]:
-                    windows[i, r] = self.crop(shard, i, r, items[i], sample, url)
-            except DataError as err:
-                if self.on_bad_file == "stop":
-                    raise
-                self.bad_files.append(str(err))
-                print(f"warning: skipping a window: {err}", file=sys.stderr, flush=True)
+        url = location(self.folder, self.tars[shard])
+        try:
+            for sample in group_by_keys(tar_file_expander(url_opener([{"url": url}]))):
+                i = by_key.get(sample["__key__"])
+                if i not in per_item or items[i].samples < self.min_clip:  # gives its place (fill_gaps)
+                    continue
+                try:
+                    for r in per_item[i]:
+                        windows[i, r] = self.crop(shard, i, r, items[i], sample, url)
+                except DataError as err:
+                    self.bad_file(str(err))
+        except DataError:
+            raise
+        except Exception as err:  # a truncated tar, a failed transfer: the windows read so far are kept
+            self.bad_file(f"{url}: the shard could not be read to its end ({type(err).__name__}: {err})")
         return self.fill_gaps(windows, wanted, items, url)
+
+    def bad_file(self, why: str) -> None:
+        """Stop at a shard or clip that cannot be read (on_bad_file=stop), or warn and go on."""
+        if self.on_bad_file == "stop":
+            raise DataError(why)
+        self.bad_files.append(why)
+        print(f"warning: skipping a window: {why}", file=sys.stderr, flush=True)
 
     def crop(self, shard: int, i: int, r: int, item: Item, sample: dict, url: str):
         """(x (1, L), valid samples, labels (U,) or None, group) of window r of item i; DataError for a clip that

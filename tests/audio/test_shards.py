@@ -1,11 +1,15 @@
 """Windows streamed from shards (seqcpc.audio.shards): every rank and worker reads its own shards, all the same
 number of batches; a position restarts an epoch exactly; speaker batches, padded short clips and frame labels;
 and training through the real `seqcpc pretrain`, killed mid-epoch and resumed bit for bit."""
+import http.server
 import itertools
+import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+from functools import partial
 
 import numpy as np
 import pytest
@@ -145,3 +149,32 @@ def test_shards_train_with_loader_workers_and_the_probes_read_the_packed_corpus(
     rows = [line.split(",") for line in (out / "metrics.csv").read_text().splitlines()[1:]]
     assert any(r[1] == "val" for r in rows)
     assert list(itertools.islice((r for r in rows if r[1] == "train"), 1))
+
+
+def test_shards_stream_from_a_url_or_a_command_as_from_disk(corpus):
+    """Object storage in miniature: the folder served over HTTP (WebDataset's gopen, through curl), or read by a
+    command with {} for each file's path (as 'pipe:aws s3 cp s3://bucket/shards/{} -' would)."""
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(corpus[1]))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        local = epoch(windows(corpus[1]), position=(0, 2))
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        assert same(epoch(windows(url), position=(0, 2)), local)
+        assert same(epoch(windows(f"pipe:cat {corpus[1]}/{{}}"), position=(0, 2)), local)
+    finally:
+        server.shutdown()
+    with pytest.raises(DataError, match="shard index .*missing.*could not be read"):
+        windows(f"pipe:cat {corpus[1]}/missing/{{}}")
+
+
+def test_a_truncated_shard_gives_its_windows_places_or_stops_the_run_naming_it(corpus, tmp_path, capsys):
+    broken = tmp_path / "broken"
+    shutil.copytree(corpus[1], broken)
+    tar = broken / "test" / "shard-000001.tar"
+    tar.write_bytes(tar.read_bytes()[: tar.stat().st_size * 2 // 3])
+    batches = epoch(windows(broken, split="test", shuffle=False))
+    assert len(batches) == 3 and "shard-000001.tar" in capsys.readouterr().err
+    with pytest.raises(DataError, match="shard-000001.tar"):
+        epoch(windows(broken, split="test", shuffle=False, on_bad_file="stop"))
