@@ -122,12 +122,15 @@ def frame_dataset(extractors: dict, manifest, split: str, labels: dict, sample_r
     return {name: (np.concatenate(f)[keep], y[keep]) for name, f in feats.items()}
 
 
-def extractors_for(cfg: Config, model, sample_rate: int, references: dict | None = None, z: bool = False) -> dict:
-    """The features compared in every table: trained CPC (and its z), the same network untrained, MFCC, and the
-    frozen context of each `references` network ({name: model}, e.g. a supervised ceiling)."""
+def extractors_for(cfg: Config, model, sample_rate: int, references: dict | None = None, z: bool = False,
+                   baselines: bool = True) -> dict:
+    """The features compared in every table: trained CPC (and its z), the baselines (the same network untrained,
+    MFCC) unless told not to, and the frozen context of each `references` network ({name: model}, e.g. a
+    supervised ceiling)."""
     hop = round(sample_rate * 0.01)
     cpc = CPCFrames(model)
-    rows = {"cpc": cpc, **({"cpc_z": CPCFrames(model, "z", other=cpc)} if z else {}),
-            "random_init": CPCFrames(random_init(cfg, cfg.train.seed)),
-            f"mfcc{cfg.probe.mfcc}": MFCCFrames(cfg.probe.mfcc, sample_rate, hop)}
+    rows = {"cpc": cpc, **({"cpc_z": CPCFrames(model, "z", other=cpc)} if z else {})}
+    if baselines:
+        rows.update({"random_init": CPCFrames(random_init(cfg, cfg.train.seed)),
+                     f"mfcc{cfg.probe.mfcc}": MFCCFrames(cfg.probe.mfcc, sample_rate, hop)})
     return {**rows, **{name: CPCFrames(ref) for name, ref in (references or {}).items()}}
