@@ -3,6 +3,7 @@ files (no audio copied), and every reader of the manifest reading exactly a row'
 import json
 from types import SimpleNamespace
 
+import librosa
 import numpy as np
 import pytest
 import soundfile as sf
@@ -100,6 +101,14 @@ def test_every_reader_reads_exactly_the_rows_span(tmp_path):
         expected = file_span(root / row.path, row.start, row.num_samples)
         assert int(valid) == row.num_samples and np.array_equal(x[0, :row.num_samples].numpy(), expected)
         assert not x[0, row.num_samples:].any()
+    # at another rate, the span of the whole file resampled (both ends on the new rate's grid)
+    resampled = WindowDataset(manifest, ["train"], window=2 * RATE, sample_rate=11025, min_clip=1)
+    for i, row in enumerate(rows):
+        start, n = row.span_at(11025)
+        whole_file = librosa.resample(sf.read(str(root / row.path), dtype="float32")[0], orig_sr=RATE,
+                                      target_sr=11025, res_type="soxr_hq")
+        assert int(resampled[i][2]) == n == round((row.start + row.num_samples) * 11025 / RATE) - start
+        assert np.abs(resampled[i][0][0, :n].numpy() - whole_file[start:start + n]).max() < 1e-4
     # a random window lies inside its row's span
     windows = WindowDataset(manifest, ["train"], window=RATE // 2, sample_rate=RATE)
     for i, row in enumerate(rows):
