@@ -52,7 +52,7 @@ class MFCCFrames:
 
 class WindowSpec(NamedTuple):
     path: Path
-    start: int  # first sample, at the probe's sample rate
+    start: int  # first sample in the file, at the probe's sample rate
     speaker: str
 
 
@@ -78,8 +78,8 @@ def window_specs(manifest, split: str, window: int, sample_rate: int, per_uttera
         used[row.speaker] += 1
         count = min(per_utterance, n // window)
         starts = np.linspace(0, n - window, count).astype(int) if count > 1 else [(n - window) // 2]
-        path = resolve_path(manifest, row.path, roots, allow_outside)
-        specs += [WindowSpec(path, int(s), row.speaker) for s in starts]
+        path, first = resolve_path(manifest, row.path, roots, allow_outside), row.start_at(sample_rate)
+        specs += [WindowSpec(path, first + int(s), row.speaker) for s in starts]
     return specs
 
 
@@ -109,7 +109,8 @@ def frame_dataset(extractors: dict, manifest, split: str, labels: dict, sample_r
         if row.id not in labels or (per_speaker and used[row.speaker] >= per_speaker):
             continue
         used[row.speaker] += 1
-        wave = torch.from_numpy(read_audio(resolve_path(manifest, row.path, roots, allow_outside), sample_rate=sample_rate))[None]
+        path = resolve_path(manifest, row.path, roots, allow_outside)
+        wave = torch.from_numpy(read_audio(path, *row.span_at(sample_rate), sample_rate=sample_rate))[None]  # (1, L)
         frames = {name: fn(wave)[0].float().numpy() for name, fn in extractors.items()}
         T = min(len(labels[row.id]), *(len(f) for f in frames.values()))
         for name, f in frames.items():
