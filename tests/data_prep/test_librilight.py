@@ -1,6 +1,7 @@
 """data_prep.librilight: hour-long files cut at their voice activity into manifest rows that are spans of the
 files (no audio copied), and every reader of the manifest reading exactly a row's span."""
 import json
+import tarfile
 from types import SimpleNamespace
 
 import librosa
@@ -194,3 +195,28 @@ def test_pretraining_runs_on_a_prepared_librilight_folder(tmp_path):
             "objective.loss.num_negatives=16", "data.window=8000", "data.batch_size=4", "train.max_steps=3",
             "train.val_batches=1", "train.log_every=1", f"train.out_dir={out}")
     assert read_checkpoint(out / "checkpoints" / "last.ckpt")["step"] == 3
+
+
+def test_librilight_segments_pack_into_shards_as_the_spans_they_name(tmp_path):
+    """The LibriLight layout -> manifest of spans -> shards: each shard item is its span alone, as 16-bit FLAC."""
+    from data_prep.shards import pack
+    from seqcpc.audio.manifest import manifest_roots, resolve_path
+    from seqcpc.audio.shards import read_items
+
+    prep(small_subset(tmp_path / "small"), tmp_path / "ll", "--test-fraction", "0.3")
+    pack(tmp_path / "ll", tmp_path / "shards", 0.05, "speaker", 0, ["train", "test"], "stop", log=lambda m: None)
+    manifest = tmp_path / "ll" / "manifest.tsv"
+    rows = {r.id: r for r in read_manifest(manifest)}
+    entries = json.loads((tmp_path / "shards" / "index.json").read_text())["splits"]["train"]
+    seen = 0
+    for entry in entries:
+        with tarfile.open(tmp_path / "shards" / entry["tar"]) as tar:
+            for item in read_items(tmp_path / "shards", entry["tar"], RATE):
+                row = rows[item.id]
+                packed, rate = sf.read(tar.extractfile(f"{item.key}.flac"), dtype="float32")
+                path = resolve_path(manifest, row.path, manifest_roots(manifest))
+                span = file_span(path, row.start, row.num_samples)
+                assert rate == RATE and len(packed) == item.samples == row.num_samples
+                assert np.abs(packed - span).max() < 1 / 2**14  # the span, to 16-bit precision
+                seen += 1
+    assert seen == sum(r.split == "train" for r in rows.values())
