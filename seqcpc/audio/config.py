@@ -50,17 +50,21 @@ class AudioModelConfig:
 
 @dataclass
 class AudioDataConfig:
-    kind: str = choice("synthetic", ["synthetic", "manifest"])
+    kind: str = choice("synthetic", ["synthetic", "manifest", "shards"])
     window: int = number(20480, min=1)  # input samples per training window
     # manifest, objectives that leave padding out (cpc): clips of min_clip..window samples are used whole,
     # zero-padded to the window, the padding never scored; shorter clips are skipped. 0: the window
     min_clip: int = number(0, min=0)
     batch_size: int = number(8, min=1)  # per device
     num_workers: int = number(0, min=0)
-    batching: str = choice("uniform", ["uniform", "speaker", "utterance"])  # manifest: one speaker / utterance a batch
+    batching: str = choice("uniform", ["uniform", "speaker", "utterance"])  # corpus: one speaker / utterance a batch
     manifest: str = path()  # manifest: a prepared corpus's manifest.tsv (train split to train, test to validate)
+    # shards: a folder written by data_prep/shards.py (train split to train, test to validate); data.manifest is
+    # then the corpus the probes read, by default the one the shards were packed from
+    shards: str = path()
     # manifest: frame labels (phones.txt format, one index per 10 ms) the windows carry when the objective asks
-    # for them (objective.online_phones); "": phones.txt beside the manifest, filled in when a run completes its config
+    # for them (objective.online_phones); "": phones.txt beside the manifest, filled in when a run completes its
+    # config; with data.kind=shards "shards" (the labels packed in the shards)
     phones: str = path()
     sample_rate: int = number(16000, min=1)  # manifest: the rate windows are read at (files at other rates are resampled)
     allow_outside_paths: bool = False  # manifest: let rows point outside the manifest's folder

@@ -24,8 +24,9 @@ def run_speech_probes(cfg: Config, model, out_dir, log=print, references: dict |
     """Run every probe the corpus of data.manifest supports on the model's features beside the baselines (and
     the frozen context of each `references` network, {name: model}); write results.{json,md} and plots to
     out_dir; return {"results": {features: {column: value}}, "counts": {...}}."""
-    if cfg.data.kind != "manifest":
-        raise SeqcpcError("the speech probes need a speech corpus: data.kind=manifest data.manifest=PATH")
+    if not cfg.data.manifest:
+        raise SeqcpcError("the speech probes read a speech corpus: data.manifest=PATH (with data.kind=shards, by "
+                          "default the corpus the shards were packed from)")
     sample_rate = cfg.data.sample_rate
     data = SpeechData(cfg.data.manifest, sample_rate, cfg.probe.window or cfg.data.window,
                       extractors_for(cfg, model, sample_rate, references, cfg.probe.cpc_z),

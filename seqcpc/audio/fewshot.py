@@ -15,8 +15,9 @@ BASE_SAMPLE = 1000  # training-speaker windows whose mean feature centres the fr
 
 
 def audio_episode_data(cfg, log=print) -> EpisodeData:
-    if cfg.data.kind != "manifest":
-        raise DataError("few-shot speaker episodes need a speech corpus: data.kind=manifest data.manifest=PATH")
+    if not cfg.data.manifest:
+        raise DataError("few-shot speaker episodes read a speech corpus: data.manifest=PATH (with data.kind=shards, "
+                        "by default the corpus the shards were packed from)")
     probe, sr = cfg.probe, cfg.data.sample_rate
     window = probe.window or cfg.data.window
     specs = {split: window_specs(cfg.data.manifest, split, window, sr, probe.windows_per_utterance,

@@ -9,6 +9,7 @@ a dozen frames. A file at another rate is read over the span plus a margin, star
 both rates' grids, and resampled (soxr, through librosa), so a window equals the same span of the whole file
 resampled. Every failure names the file.
 """
+import io
 from math import gcd
 from pathlib import Path
 
@@ -88,12 +89,16 @@ def read_span(f: sf.SoundFile, start: int, frames: int) -> np.ndarray:
     return f.read(frames, dtype="float32", always_2d=True)
 
 
-def read_audio(path, start: int = 0, frames: int = -1, sample_rate: int | None = None) -> np.ndarray:
-    """Samples [start, start + frames) of `path` at `sample_rate` (the file's own if None): (L,) float32."""
-    path = Path(path)
+def read_audio(path, start: int = 0, frames: int = -1, sample_rate: int | None = None,
+               data: bytes | None = None) -> np.ndarray:
+    """Samples [start, start + frames) of `path` at `sample_rate` (the file's own if None): (L,) float32. With
+    `data`, the bytes of an audio file (e.g. a shard's member) are decoded instead, and `path` only names them."""
+    path = Path(path) if data is None else path
     try:
-        f = sf.SoundFile(str(path))
+        f = sf.SoundFile(io.BytesIO(data) if data is not None else str(path))
     except Exception as err:  # soundfile raises several types for unreadable files
+        if data is not None:
+            raise AudioError(f"{path}: not a readable audio file ({err})") from err
         raise unreadable(path, err) from err
     try:
         with f:

@@ -10,6 +10,7 @@ from seqcpc.audio.config import AudioDataConfig, AudioModelConfig, AudioViewsCon
 from seqcpc.audio.eval import run_speech_probes
 from seqcpc.audio.fewshot import audio_episode_data, audio_frozen_features
 from seqcpc.audio.manifest import read_phones
+from seqcpc.audio.shards import ShardWindows
 from seqcpc.audio.sizes import SIZES
 from seqcpc.audio.synthetic import DriftingSines
 from seqcpc.audio.windows import GroupBatchSampler, WindowDataset
@@ -18,10 +19,16 @@ from seqcpc.modalities import Modality
 
 def audio_datasets(cfg: AudioDataConfig, seed: int):
     """(train, validation): windows of a manifest's train and test splits (with their frame labels when
-    data.phones is set, for the online phone probe), or synthetic sequences."""
+    data.phones is set, for the online phone probe), batches of a shard folder's, or synthetic sequences."""
     if cfg.kind == "synthetic":
         train = DriftingSines(cfg.num_sequences, cfg.window, cfg.groups, seed=seed)
         return train, DriftingSines(cfg.val_sequences, cfg.window, cfg.groups, seed=seed + 1)
+    if cfg.kind == "shards":
+        shards = partial(ShardWindows, cfg.shards, window=cfg.window, sample_rate=cfg.sample_rate,
+                         batch_size=cfg.batch_size, seed=seed, min_clip=cfg.min_clip, frames=bool(cfg.phones),
+                         on_bad_file=cfg.on_bad_file)
+        train = shards("train", batching=cfg.batching)
+        return train, shards("test", shuffle=False, speakers=train.speakers)
     window = partial(WindowDataset, cfg.manifest, window=cfg.window, sample_rate=cfg.sample_rate, seed=seed,
                      allow_outside_paths=cfg.allow_outside_paths, on_bad_file=cfg.on_bad_file,
                      min_clip=cfg.min_clip, frames=read_phones(cfg.phones) if cfg.phones else None)
@@ -32,7 +39,7 @@ def audio_datasets(cfg: AudioDataConfig, seed: int):
 def audio_batch_sampler(dataset, cfg, world_size: int, rank: int, seed: int, train: bool = True):
     """Batches of one speaker (data.batching=speaker) or of one utterance (utterance) in training, None (the
     loop's batches) otherwise."""
-    if not train or cfg.data.batching == "uniform":
+    if not train or cfg.data.batching == "uniform" or cfg.data.kind == "shards":  # shards batch themselves
         return None
     groups = dataset.groups if cfg.data.batching == "speaker" else np.arange(len(dataset))
     return GroupBatchSampler(groups, cfg.data.batch_size, world_size, rank, seed, dataset=dataset)

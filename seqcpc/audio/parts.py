@@ -9,6 +9,7 @@ from pathlib import Path
 from seqcpc.audio.config import AudioModelConfig
 from seqcpc.audio.encoder import ConvEncoder, output_length, receptive_field, shortest_clip, valid_length
 from seqcpc.audio.manifest import read_manifest, read_phones
+from seqcpc.audio.shards import read_index
 from seqcpc.audio.views import audio_views_from_config
 from seqcpc.core.context import RNNContext, TransformerContext
 from seqcpc.core.model import CPC, PooledContext
@@ -50,6 +51,8 @@ def check_audio_config(cfg, objective) -> Geometry:
     if cfg.data.kind == "synthetic" and cfg.data.batching != "uniform":
         raise ConfigError(f"data.batching={cfg.data.batching} needs a speech corpus (data.kind=manifest); "
                           f"synthetic sequences take data.batching=uniform")
+    if cfg.data.kind == "shards" and not cfg.data.shards:
+        raise ConfigError("data.kind=shards reads a folder written by data_prep/shards.py: data.shards=FOLDER")
     enc, window = cfg.model.encoder, cfg.data.window
     if len(enc.kernels) != len(enc.strides) or not enc.kernels:
         raise ConfigError(f"model.encoder.kernels {enc.kernels} and strides {enc.strides} must be non-empty "
@@ -64,7 +67,7 @@ def check_audio_config(cfg, objective) -> Geometry:
     check_min_clip(cfg, objective)
     if objective.batch_sampler is not None and cfg.data.kind != "manifest":
         raise ConfigError(f"objective.name={objective.name} draws its batches from a corpus's speakers: "
-                          f"data.kind=manifest data.manifest=PATH")
+                          f"data.kind=manifest data.manifest=PATH (a corpus read at random, not streamed shards)")
     if hasattr(cfg.objective, "views"):
         check_views(cfg, objective)
     return Geometry(T, T, T, f"latent steps of a data.window={window}")
@@ -81,8 +84,9 @@ def check_min_clip(cfg, objective) -> None:
     if data.min_clip in (0, data.window):
         return
     fix = "set data.min_clip=0 (clips shorter than the window skipped)"
-    if data.kind != "manifest":
-        raise ConfigError(f"data.min_clip={data.min_clip} pads a corpus's short clips (data.kind=manifest); "
+    if data.kind == "synthetic":
+        raise ConfigError(f"data.min_clip={data.min_clip} pads a corpus's short clips (data.kind=manifest or "
+                          f"shards); "
                           f"synthetic sequences are all data.window long: {fix}")
     if objective.padded_steps is None:
         raise ConfigError(f"data.min_clip={data.min_clip} < data.window pads short clips, which objective.name="
@@ -106,6 +110,9 @@ def count_speakers(cfg) -> tuple:
     data = cfg.data
     if data.kind == "synthetic":
         return data.groups, f"{data.groups} groups (data.groups)"
+    if data.kind == "shards":
+        speakers = read_index(data.shards)["speakers"]
+        return len(speakers), f"{len(speakers)} speakers in the train split of {data.shards}"
     shortest = data.min_clip or data.window
     found = len({row.speaker for row in read_manifest(data.manifest, ["train"])
                  if row.samples_at(data.sample_rate) >= shortest})
@@ -119,6 +126,12 @@ def phones_path(data) -> str:
 def count_phones(cfg) -> tuple:
     """(phone classes of the frame labels, in words); refuses data that cannot carry frame labels."""
     data = cfg.data
+    if data.kind == "shards":
+        top = read_index(data.shards).get("phone_max")
+        if top is None:
+            raise ConfigError(f"objective.online_phones=true needs frame labels, and the shards of {data.shards} "
+                              f"hold none: pack a corpus with phones.txt, or set objective.online_phones=false")
+        return top + 1, f"phone index {top} in the shards of {data.shards}"
     if data.kind != "manifest":
         raise ConfigError("objective.online_phones=true needs a speech corpus with frame labels: data.kind=manifest "
                           "data.manifest=PATH (with phones.txt beside it, or data.phones=PATH)")
@@ -143,8 +156,11 @@ def complete_audio(cfg, objective) -> None:
     """The frame labels' file when the objective asks for them (else none: the windows carry no labels, so a
     config derived from a probed run does not carry them into another objective), and views of 3/4 a window."""
     data, section = cfg.data, cfg.objective
-    wants_frames = "frame_labels" in objective.needs(section) and data.kind == "manifest"
-    data.phones = phones_path(data) if wants_frames else ""
+    wants_frames = "frame_labels" in objective.needs(section) and data.kind != "synthetic"
+    data.phones = ("shards" if data.kind == "shards" else phones_path(data)) if wants_frames else ""
+    if data.kind == "shards" and not data.manifest and data.shards:  # the probes' corpus: the one packed
+        packed = Path(read_index(data.shards).get("manifest") or "")
+        data.manifest = str(packed) if packed.is_file() else ""
     if hasattr(section, "views") and not section.views.length:
         section.views.length = data.window * 3 // 4  # the views follow the window unless the config says otherwise
 

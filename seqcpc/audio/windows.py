@@ -42,6 +42,17 @@ def min_clip_hint(short_lengths: list[int]) -> str:
     return f"; to keep short clips, zero-padded (objectives that leave padding out, such as cpc), set {keeps}"
 
 
+def window_labels(labels: np.ndarray, start: int, n: int, frames: int, sample_rate: int) -> torch.Tensor:
+    """(U,) int64 with U = `frames`: the label of each 10 ms frame of the window at sample `start` of a clip of
+    n samples whose labels (one per 10 ms) are `labels`, the label at the frame's centre; -1 past the clip or
+    its labels."""
+    centre = np.floor(start * 100 / sample_rate + np.arange(frames) + 0.5).astype(np.int64)
+    inside = (centre < len(labels)) & (centre * sample_rate < (n * 100))
+    out = np.full(frames, -1, dtype=np.int64)
+    out[inside] = labels[centre[inside]]
+    return torch.from_numpy(out)
+
+
 class WindowDataset(Dataset):
     def __init__(self, manifest, splits, window: int, sample_rate: int, seed: int = 0,
                  allow_outside_paths: bool = False, speakers: list[str] | None = None, on_bad_file: str = "skip",
@@ -124,14 +135,8 @@ class WindowDataset(Dataset):
         return (*item, torch.tensor(min(n, self.window))) if self.padded else item
 
     def window_labels(self, i, start: int, n: int) -> torch.Tensor:
-        """(U,) int64: the label of each 10 ms frame of the window of clip i (n samples) at sample `start`,
-        the utterance's label at the frame's centre; -1 past the clip or the labels."""
         labels = self.frames.get(self.ids[i], np.empty(0, np.int16))
-        centre = np.floor(start * 100 / self.sample_rate + np.arange(self.label_frames) + 0.5).astype(np.int64)
-        inside = (centre < len(labels)) & (centre * self.sample_rate < (n * 100))
-        out = np.full(self.label_frames, -1, dtype=np.int64)
-        out[inside] = labels[centre[inside]]
-        return torch.from_numpy(out)
+        return window_labels(labels, start, n, self.label_frames, self.sample_rate)
 
     def __getitem__(self, i):
         """Item i; an index of r * len(self) + i asks for another random window of utterance i (r > 0),

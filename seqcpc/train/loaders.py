@@ -2,12 +2,14 @@
 
 Every dataset item is (x, group): x is one training sample as the encoder reads it, group an int64 id
 (speaker, source, an image's index) used by negatives='group' and by one-group batches; a dataset of padded
-sequences adds length, the valid samples of x. The loop calls model(*batch). Which datasets and
+sequences adds length, the valid samples of x. The loop calls model(*batch). A dataset that streams whole
+batches (an IterableDataset, e.g. seqcpc.audio.shards.ShardWindows) lays out each rank's and worker's share
+itself and is its own sampler. Which datasets and
 which batch sampler come from the modality's registry entry.
 """
 import itertools
 
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler, IterableDataset
 
 
 class ResumableSampler(DistributedSampler):
@@ -35,6 +37,9 @@ def make_loader(dataset, batch_size: int, num_workers: int, world_size: int, ran
                 batch_sampler=None):
     """(DataLoader, sampler): the given batch sampler (e.g. one-speaker batches), else a shuffled (training) or
     ordered (validation) share of the dataset for this rank. Either has set_position(epoch, batches_done)."""
+    if isinstance(dataset, IterableDataset):
+        dataset.distribute(world_size, rank, num_workers)
+        return DataLoader(dataset, batch_size=None, num_workers=num_workers), dataset
     if batch_sampler is not None:
         return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=num_workers), batch_sampler
     sampler = ResumableSampler(dataset, world_size, rank, seed, batch_size, shuffle=train)
