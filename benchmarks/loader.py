@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from benchmarks.common import image_config, machine, speech_corpus, write_table
+from benchmarks.step_time import NO_ONLINE
 from seqcpc.audio.windows import WindowDataset
 from seqcpc.builders import build_model
 from seqcpc.config import load_config
@@ -92,7 +93,7 @@ def main():
     parser.add_argument("--batches", type=int, default=100)
     args = parser.parse_args()
     bench_images(args.images, args.batches)
-    cfg = load_config(ROOT / "recipes/speech/cpu.yaml")
+    cfg = load_config(ROOT / "recipes/speech/cpu.yaml", NO_ONLINE)  # the probes' heads need the corpus's labels
     with tempfile.TemporaryDirectory() as tmp:
         manifest = args.manifest or speech_corpus(Path(tmp) / "c")
         ds = WindowDataset(manifest, ["train"], cfg.data.window, cfg.data.sample_rate)
