@@ -7,7 +7,8 @@ Each split becomes shards of about --shard-mb of audio, all holding the same num
 POSIX tar files in the WebDataset layout, one key per utterance (<key>.flac or the file's own audio extension,
 <key>.json, <key>.phones when the corpus has frame labels), with <shard>.tsv beside each listing its items, and
 index.json naming them all (seqcpc/audio/shards.py describes the format and how training reads it). The audio
-is the file's bytes as they are (no re-encoding). --order shuffled (the default) spreads every speaker over the
+is the file's bytes as they are (no re-encoding), or for a row that is a segment of its file (data_prep.librilight
+cuts long files at their voice activity) the segment alone, as 16-bit mono FLAC. --order shuffled (the default) spreads every speaker over the
 shards, so that any batch mixes the corpus; --order speaker keeps each speaker's utterances together, which
 data.batching=speaker (one-speaker batches) needs. Bad rows are refused as the manifest reader refuses them;
 an unreadable audio file is skipped and listed (--on-error skip) or stops the packing (stop). A shard is
@@ -15,16 +16,18 @@ written to a temporary file and renamed, and index.json is written last, so a pa
 no index to train from; running it again redoes it.
 """
 import argparse
+import io
 import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from seqcpc.argtypes import bounded, finite
 from seqcpc.audio.manifest import SPLITS, manifest_roots, read_manifest, read_phones, resolve_path
-from seqcpc.audio.io import usable_audio_info
+from seqcpc.audio.io import read_audio, usable_audio_info
 from seqcpc.audio.shards import FORMAT, INDEX
 from seqcpc.errors import DataError, report_errors
 from seqcpc.files import atomic_write_text, claim_output, existing_file
@@ -33,18 +36,34 @@ KIND = "data_prep.shards"
 
 
 def split_rows(manifest, split: str, order: str, seed: int, on_error: str, skipped: list) -> list:
-    """The usable rows of one split with their audio path, in the shards' order."""
+    """The usable rows of one split with their audio path and its frame count, in the shards' order."""
     roots = manifest_roots(manifest)
     rows = []
     for row in read_manifest(manifest, [split]):
         path = resolve_path(manifest, row.path, roots)
-        if usable_audio_info(path, on_error, skipped) is not None:
-            rows.append((row, path))
+        info = usable_audio_info(path, on_error, skipped)
+        problem = info and row.span_problem(info[2])
+        if problem:
+            if on_error == "stop":
+                raise DataError(f"{manifest}: {problem}")
+            skipped.append(problem)
+        elif info is not None:
+            rows.append((row, path, info[2]))
     if order == "speaker":
         rows.sort(key=lambda r: (r[0].speaker, r[0].id))
     else:
         rows = [rows[i] for i in np.random.default_rng([seed, SPLITS.index(split)]).permutation(len(rows))]
     return rows
+
+
+def audio_bytes(row, path: Path, frames: int) -> tuple[bytes, str]:
+    """(bytes, extension) of a row's audio: its file as it is, or the segment it names as 16-bit FLAC."""
+    if row.start == 0 and row.num_samples == frames:
+        return path.read_bytes(), path.suffix.lower().lstrip(".") or "audio"
+    buffer = io.BytesIO()
+    sf.write(buffer, np.clip(read_audio(path, row.start, row.num_samples), -1, 1), row.sample_rate, format="FLAC",
+             subtype="PCM_16")
+    return buffer.getvalue(), "flac"
 
 
 def write_shard(tar: Path, rows: list, first: int, labels: dict | None) -> dict:
@@ -54,10 +73,10 @@ def write_shard(tar: Path, rows: list, first: int, labels: dict | None) -> dict:
     tmp = tar.with_name(tar.name + ".tmp")
     speakers, size, lines = {}, 0, []
     with open(tmp, "wb") as f, TarWriter(f) as writer:
-        for j, (row, path) in enumerate(rows):
+        for j, (row, path, frames) in enumerate(rows):
             key = f"{first + j:09d}"
-            data = path.read_bytes()
-            sample = {"__key__": key, path.suffix.lower().lstrip(".") or "audio": data,
+            data, ext = audio_bytes(row, path, frames)
+            sample = {"__key__": key, ext: data,
                       "json": {"id": row.id, "speaker": row.speaker, "samples": row.num_samples,
                                "sample_rate": row.sample_rate}}
             if labels is not None and row.id in labels:
@@ -73,7 +92,7 @@ def write_shard(tar: Path, rows: list, first: int, labels: dict | None) -> dict:
 
 def pack_split(out: Path, split: str, rows: list, shard_bytes: float, labels: dict | None, log) -> list:
     """Shards of one split, each with len(rows) // shards or one more utterances; returns their entries."""
-    total = sum(path.stat().st_size for _, path in rows)
+    total = sum(path.stat().st_size * row.num_samples / frames for row, path, frames in rows)  # a segment: its share
     count = max(1, min(len(rows), round(total / shard_bytes)))
     (out / split).mkdir(exist_ok=True)
     entries, start, first, written = [], time.perf_counter(), 0, 0
@@ -104,7 +123,7 @@ def pack(corpus, out, shard_mb: float, order: str, seed: int, splits: list[str],
     for old in out.glob("*/shard-*"):  # a packing before this one (its shard count may differ)
         old.unlink()
     index = {"format": FORMAT, "order": order, "manifest": str(manifest.resolve()),
-             "speakers": sorted({row.speaker for row, _ in rows.get("train", [])}),
+             "speakers": sorted({row.speaker for row, *_ in rows.get("train", [])}),
              "phone_max": max((int(v.max()) for v in labels.values() if len(v)), default=None) if labels else None,
              "splits": {}}
     for split, split_rows_ in rows.items():

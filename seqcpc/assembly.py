@@ -35,6 +35,10 @@ def check_config(cfg) -> int:
     """Refuse impossible shapes and what the data cannot give the objective, before anything is built; return the
     latent positions of one sample (T for a window of audio, Gh * Gw for an image)."""
     modality, objective = entries(cfg)
+    beyond = [n for n in cfg.train.keep_steps if n > cfg.train.max_steps]
+    if beyond:
+        raise ConfigError(f"train.keep_steps {beyond} lie beyond train.max_steps={cfg.train.max_steps}: a run never "
+                          f"reaches them")
     missing = objective.needs(cfg.objective) - modality.gives
     if missing:
         raise ConfigError(f"objective.name={objective.name} with these options needs batches that carry "

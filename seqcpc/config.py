@@ -65,6 +65,11 @@ class TrainConfig:
     val_every: int = number(100, min=1)
     val_batches: int = number(0, min=0)  # batches per validation (a fixed subset); 0: the whole validation split
     ckpt_every: int = number(100, min=1)
+    # steps whose checkpoint is also kept as checkpoints/step-<N>.ckpt (e.g. the points of a learning curve)
+    keep_steps: list[int] = number([], min=1)
+    # > 0: stop after this step with a checkpoint, as a finished run does, without changing the schedule that
+    # train.max_steps sets; a --resume with a later stop_at (or 0) goes on (a long run in parts)
+    stop_at: int = number(0, min=0)
     max_bad_steps: int = number(10, min=0)  # steps with non-finite loss or gradients skipped before the run stops
     compile: bool = False  # torch.compile the model: seconds to compile, 5-13% faster CPU steps (benchmarks/)
     tensorboard: bool = False  # also write TensorBoard event files (needs the tensorboard package)

@@ -25,8 +25,9 @@ def manifest_waves(manifest, files, sample_rate: int, allow_outside: bool = Fals
     roots = manifest_roots(manifest)
 
     def load(uid):
-        path = resolve_path(manifest, rows[uid].path, roots, allow_outside)
-        return torch.from_numpy(read_audio(path, sample_rate=sample_rate))[None]  # (1, L)
+        row = rows[uid]
+        path = resolve_path(manifest, row.path, roots, allow_outside)
+        return torch.from_numpy(read_audio(path, *row.span_at(sample_rate), sample_rate=sample_rate))[None]  # (1, L)
 
     return load
 

@@ -20,16 +20,18 @@ SPEECH_PROBES = [speaker_probe, speaker_knn_probe, speaker_confusion, phone_prob
                  few_shot_probe, corpus_counts]
 
 
-def run_speech_probes(cfg: Config, model, out_dir, log=print, references: dict | None = None) -> dict:
-    """Run every probe the corpus of data.manifest supports on the model's features beside the baselines (and
-    the frozen context of each `references` network, {name: model}); write results.{json,md} and plots to
-    out_dir; return {"results": {features: {column: value}}, "counts": {...}}."""
+def run_speech_probes(cfg: Config, model, out_dir, log=print, references: dict | None = None,
+                      baselines: bool = True) -> dict:
+    """Run every probe the corpus of data.manifest supports on the model's features beside the baselines (unless
+    `baselines` is false: e.g. the later points of a learning curve) and the frozen context of each `references`
+    network, {name: model}; write results.{json,md} and plots to out_dir; return {"results": {features: {column:
+    value}}, "counts": {...}}."""
     if not cfg.data.manifest:
         raise SeqcpcError("the speech probes read a speech corpus: data.manifest=PATH (with data.kind=shards, by "
                           "default the corpus the shards were packed from)")
     sample_rate = cfg.data.sample_rate
     data = SpeechData(cfg.data.manifest, sample_rate, cfg.probe.window or cfg.data.window,
-                      extractors_for(cfg, model, sample_rate, references, cfg.probe.cpc_z),
+                      extractors_for(cfg, model, sample_rate, references, cfg.probe.cpc_z, baselines),
                       cfg.data.allow_outside_paths)
     ctx = ProbeContext(cfg, data, Path(out_dir), log)
     abx_items(ctx)  # a bad item file stops here, not after the probes that take minutes

@@ -52,7 +52,7 @@ class MFCCFrames:
 
 class WindowSpec(NamedTuple):
     path: Path
-    start: int  # first sample, at the probe's sample rate
+    start: int  # first sample in the file, at the probe's sample rate
     speaker: str
 
 
@@ -78,8 +78,8 @@ def window_specs(manifest, split: str, window: int, sample_rate: int, per_uttera
         used[row.speaker] += 1
         count = min(per_utterance, n // window)
         starts = np.linspace(0, n - window, count).astype(int) if count > 1 else [(n - window) // 2]
-        path = resolve_path(manifest, row.path, roots, allow_outside)
-        specs += [WindowSpec(path, int(s), row.speaker) for s in starts]
+        path, first = resolve_path(manifest, row.path, roots, allow_outside), row.start_at(sample_rate)
+        specs += [WindowSpec(path, first + int(s), row.speaker) for s in starts]
     return specs
 
 
@@ -109,7 +109,8 @@ def frame_dataset(extractors: dict, manifest, split: str, labels: dict, sample_r
         if row.id not in labels or (per_speaker and used[row.speaker] >= per_speaker):
             continue
         used[row.speaker] += 1
-        wave = torch.from_numpy(read_audio(resolve_path(manifest, row.path, roots, allow_outside), sample_rate=sample_rate))[None]
+        path = resolve_path(manifest, row.path, roots, allow_outside)
+        wave = torch.from_numpy(read_audio(path, *row.span_at(sample_rate), sample_rate=sample_rate))[None]  # (1, L)
         frames = {name: fn(wave)[0].float().numpy() for name, fn in extractors.items()}
         T = min(len(labels[row.id]), *(len(f) for f in frames.values()))
         for name, f in frames.items():
@@ -122,12 +123,15 @@ def frame_dataset(extractors: dict, manifest, split: str, labels: dict, sample_r
     return {name: (np.concatenate(f)[keep], y[keep]) for name, f in feats.items()}
 
 
-def extractors_for(cfg: Config, model, sample_rate: int, references: dict | None = None, z: bool = False) -> dict:
-    """The features compared in every table: trained CPC (and its z), the same network untrained, MFCC, and the
-    frozen context of each `references` network ({name: model}, e.g. a supervised ceiling)."""
+def extractors_for(cfg: Config, model, sample_rate: int, references: dict | None = None, z: bool = False,
+                   baselines: bool = True) -> dict:
+    """The features compared in every table: trained CPC (and its z), the baselines (the same network untrained,
+    MFCC) unless told not to, and the frozen context of each `references` network ({name: model}, e.g. a
+    supervised ceiling)."""
     hop = round(sample_rate * 0.01)
     cpc = CPCFrames(model)
-    rows = {"cpc": cpc, **({"cpc_z": CPCFrames(model, "z", other=cpc)} if z else {}),
-            "random_init": CPCFrames(random_init(cfg, cfg.train.seed)),
-            f"mfcc{cfg.probe.mfcc}": MFCCFrames(cfg.probe.mfcc, sample_rate, hop)}
+    rows = {"cpc": cpc, **({"cpc_z": CPCFrames(model, "z", other=cpc)} if z else {})}
+    if baselines:
+        rows.update({"random_init": CPCFrames(random_init(cfg, cfg.train.seed)),
+                     f"mfcc{cfg.probe.mfcc}": MFCCFrames(cfg.probe.mfcc, sample_rate, hop)})
     return {**rows, **{name: CPCFrames(ref) for name, ref in (references or {}).items()}}

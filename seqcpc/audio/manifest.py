@@ -8,14 +8,21 @@ A corpus folder holds
                    10 ms frame (LibriSpeech's converted_aligned_phones.txt is read as is)
   phones_vocab.txt optional, the phone symbol of each index, one per line
   audio_roots.txt  optional, folders outside this one that rows may point into (one per line)
+A row is a whole file, or a segment of a longer file (data_prep.librilight cuts hour-long recordings at their
+voice activity without copying them): a segment's meta holds {"start": S}, its first sample in the file at the
+file's own rate, and num_samples / duration give the segment's length. Every reader of manifest audio takes
+the span from the row, `read_audio(path, *row.span_at(rate), sample_rate=rate)` (or row.start_at(rate) and
+row.samples_at(rate) for windows inside it), so a whole-file row and a segment row are read alike.
 Splits: "train" (pretraining and probe training), "test" (probe scoring: other utterances of the train
 speakers), "heldout" (speakers unseen in pretraining, for few-shot evaluation).
 Manifests are read as a stream, row by row, and a row that would be used wrongly is refused with its line: a
 split that is none of SPLITS, an id that an earlier row has, an empty id, path or speaker, a negative or
-non-finite duration, a negative sample count, a sample rate or channel count below 1. They are written
-atomically (temporary file + rename).
+non-finite duration, a negative sample count, a sample rate or channel count below 1, a meta that is not a
+JSON object, a start that is not a whole number >= 0. A span past its file's end is refused where the file's
+length is read (span_problem). They are written atomically (temporary file + rename).
 """
 import csv
+import json
 import math
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
@@ -41,9 +48,31 @@ class Utterance:
     num_samples: int
     meta: str = ""
 
+    @property
+    def start(self) -> int:
+        """First sample of the utterance in its file, at the file's rate: meta's "start" for a segment, else 0."""
+        return json.loads(self.meta).get("start", 0) if self.meta else 0
+
+    def start_at(self, sample_rate: int) -> int:
+        """First sample of the utterance in its file once read at `sample_rate`."""
+        return round(self.start * sample_rate / self.sample_rate)
+
     def samples_at(self, sample_rate: int) -> int:
-        """Length in samples once read at `sample_rate` (files at other rates are resampled on load)."""
-        return round(self.num_samples * sample_rate / self.sample_rate)
+        """Length in samples once read at `sample_rate` (files at other rates are resampled on load): the span
+        [start, start + num_samples) of the file, with both ends rounded to the new rate's grid."""
+        end = round((self.start + self.num_samples) * sample_rate / self.sample_rate)
+        return end - self.start_at(sample_rate)
+
+    def span_at(self, sample_rate: int) -> tuple[int, int]:
+        """(start, samples) of the utterance in its file at `sample_rate`: read_audio's span for the whole row."""
+        return self.start_at(sample_rate), self.samples_at(sample_rate)
+
+    def span_problem(self, frames: int) -> str | None:
+        """Why the row does not fit its file of `frames` samples (at the file's rate), or None."""
+        if self.start + self.num_samples > frames:
+            return (f"samples {self.start}..{self.start + self.num_samples} of {self.id!r} run past the end of its "
+                    f"file, which holds {frames}")
+        return None
 
 
 FIELDS = [f.name for f in fields(Utterance)]
@@ -60,6 +89,22 @@ def write_manifest(path, rows: Iterable[Utterance]) -> int:
     return len(lines) - 1
 
 
+def meta_problem(meta: str) -> str | None:
+    """What makes a row's meta unusable (not a JSON object; a start that is not a whole number >= 0), or None."""
+    if not meta:
+        return None
+    try:
+        value = json.loads(meta)
+    except ValueError:
+        return f"meta {meta!r} is not JSON"
+    if not isinstance(value, dict):
+        return f"meta {meta!r} is not a JSON object"
+    start = value.get("start", 0)
+    if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+        return f"meta start {start!r} is not a whole number of samples >= 0"
+    return None
+
+
 def row_problem(row: Utterance) -> str | None:
     """What makes a manifest row unusable, or None."""
     if row.split not in SPLITS:
@@ -73,7 +118,7 @@ def row_problem(row: Utterance) -> str | None:
         return f"num_samples {row.num_samples} is negative"
     if row.sample_rate < 1 or row.channels < 1:
         return f"sample_rate {row.sample_rate} and channels {row.channels} must be >= 1"
-    return None
+    return meta_problem(row.meta)
 
 
 def parse_row(path, line: int, values: list[str]) -> Utterance:

@@ -10,7 +10,8 @@ holding other files or another preparation.
 """
 import argparse
 import hashlib
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,16 @@ class Source:
     speaker: str
     split: str | None = None  # None: assigned by assign_splits
     meta: str = ""
+    inputs: tuple[Path, ...] = ()  # other files its rows are made from (e.g. a .json of voice activity)
+
+
+@dataclass
+class Segment:
+    """One manifest row cut from a source file by a data_prep script's `cut` (see prepare)."""
+    id: str
+    start: int  # first sample, at the file's rate
+    num_samples: int
+    split: str | None = None  # None: the source's
 
 
 @dataclass
@@ -95,10 +106,13 @@ def claim(out_dir, kind: str, audio_root) -> Path:
 
 
 def prepare(sources: list[Source], out_dir, options: dict, kind: str, on_error: str = "skip", audio_root=None,
-            frame_labels: dict | None = None, unusable: Sequence[str] = (), log=print) -> PrepResult:
+            frame_labels: dict | None = None, unusable: Sequence[str] = (),
+            cut: Callable[[Source, int, int], list[Segment]] | None = None, log=print) -> PrepResult:
     """Check every source file and write out_dir/manifest.tsv (and phones.txt from `frame_labels`, read and
     checked before anything is written) as the data_prep writer `kind`. `unusable` lists files the writer found
-    but could not make sources of ("path: reason"), reported with the unreadable ones. Paths inside out_dir are
+    but could not make sources of ("path: reason"), reported with the unreadable ones. Each source is one row,
+    or with `cut(source, sample_rate, frames)` the rows of its segments (meta {"start": ...}, see
+    seqcpc.audio.manifest); a DataError from `cut` is a file that cannot be used. Paths inside out_dir are
     stored relative to it; files elsewhere must lie under `audio_root`, which is then listed in audio_roots.txt.
     The fingerprint is written last, so a preparation that stops half-way is redone by the next run."""
     if on_error not in ("skip", "stop"):
@@ -112,7 +126,8 @@ def prepare(sources: list[Source], out_dir, options: dict, kind: str, on_error: 
     refuse_duplicate_ids(sources)
     # unusable files enter the key only when there are some: the corpora prepared before keep their key
     key = fingerprint(options | ({"unusable": list(unusable)} if unusable else {}),
-                      [(f"{s.id}\t{s.path}\t{s.speaker}\t{s.split}", s.path) for s in sources])
+                      [(f"{s.id}\t{s.path}\t{s.speaker}\t{s.split}", s.path) for s in sources]
+                      + [(f"{s.id}\t{path}", path) for s in sources for path in s.inputs])
     if manifest.is_file() and stamp.is_file() and stamp.read_text().strip() == key:
         log(f"{manifest} is up to date ({len(sources)} files); nothing to do")
         return PrepResult(manifest, written=False)
@@ -126,12 +141,26 @@ def prepare(sources: list[Source], out_dir, options: dict, kind: str, on_error: 
         rel = laid_out(s.path)
         if folder in rel.parents:
             rel = rel.relative_to(folder)
-        rows.append(Utterance(s.id, str(rel), s.speaker, s.split or "train", round(frames / rate, 4), rate,
-                              channels, frames, s.meta))
+        if cut is None:
+            rows.append(Utterance(s.id, str(rel), s.speaker, s.split or "train", round(frames / rate, 4), rate,
+                                  channels, frames, s.meta))
+        else:
+            try:
+                segments = cut(s, rate, frames)
+            except DataError as err:
+                if on_error == "stop":
+                    raise
+                skipped.append(str(err))
+                continue
+            rows += [Utterance(g.id, str(rel), s.speaker, g.split or s.split or "train",
+                               round(g.num_samples / rate, 4), rate, channels, g.num_samples,
+                               json.dumps({"start": g.start})) for g in segments]
         if (i + 1) % 1000 == 0:
             log(f"checked {i + 1}/{len(sources)} files")
     if not rows:
-        raise DataError(f"none of the {len(skipped)} audio files for {out_dir} can be used, e.g. {skipped[0]}")
+        example = f", e.g. {skipped[0]}" if skipped else ""
+        raise DataError(f"none of the {len(sources) + len(unusable)} audio files for {out_dir} gives a manifest "
+                        f"row{example}")
     if audio_root is not None:
         atomic_write_text(out_dir / "audio_roots.txt", f"{laid_out(audio_root)}\n")
     write_manifest(manifest, rows)

@@ -48,7 +48,8 @@ def utterance_frames(model, which: str, manifest, split: str, sample_rate: int, 
     """(id, frames (T, D) float32) of every utterance of a split, in manifest order."""
     roots = manifest_roots(manifest)
     for row in read_manifest(manifest, [split]):
-        wave = read_audio(resolve_path(manifest, row.path, roots, allow_outside), sample_rate=sample_rate)
+        path = resolve_path(manifest, row.path, roots, allow_outside)
+        wave = read_audio(path, *row.span_at(sample_rate), sample_rate=sample_rate)  # (L,)
         z, c = model.embed(torch.from_numpy(wave)[None, None].to(device))  # (1, T, D), (1, T, E)
         yield row.id, (c if which == "c" else z)[0].float().cpu().numpy()
 

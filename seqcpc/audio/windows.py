@@ -5,7 +5,8 @@ for a padded dataset (min_clip < window) length () int64, the valid samples of x
 (`frames`, phones.txt's {utterance id: one label per 10 ms}) also gives length (L for a whole window) and
 labels (U,) int64, U = the 10 ms frames of a window, -1 where the utterance has none (past its alignment, in
 the padding, or an utterance without labels).
-Only metadata lives in memory; each item reads its window from disk. The window of item i in epoch e starts
+Only metadata lives in memory; each item reads its window from disk, inside its row's span of the file (a
+segment row of a long file, seqcpc.audio.manifest: Utterance.start_at). The window of item i in epoch e starts
 at a position drawn from (seed, e, i), so an epoch's windows are the same in a resumed run. Utterances
 shorter than min_clip samples (by default the window) are skipped (the count is kept in `skipped_short`
 and logged with the share of the corpus used, `usage()`); with min_clip < window, a clip of min_clip..window
@@ -69,10 +70,11 @@ class WindowDataset(Dataset):
         self.padded = self.min_clip < window  # items carry their valid length
         self.frames = frames  # {id: labels at 10 ms}: items carry their window's labels (and length)
         self.label_frames = window * 100 // sample_rate  # U
-        # the manifest is streamed and only (id, speaker, samples, path) is kept of each usable row, so memory
-        # grows by tens of bytes per utterance and never with the audio
+        # the manifest is streamed and only (id, speaker, samples, path, start) is kept of each usable row, so
+        # memory grows by tens of bytes per utterance and never with the audio
         self.short_lengths, self.bad_files, kept, total = [], [], [], 0  # samples of each clip left out as short
         self.total_samples = 0  # of every row, to say what share of the corpus is used
+        last = (None, None)  # (path, info) of the previous row: the segments of one file follow each other
         for row in read_manifest(manifest, splits):
             total += 1
             n = row.samples_at(sample_rate)
@@ -80,22 +82,27 @@ class WindowDataset(Dataset):
             if n < self.min_clip:
                 self.short_lengths.append(n)
                 continue
-            path = resolve_path(manifest, row.path, roots, allow_outside_paths)
-            if usable_audio_info(path, on_bad_file, self.bad_files) is None:
+            path = str(resolve_path(manifest, row.path, roots, allow_outside_paths))
+            if path != last[0]:
+                last = (path, usable_audio_info(path, on_bad_file, self.bad_files))
+            if last[1] is None:
                 continue
-            kept.append((row.id, row.speaker, n, str(path)))
+            if problem := row.span_problem(last[1][2]):
+                raise DataError(f"{manifest}: {problem} ({path}); the manifest does not fit its audio")
+            kept.append((row.id, row.speaker, n, last[0], row.start_at(sample_rate)))
         self.total_clips = total
         if not kept:
             raise DataError(f"{manifest}: no usable utterance among the {total} of {', '.join(splits)}: "
                             f"{self.skipped_short} are shorter than {self.min_clip} samples "
                             f"({'data.min_clip' if self.padded else 'the window'}), "
                             f"{len(self.bad_files)} cannot be read{min_clip_hint(self.short_lengths)}")
-        ids, speaker_of, lengths, paths = zip(*kept)
+        ids, speaker_of, lengths, paths, starts = zip(*kept)
         # `speakers` fixes the speaker -> index map (e.g. the training split's) so ids agree across splits
         self.speakers = speakers or sorted(set(speaker_of))
         index = {s: i for i, s in enumerate(self.speakers)}
         self.ids, self.paths = list(ids), list(paths)
         self.lengths = np.array(lengths, dtype=np.int64)
+        self.starts = np.array(starts, dtype=np.int64)  # first sample of each clip in its file (segment rows)
         self.groups = np.array([index.get(s, -1) for s in speaker_of], dtype=np.int64)
 
     def __len__(self):
@@ -121,14 +128,14 @@ class WindowDataset(Dataset):
     def read(self, i, repeat: int = 0):
         """(x (1, L), group) of a random window of clip i; for a padded dataset also its valid samples (); with
         frame labels also the valid samples and the window's labels (U,)."""
-        n, start = int(self.lengths[i]), 0
+        n, start, first = int(self.lengths[i]), 0, int(self.starts[i])  # start: in the clip, first: of the clip
         if n < self.window:  # a short clip, whole, then zeros: the model is told where its padding starts
             x = np.zeros(self.window, dtype=np.float32)
-            x[:n] = read_audio(self.paths[i], 0, n, self.sample_rate)
+            x[:n] = read_audio(self.paths[i], first, n, self.sample_rate)
         else:
             rng = np.random.default_rng([self.seed, self.epoch, i, repeat])
             start = int(rng.integers(0, n - self.window + 1))
-            x = read_audio(self.paths[i], start, self.window, self.sample_rate)  # (L,)
+            x = read_audio(self.paths[i], first + start, self.window, self.sample_rate)  # (L,)
         item = torch.from_numpy(x)[None], torch.tensor(self.groups[i])
         if self.frames is not None:
             return *item, torch.tensor(min(n, self.window)), self.window_labels(i, start, n)

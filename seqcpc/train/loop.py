@@ -28,7 +28,7 @@ from seqcpc.train.run_dir import check_run_dir
 from seqcpc.train.setup import (close_distributed, deterministic_mode, make_fabric, prepare_run_dir,
                                 ranks_param_spread, report_skipped, resolve_precision, summary_json,
                                 tensorboard_loggers)
-from seqcpc.train.steps import Run, train_until_stopped
+from seqcpc.train.steps import Run, last_step, train_until_stopped
 
 
 def lr_factor(step: int, warmup: int, max_steps: int, min_ratio: float) -> float:
@@ -125,6 +125,11 @@ def start_run(fabric, cfg: Config, model, loaders: tuple, resume: bool, position
         except (RuntimeError, KeyError, ValueError) as err:  # e.g. optimizer state of another shape
             raise CheckpointError(f"--resume: {ckpt_path} could not be loaded into this run ({err})") from err
         state["config"] = to_dict(cfg)
+        if state["step"] >= last_step(cfg.train):
+            raise CheckpointError(f"--resume: {ckpt_path} is at step {state['step']}, and this run ends at step "
+                                  f"{last_step(cfg.train)} (train.max_steps={cfg.train.max_steps}, train.stop_at="
+                                  f"{cfg.train.stop_at}): nothing is left to train; raise train.max_steps (or "
+                                  f"train.stop_at) to go on")
         fabric.print(f"resumed from {ckpt_path} at step {state['step']}", flush=True)
     if fabric.is_global_zero:
         atomic_write_text(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))

@@ -128,8 +128,17 @@ def take_step(run: Run, batch, count_flops: bool) -> tuple:
 
 
 def checkpoint(run: Run) -> None:
-    save_checkpoint(run.fabric, run.ckpt_path, {**run.state, "elapsed_s": run.clock()})  # seconds so far
-    run.saved_step = run.state["step"]
+    """Write the checkpoint (and keep a copy of it at train.keep_steps)."""
+    state, step = {**run.state, "elapsed_s": run.clock()}, run.state["step"]  # seconds so far
+    save_checkpoint(run.fabric, run.ckpt_path, state)
+    if step in run.cfg.train.keep_steps:
+        save_checkpoint(run.fabric, run.ckpt_path.with_name(f"step-{step}.ckpt"), state)
+    run.saved_step = step
+
+
+def last_step(tc) -> int:
+    """The step this part of the run ends at: train.stop_at when it comes before train.max_steps."""
+    return min(tc.stop_at, tc.max_steps) if tc.stop_at else tc.max_steps
 
 
 def skip_bad_step(run: Run, step: int) -> None:
@@ -199,11 +208,12 @@ def train(run: Run, stop: StopRequest) -> dict:
     """Run steps until train.max_steps; returns the last logged train and validation numbers. After a Ctrl-C
     (`stop`) the step under way ends, is saved, and Interrupted is raised."""
     state, tc = run.state, run.cfg.train
+    end = last_step(tc)
     run.sampler.set_position(0)
     per_epoch = len(run.train_loader)
-    progress = Progress(run.fabric, state["step"], tc.max_steps)
+    progress = Progress(run.fabric, state["step"], end)
     flops_per_step, running, last = None, [], {}
-    while state["step"] < tc.max_steps:
+    while state["step"] < end:
         epoch, done = divmod(state["step"], per_epoch)
         run.sampler.set_position(epoch, done)
         run.model.on_epoch_start(epoch)
@@ -214,13 +224,13 @@ def train(run: Run, stop: StopRequest) -> dict:
             running += [row] if row else []
             progress.count(len(batch[0]))
             step = state["step"]
-            if step % tc.log_every == 0 or step == tc.max_steps:
+            if step % tc.log_every == 0 or step == end:
                 last["train_loss"], running = log_train(run, step, running, progress, flops_per_step), []
-            if step % tc.val_every == 0 or step == tc.max_steps:
+            if step % tc.val_every == 0 or step == end:
                 last["val_loss"], last["val_metrics"] = log_validation(run, step)
-            if step % tc.ckpt_every == 0 or step == tc.max_steps:
+            if step % tc.ckpt_every == 0 or step == end or step in tc.keep_steps:
                 checkpoint(run)
-            if step >= tc.max_steps:
+            if step >= end:
                 break
             if stop.agreed(run.fabric):
                 if run.saved_step != step:

@@ -78,6 +78,10 @@ def edit_row(manifest, line: int, **values) -> None:
     ({"duration": "nan"}, "manifest.tsv:3: duration nan is not a number of seconds >= 0"),
     ({"num_samples": "-24000"}, "manifest.tsv:3: num_samples -24000 is negative"),
     ({"sample_rate": "0"}, "manifest.tsv:3: sample_rate 0 and channels 1 must be >= 1"),
+    ({"meta": "[1, 2]"}, "manifest.tsv:3: meta '[1, 2]' is not a JSON object"),
+    ({"meta": '{"start": -5}'}, "manifest.tsv:3: meta start -5 is not a whole number of samples >= 0"),
+    ({"meta": '{"start": 1.5}'}, "manifest.tsv:3: meta start 1.5 is not a whole number of samples >= 0"),
+    ({"meta": "{start: 3}"}, "manifest.tsv:3: meta '{start: 3}' is not JSON"),
 ])
 def test_a_row_that_would_be_used_wrongly_is_refused_with_its_line(tmp_path, capsys, values, message):
     """A misspelt split was dropped while the log said 100% of the audio was used, a repeated row counted twice,

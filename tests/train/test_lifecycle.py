@@ -168,3 +168,23 @@ def test_ctrl_c_before_the_first_step_leaves_the_folder_as_it_was(tmp_path, caps
     code, _, err = cli(capsys, "pretrain", *QUICK, f"train.out_dir={tmp_path / 'runs' / 'run'}")
     assert code == 130 and err.strip() == "seqcpc: interrupted", err
     assert not (tmp_path / "runs").exists()  # the folders made for the run are gone too
+
+
+def test_a_run_in_parts_stops_at_train_stop_at_and_keeps_the_checkpoints_asked_for(straight, tmp_path, capsys):
+    """train.stop_at ends a part of the run without changing its schedule: parts resumed up to train.max_steps
+    give the uninterrupted weights; train.keep_steps keeps those checkpoints; nothing left to train is refused."""
+    out = tmp_path / "run"
+    args = [*EXACT, f"train.max_steps={STEPS}", "train.keep_steps=[5,16]", f"train.out_dir={out}"]
+    for stop, resume in ((5, []), (13, ["--resume"]), (0, ["--resume"])):
+        code, _, err = cli(capsys, "pretrain", *args, f"train.stop_at={stop}", *resume)
+        assert code == 0, err
+        assert read_checkpoint(out / "checkpoints" / "last.ckpt")["step"] == (stop or STEPS)
+    resumed, kept = read_checkpoint(out / "checkpoints" / "last.ckpt"), read_checkpoint(out / "checkpoints" / "step-5.ckpt")
+    for name, tensor in straight["model"].items():
+        assert torch.equal(resumed["model"][name], tensor), name
+    assert kept["step"] == 5 and read_checkpoint(out / "checkpoints" / "step-16.ckpt")["step"] == 16
+    code, _, err = cli(capsys, "pretrain", *args, "--resume")
+    assert code != 0 and "nothing is left to train" in err
+    code, _, err = cli(capsys, "pretrain", *EXACT, "train.max_steps=8", "train.keep_steps=[9]",
+                       f"train.out_dir={tmp_path / 'other'}")
+    assert code != 0 and "train.keep_steps [9] lie beyond train.max_steps=8" in err
