@@ -26,6 +26,14 @@ def image_config(path, overrides=()):
     return cfg
 
 
+def speech_corpus(folder, speakers: int = 20, utterances: int = 20) -> Path:
+    """A small eSpeak corpus (no held-out speakers) built in `folder`; its manifest."""
+    from data_prep import espeak_corpus
+
+    return espeak_corpus.build(Path(folder), speakers=speakers, heldout_speakers=0, utterances=utterances,
+                               log=lambda *_: None)
+
+
 def machine() -> dict:
     info = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version()}

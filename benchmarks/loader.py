@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from benchmarks.common import image_config, machine, write_table
+from benchmarks.common import image_config, machine, speech_corpus, write_table
+from benchmarks.step_time import NO_ONLINE
 from seqcpc.audio.windows import WindowDataset
 from seqcpc.builders import build_model
 from seqcpc.config import load_config
@@ -27,6 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 def loader_rate(ds, batch, workers, batches):
     loader = DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,
                         generator=torch.Generator().manual_seed(0))
+    return items_per_second(loader, batches)
+
+
+def items_per_second(loader, batches):
+    """Items per second of the loader's first `batches` batches after its first (or of the epoch, if shorter)."""
     it = iter(loader)
     next(it)  # worker start-up is paid once per epoch, not per window
     t = time.perf_counter()
@@ -87,14 +93,9 @@ def main():
     parser.add_argument("--batches", type=int, default=100)
     args = parser.parse_args()
     bench_images(args.images, args.batches)
-    cfg = load_config(ROOT / "recipes/speech/cpu.yaml")
+    cfg = load_config(ROOT / "recipes/speech/cpu.yaml", NO_ONLINE)  # the probes' heads need the corpus's labels
     with tempfile.TemporaryDirectory() as tmp:
-        manifest = args.manifest
-        if manifest is None:
-            from data_prep import espeak_corpus
-
-            manifest = espeak_corpus.build(Path(tmp) / "c", speakers=20, heldout_speakers=0, utterances=20,
-                                           log=lambda *_: None)
+        manifest = args.manifest or speech_corpus(Path(tmp) / "c")
         ds = WindowDataset(manifest, ["train"], cfg.data.window, cfg.data.sample_rate)
         consumed = step_rate(cfg, torch.randn(cfg.data.batch_size, 1, cfg.data.window))
         rows = compare(ds, consumed, cfg.data.batch_size, args.batches, "windows/s", "speech cpu.yaml")
