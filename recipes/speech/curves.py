@@ -19,6 +19,7 @@ from pathlib import Path
 
 from recipes.common import cached, prepare_data, read_yaml_config, table_main
 from seqcpc import modalities
+from seqcpc.audio.features import baseline_names
 from seqcpc.config import load_config, with_overrides
 from seqcpc.errors import ConfigError
 from seqcpc.eval.curves import curve_rows, curves_markdown, plot_curves
@@ -57,7 +58,8 @@ def point(cfg, step: int, first: bool) -> dict:
     start = time.time()
     out = Path(cfg.train.out_dir) / f"probes-{step}"
     results = modalities.get(cfg.model.modality).evaluate(cfg, load_model(kept), out, baselines=first)
-    return {"step": step, "train_s": train_s, "probe_s": time.time() - start, "results": results["results"]}
+    return {"step": step, "train_s": train_s, "probe_s": time.time() - start, "results": results["results"],
+            "baselines": baseline_names(cfg) if first else []}
 
 
 def run_curves(curves: CurvesConfig, overrides: list[str]) -> None:

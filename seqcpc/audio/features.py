@@ -123,6 +123,11 @@ def frame_dataset(extractors: dict, manifest, split: str, labels: dict, sample_r
     return {name: (np.concatenate(f)[keep], y[keep]) for name, f in feats.items()}
 
 
+def baseline_names(cfg: Config) -> list[str]:
+    """The rows of the baselines in the tables: the same network with random weights, and MFCC."""
+    return ["random_init", f"mfcc{cfg.probe.mfcc}"]
+
+
 def extractors_for(cfg: Config, model, sample_rate: int, references: dict | None = None, z: bool = False,
                    baselines: bool = True) -> dict:
     """The features compared in every table: trained CPC (and its z), the baselines (the same network untrained,
@@ -132,6 +137,7 @@ def extractors_for(cfg: Config, model, sample_rate: int, references: dict | None
     cpc = CPCFrames(model)
     rows = {"cpc": cpc, **({"cpc_z": CPCFrames(model, "z", other=cpc)} if z else {})}
     if baselines:
-        rows.update({"random_init": CPCFrames(random_init(cfg, cfg.train.seed)),
-                     f"mfcc{cfg.probe.mfcc}": MFCCFrames(cfg.probe.mfcc, sample_rate, hop)})
+        random_name, mfcc_name = baseline_names(cfg)
+        rows.update({random_name: CPCFrames(random_init(cfg, cfg.train.seed)),
+                     mfcc_name: MFCCFrames(cfg.probe.mfcc, sample_rate, hop)})
     return {**rows, **{name: CPCFrames(ref) for name, ref in (references or {}).items()}}

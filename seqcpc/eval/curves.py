@@ -2,19 +2,12 @@
 measure (against training steps and against training minutes), with the baselines (probed once) as lines.
 
 A point is {"step", "train_s" (the run's training seconds up to it), "probe_s", "results": {features:
-{measure: value}}}; the trained features are the row "cpc", the others (MFCC, random weights) are baselines.
+{measure: value}}, "baselines": the features of results that are baselines (e.g. MFCC, random weights)}.
 Measures whose name starts with "abx" are error rates (lower is better); the others accuracies or scores.
 """
 from pathlib import Path
 
 from seqcpc.eval.report import markdown_table, pyplot, save_figure
-
-TRAINED = "cpc"
-
-
-def measures(results: dict) -> list[str]:
-    return [m for m, v in results.get(TRAINED, {}).items() if isinstance(v, float) and not m.endswith("_ci95")]
-
 
 def curve_rows(points: dict[str, list[dict]]) -> list[dict]:
     """Flat rows, one per (run, features, step): {"run", "features", "step", "train_min", "probe_min", measures};
@@ -23,10 +16,10 @@ def curve_rows(points: dict[str, list[dict]]) -> list[dict]:
     for run, run_points in points.items():
         for p in run_points:
             for features, values in p["results"].items():
-                trained = features == TRAINED
+                trained = features not in p["baselines"]
                 rows.append({"run": run, "features": features, "step": p["step"] if trained else None,
-                             "train_min": round(p["train_s"] / 60, 2) if trained else None,
-                             "probe_min": round(p["probe_s"] / 60, 2) if trained else None,
+                             "train_min": p["train_s"] / 60 if trained else None,
+                             "probe_min": p["probe_s"] / 60 if trained else None,
                              **{m: v for m, v in values.items() if not m.endswith("_ci95")}})
     return rows
 
@@ -58,9 +51,12 @@ def plot_curves(rows: list[dict], out_dir) -> list[Path]:
     for measure in dict.fromkeys(m for r in trained for m in r if k_is_measure(m)):
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
         for ax, x, label in ((axes[0], "step", "training steps"), (axes[1], "train_min", "training minutes")):
-            for run in dict.fromkeys(r["run"] for r in trained):
-                line = sorted((r[x], r[measure]) for r in trained if r["run"] == run and measure in r)
-                ax.plot(*zip(*line), marker="o", label=run)
+            lines = dict.fromkeys((r["run"], r["features"]) for r in trained)
+            for run, features in lines:
+                line = sorted((r[x], r[measure]) for r in trained
+                              if (r["run"], r["features"]) == (run, features) and measure in r)
+                label = run if len({f for _, f in lines}) == 1 else f"{run} {features}"
+                ax.plot(*zip(*line), marker="o", label=label)
             for i, (features, value) in enumerate(baselines(rows, measure).items()):
                 ax.axhline(value, color="grey", linestyle=("--", ":", "-.")[i % 3], label=features)
             ax.set(xlabel=label, title=measure + (" (error, lower is better)" if measure.startswith("abx") else ""))
