@@ -54,6 +54,9 @@ class FabricConfig:
     strategy: str = "auto"
     num_nodes: int = number(1, min=1)
     precision: str = "auto"  # 32-true on CPU, bf16-mixed on GPU
+    # seconds a rank waits in a collective (all_reduce, barrier) for the others before the run fails with an error
+    # instead of hanging, e.g. when a node is lost; Fabric's default; only the ddp strategies take it
+    timeout_s: float = number(1800.0, above=0)
 
 
 @dataclass
