@@ -54,8 +54,8 @@ class FabricConfig:
     strategy: str = "auto"
     num_nodes: int = number(1, min=1)
     precision: str = "auto"  # 32-true on CPU, bf16-mixed on GPU
-    # seconds a rank waits in a collective (all_reduce, barrier) for the others before the run fails with an error
-    # instead of hanging, e.g. when a node is lost; Fabric's default; only the ddp strategies take it
+    # seconds a process waits for the others, at the start and in each collective (all_reduce, barrier), before
+    # the run fails instead of hanging (e.g. a node was lost); 1800 is Fabric's default; ddp strategies only
     timeout_s: float = number(1800.0, above=0)
 
 
