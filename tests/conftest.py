@@ -28,18 +28,17 @@ def _seed():
 
 def run_cli(*args, check=True, timeout=300, **popen):
     """Run the real `seqcpc` entry point in a fresh interpreter; returns the CompletedProcess. A run that takes
-    longer than `timeout` seconds is killed with the ranks it started (its own process group) and fails the test
-    with what it printed so far, which says where it stopped."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    longer than `timeout` seconds is stopped with the ranks it started (its own process group) and fails the test
+    with what it printed, ending with the Python stack of every thread of every process (faulthandler), which
+    says where each one waited."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"}
     command = [sys.executable, "-m", "seqcpc", *map(str, args)]
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env,
                           start_new_session=True, **popen) as proc:
         try:
             out, err = proc.communicate(timeout=timeout)
         except BaseException as stop:  # the timeout, or Ctrl-C in pytest (which the run's own session does not get)
-            with contextlib.suppress(ProcessLookupError):  # all of them gone already
-                os.killpg(proc.pid, signal.SIGKILL)
-            out, err = proc.communicate()
+            out, err = stop_group(proc, dump=isinstance(stop, subprocess.TimeoutExpired))
             if not isinstance(stop, subprocess.TimeoutExpired):
                 raise
             raise AssertionError(f"seqcpc {' '.join(map(str, args))} did not finish in {timeout} s; its output:\n"
@@ -47,6 +46,17 @@ def run_cli(*args, check=True, timeout=300, **popen):
     if check and proc.returncode != 0:
         raise AssertionError(f"seqcpc {' '.join(map(str, args))} failed ({proc.returncode}):\n{out}\n{err}")
     return subprocess.CompletedProcess(command, proc.returncode, out, err)
+
+
+def stop_group(proc, dump: bool) -> tuple:
+    """Kill the process group that `proc` leads (a run and the ranks it started); with `dump`, SIGABRT first, on
+    which faulthandler (PYTHONFAULTHANDLER=1) prints each process's Python stacks. Returns the rest of its output."""
+    for sig in [signal.SIGABRT] * dump + [signal.SIGKILL]:
+        with contextlib.suppress(ProcessLookupError):  # all of them gone already
+            os.killpg(proc.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            return proc.communicate(timeout=10)
+    return proc.communicate()
 
 
 def cli(capsys, *args):

@@ -4,6 +4,7 @@ node 0 and its own NODE_RANK (what Fabric's LightningEnvironment reads), talking
 nodes keeps the ranks in step and writes its files once; a run that loses a node fails in bounded time, keeps a
 loadable checkpoint and resumes on both nodes; a node that never joins fails the others after fabric.timeout_s
 instead of Fabric's default half hour."""
+import contextlib
 import json
 import os
 import re
@@ -36,7 +37,7 @@ def start_nodes(args: list, logs, nodes=(0, 1)) -> list:
         env = {k: v for k, v in os.environ.items() if not k.startswith(LAUNCHERS)}
         # one thread each: the two "nodes" share this machine's cores, where real nodes would have their own
         env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), NODE_RANK=str(node), OMP_NUM_THREADS="1",
-                   PYTHONUNBUFFERED="1")
+                   PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1")
         with open(logs / f"node{node}.out", "w") as out, open(logs / f"node{node}.err", "w") as err:
             procs.append(subprocess.Popen([sys.executable, "-m", "seqcpc", "pretrain", *args], cwd=ROOT, env=env,
                                           stdout=out, stderr=err, start_new_session=True))
@@ -44,18 +45,28 @@ def start_nodes(args: list, logs, nodes=(0, 1)) -> list:
 
 
 def wait_all(procs: list, logs, timeout: float = 120) -> list:
-    """The nodes' exit codes; a node still running after `timeout` seconds fails the test with every node's
-    output, and is killed."""
+    """The nodes' exit codes. A node still running after `timeout` seconds fails the test with every node's
+    output, which ends with the Python stacks of the nodes that were still running (SIGABRT, faulthandler)."""
     deadline = time.time() + timeout
     try:
         return [p.wait(timeout=max(deadline - time.time(), 0.1)) for p in procs]
     except subprocess.TimeoutExpired:
+        for p in procs:
+            stop(p, dump=True)
         raise AssertionError(f"a node did not finish in {timeout} s:\n{outputs(logs)}") from None
     finally:
         for p in procs:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
+            stop(p, dump=False)
+
+
+def stop(proc, dump: bool) -> None:
+    """Kill a node that still runs, and the processes it started; with `dump`, SIGABRT first, on which
+    faulthandler prints each process's Python stacks to its node's error file."""
+    for sig in [signal.SIGABRT] * dump + [signal.SIGKILL]:
+        if proc.poll() is None:
+            os.killpg(proc.pid, sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)
 
 
 def outputs(logs) -> str:
