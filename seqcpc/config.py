@@ -54,6 +54,9 @@ class FabricConfig:
     strategy: str = "auto"
     num_nodes: int = number(1, min=1)
     precision: str = "auto"  # 32-true on CPU, bf16-mixed on GPU
+    # seconds a process waits for the others, at the start and in each collective (all_reduce, barrier), before
+    # the run fails instead of hanging (e.g. a node was lost); 1800 is Fabric's default; ddp strategies only
+    timeout_s: float = number(1800.0, above=0)
 
 
 @dataclass

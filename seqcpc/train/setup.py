@@ -4,13 +4,16 @@ import json
 import math
 import os
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import torch
 from lightning_fabric import Fabric
+from lightning_fabric.strategies import STRATEGY_REGISTRY, DDPStrategy
 
 from seqcpc.config import Config, FabricConfig
 from seqcpc.errors import ConfigError, RunDirError
+from seqcpc.fields import refuse_idle
 from seqcpc.files import atomic_write_text
 from seqcpc.train.run_dir import RunFolder, open_run_dir
 
@@ -24,8 +27,19 @@ def resolve_precision(cfg: FabricConfig) -> str:
     return "bf16-mixed" if gpu else "32-true"
 
 
+def strategy(cfg: FabricConfig):
+    """What Fabric is given as its strategy: a ddp strategy (ddp, ddp_spawn, ddp_fork, ...) built with
+    fabric.timeout_s as its collectives' timeout, or any other name as it is (fabric.timeout_s left at its
+    default: those strategies are not given it)."""
+    entry = STRATEGY_REGISTRY[cfg.strategy] if cfg.strategy in STRATEGY_REGISTRY else None
+    if entry is not None and entry["strategy"] is DDPStrategy:
+        return DDPStrategy(**entry["init_params"], timeout=timedelta(seconds=cfg.timeout_s))
+    refuse_idle(cfg, "fabric", {"timeout_s": (False, "fabric.strategy=ddp (or ddp_spawn, ddp_fork)")})
+    return cfg.strategy
+
+
 def make_fabric(cfg: FabricConfig, loggers=None) -> Fabric:
-    return Fabric(accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy,
+    return Fabric(accelerator=cfg.accelerator, devices=cfg.devices, strategy=strategy(cfg),
                   num_nodes=cfg.num_nodes, precision=resolve_precision(cfg), loggers=loggers)
 
 

@@ -12,7 +12,7 @@ from seqcpc.errors import TrainingError
 from seqcpc.core.model import CPC
 from seqcpc.train.loop import lr_factor, pretrain
 
-from conftest import TINY, TINY_ANY, cli, run_cli
+from conftest import DDP2, TINY, TINY_ANY, cli, run_cli
 
 
 def read_csv(path):
@@ -87,7 +87,7 @@ def test_lr_warms_up_then_decays():
 
 def test_two_process_ddp_run_keeps_ranks_in_sync_and_writes_once(tmp_path):
     proc = run_cli("pretrain", *TINY, "train.max_steps=20", "train.val_every=10", "train.ckpt_every=10",
-                   "fabric.accelerator=cpu", "fabric.devices=2", "fabric.strategy=ddp", f"train.out_dir={tmp_path}")
+                   *DDP2, f"train.out_dir={tmp_path}")
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["step"] == 20
     # each rank trains on its own half of every batch; equal weights at the end mean gradients were averaged
@@ -122,8 +122,7 @@ def test_two_process_simclr_scores_each_view_against_the_views_of_both_ranks(tmp
     """Fabric's all_gather with gradients: every rank's queries see 2 x 2 x 8 - 1 candidates, and the gathered
     gradients keep the ranks' weights equal."""
     run_cli("pretrain", *TINY_ANY, "objective.name=simclr", "train.max_steps=6", "train.val_every=6",
-            "train.ckpt_every=6", "fabric.accelerator=cpu", "fabric.devices=2", "fabric.strategy=ddp",
-            f"train.out_dir={tmp_path}")
+            "train.ckpt_every=6", *DDP2, f"train.out_dir={tmp_path}")
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["step"] == 6
     assert summary["chance_loss"] == pytest.approx(math.log(2 * 2 * 8 - 1))
