@@ -62,6 +62,9 @@ class AudioDataConfig:
     # shards: a folder written by data_prep/shards.py (train split to train, test to validate); data.manifest is
     # then the corpus the probes read, by default the one the shards were packed from
     shards: str = path()
+    # shards: random windows cut from each clip an epoch; a long clip (e.g. LibriLight's cuts of up to 20 s)
+    # then gives several windows for one read of its bytes
+    windows_per_clip: int = number(1, min=1)
     # manifest: frame labels (phones.txt format, one index per 10 ms) the windows carry when the objective asks
     # for them (objective.online_phones); "": phones.txt beside the manifest, filled in when a run completes its
     # config; with data.kind=shards "shards" (the labels packed in the shards)

@@ -27,7 +27,7 @@ def audio_datasets(cfg: AudioDataConfig, seed: int):
         shards = partial(ShardWindows, cfg.shards, window=cfg.window, sample_rate=cfg.sample_rate,
                          batch_size=cfg.batch_size, seed=seed, min_clip=cfg.min_clip, frames=bool(cfg.phones),
                          on_bad_file=cfg.on_bad_file)
-        train = shards("train", batching=cfg.batching)
+        train = shards("train", batching=cfg.batching, per_clip=cfg.windows_per_clip)
         return train, shards("test", shuffle=False, speakers=train.speakers)
     window = partial(WindowDataset, cfg.manifest, window=cfg.window, sample_rate=cfg.sample_rate, seed=seed,
                      allow_outside_paths=cfg.allow_outside_paths, on_bad_file=cfg.on_bad_file,

@@ -53,6 +53,9 @@ def check_audio_config(cfg, objective) -> Geometry:
                           f"synthetic sequences take data.batching=uniform")
     if cfg.data.kind == "shards" and not cfg.data.shards:
         raise ConfigError("data.kind=shards reads a folder written by data_prep/shards.py: data.shards=FOLDER")
+    if cfg.data.windows_per_clip > 1 and (cfg.data.kind != "shards" or cfg.data.batching == "utterance"):
+        raise ConfigError(f"data.windows_per_clip={cfg.data.windows_per_clip} cuts several windows from each clip "
+                          f"of streamed shards (data.kind=shards, data.batching uniform or speaker); set it to 1")
     enc, window = cfg.model.encoder, cfg.data.window
     if len(enc.kernels) != len(enc.strides) or not enc.kernels:
         raise ConfigError(f"model.encoder.kernels {enc.kernels} and strides {enc.strides} must be non-empty "

@@ -88,13 +88,13 @@ def read_index(folder) -> dict:
     return index
 
 
-def shard_batch_count(entry: dict, batching: str, batch_size: int) -> int:
-    """Batches one shard gives, from its index entry alone."""
+def shard_batch_count(entry: dict, batching: str, batch_size: int, per_clip: int = 1) -> int:
+    """Batches one shard gives, from its index entry alone (per_clip windows of each clip)."""
     if batching == "uniform":
-        return entry["items"] // batch_size
+        return entry["items"] * per_clip // batch_size
     if batching == "utterance":
         return entry["items"]
-    return sum(max(1, n // batch_size) for n in entry["speakers"].values() if n > 0)
+    return sum(max(1, n * per_clip // batch_size) for n in entry["speakers"].values() if n > 0)
 
 
 @dataclass
@@ -124,13 +124,15 @@ class ShardWindows(IterableDataset):
 
     def __init__(self, folder, split: str, window: int, sample_rate: int, batch_size: int, seed: int = 0,
                  batching: str = "uniform", min_clip: int = 0, frames: bool = False, shuffle: bool = True,
-                 speakers: list[str] | None = None, on_bad_file: str = "skip"):
+                 speakers: list[str] | None = None, on_bad_file: str = "skip", per_clip: int = 1):
         if batching not in BATCHINGS:
             raise ValueError(f"batching must be one of {BATCHINGS}, not {batching!r}")
+        if per_clip > 1 and batching == "utterance":
+            raise ValueError("utterance batches are already several windows of a clip: per_clip must be 1")
         self.folder, self.split, self.window, self.sample_rate = str(folder), split, window, sample_rate
         self.batch_size, self.seed, self.batching, self.shuffle = batch_size, seed, batching, shuffle
         self.min_clip, self.padded = min_clip or window, 0 < min_clip < window
-        self.frames, self.on_bad_file = frames, on_bad_file
+        self.frames, self.on_bad_file, self.per_clip = frames, on_bad_file, per_clip
         self.label_frames = window * 100 // sample_rate  # U
         index = read_index(folder)
         entries = index["splits"].get(split) or []
@@ -140,7 +142,7 @@ class ShardWindows(IterableDataset):
             raise DataError(f"data.batching=speaker reads shards packed in speaker order, and {self.folder} was "
                             f"packed in {index.get('order')!r} order: repack with data_prep/shards.py --order speaker")
         self.tars = [e["tar"] for e in entries]
-        counts = np.array([shard_batch_count(e, batching, batch_size) for e in entries])
+        counts = np.array([shard_batch_count(e, batching, batch_size, per_clip) for e in entries])
         self.per_shard = int(counts.min())  # c
         if self.per_shard == 0:
             small = int(np.argmin(counts))
@@ -186,22 +188,23 @@ class ShardWindows(IterableDataset):
         return order[slot::self.world_size * self.workers][: self.shards_per_slot]
 
     def plan(self, shard: int, items: list[Item]) -> list[list[tuple[int, int]]]:
-        """The shard's first c batches, each a list of (item position, window number): window 0 of an item is
-        its first random window this epoch, window r > 0 another (a top-up)."""
+        """The shard's first c batches, each a list of (item position, window number): windows 0 .. per_clip - 1
+        of an item are its random windows this epoch, a later one another (a top-up)."""
         rng = np.random.default_rng([self.seed, self.epoch, shard, 1])
-        B, n = self.batch_size, len(items)
+        B, n, k = self.batch_size, len(items), self.per_clip
         if self.batching == "utterance":
             order = rng.permutation(n) if self.shuffle else np.arange(n)
             batches = [[(int(i), r) for r in range(B)] for i in order]
         elif self.batching == "uniform":
-            order = rng.permutation(n) if self.shuffle else np.arange(n)
-            batches = [[(int(i), 0) for i in order[j:j + B]] for j in range(0, n - B + 1, B)]
+            picks = [(i, r) for i in range(n) for r in range(k)]
+            order = rng.permutation(len(picks)) if self.shuffle else np.arange(len(picks))
+            batches = [[picks[j] for j in order[s:s + B]] for s in range(0, len(picks) - B + 1, B)]
         else:
             batches = []
             for speaker in sorted({item.speaker for item in items}):
                 idx = rng.permutation([i for i, item in enumerate(items) if item.speaker == speaker])
-                picks = [(int(i), 0) for i in idx] + [(int(idx[r % len(idx)]), 1 + r // len(idx))
-                                                      for r in range(max(0, B - len(idx)))]
+                picks = [(int(i), r) for r in range(k) for i in idx]
+                picks += [(int(idx[r % len(idx)]), k + r // len(idx)) for r in range(max(0, B - len(picks)))]
                 batches += [picks[j:j + B] for j in range(0, len(picks) - B + 1, B)]
             batches = [batches[j] for j in rng.permutation(len(batches))]
         return batches[: self.per_shard]
@@ -317,6 +320,9 @@ class ShardWindows(IterableDataset):
 
     def usage(self) -> str:
         """What the dataset reads, e.g. "12 shards, 3400 utterances; 2 windows a batch from shards ..."."""
+        first, slots = self.rank * self.workers, self.world_size * self.workers
+        mine = f"slot {first}" if self.workers == 1 else f"slots {first}-{first + self.workers - 1}"
         layout = (f"{len(self.tars)} shards of {self.split} ({self.items} utterances), {self.shards_per_slot} "
-                  f"per loader slot and epoch, {self.per_shard} batches of {self.batch_size} each")
+                  f"per loader slot and epoch, {self.per_shard} batches of {self.batch_size} each; this rank "
+                  f"reads {mine} of {slots}")
         return layout + "".join(f"; {n} {why} windows replaced so far" for why, n in self.replaced.items())

@@ -178,3 +178,21 @@ def test_a_truncated_shard_gives_its_windows_places_or_stops_the_run_naming_it(c
     assert len(batches) == 3 and "shard-000001.tar" in capsys.readouterr().err
     with pytest.raises(DataError, match="shard-000001.tar"):
         epoch(windows(broken, split="test", shuffle=False, on_bad_file="stop"))
+
+
+def test_several_windows_per_clip_multiply_an_epoch_and_differ(corpus):
+    one, three = windows(corpus[1]), windows(corpus[1], per_clip=3)
+    batches = epoch(three)
+    assert len(batches) == 11 * (4 * 3 // B) > len(epoch(one))  # 11 shards of >= 4 clips, 3 windows each
+    x = torch.cat([b[0] for b in batches]).flatten(1)
+    assert len(torch.unique(x, dim=0)) == len(x)
+    speakers = epoch(windows(corpus[2], batching="speaker", per_clip=2))
+    assert all(len(set(b[1].tolist())) == 1 for b in speakers)
+    assert len(epoch(windows(corpus[1], batching="uniform", per_clip=1))) == len(epoch(one))
+
+
+def test_options_that_would_do_nothing_are_refused(corpus, capsys, tmp_path):
+    code, _, err = cli(capsys, "pretrain", *EXACT, "data.windows_per_clip=2", f"train.out_dir={tmp_path}")
+    assert code == 1 and "data.windows_per_clip=2 cuts several windows" in err
+    code, _, err = cli(capsys, "pretrain", *EXACT, "data.kind=shards", f"train.out_dir={tmp_path}")
+    assert code == 1 and "data.shards=FOLDER" in err

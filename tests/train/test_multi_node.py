@@ -14,7 +14,9 @@ import subprocess
 import sys
 import time
 
-from conftest import ROOT, TINY, cli
+from audio_fixtures import toy_speech_corpus
+from conftest import ROOT, TINY, TINY_ANY, cli
+from data_prep.shards import pack
 from seqcpc.train.checkpoint import read_checkpoint
 
 NODES = ["fabric.accelerator=cpu", "fabric.devices=1", "fabric.num_nodes=2", "fabric.strategy=ddp"]
@@ -142,3 +144,20 @@ def test_fabric_timeout_s_is_refused_without_a_ddp_strategy(tmp_path, capsys):
     code, _, err = cli(capsys, "pretrain", *TINY, "fabric.timeout_s=60", f"train.out_dir={tmp_path}")
     assert code == 1 and "fabric.timeout_s=60.0 does nothing without fabric.strategy=ddp" in err
     assert not any(tmp_path.iterdir())
+
+
+def test_two_nodes_train_on_shards_each_reading_its_own(tmp_path):
+    """Shards split between nodes: each node's rank says which loader slot it reads (slots hold disjoint shards:
+    tests/audio/test_shards.py), and the run trains in step on both."""
+    corpus = toy_speech_corpus(tmp_path / "corpus", speakers=4, heldout=1, utts=8).parent
+    pack(corpus, tmp_path / "shards", 0.1, "shuffled", 0, ["train", "test"], "stop", log=lambda m: None)
+    out, logs = tmp_path / "run", tmp_path / "logs"
+    logs.mkdir()
+    run_nodes([*TINY_ANY, *NODES, "data.kind=shards", f"data.shards={tmp_path / 'shards'}", "data.batch_size=2",
+               "objective.predictor.steps=4", "objective.loss.num_negatives=8", "fabric.timeout_s=60",
+               "train.max_steps=6", "train.val_every=6", f"train.out_dir={out}"], logs)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["ranks_param_spread"] == 0.0
+    assert "training data: " in (logs / "node0.out").read_text()
+    for node in (0, 1):
+        assert f"this rank reads slot {node} of 2" in (logs / f"node{node}.out").read_text(), outputs(logs)
