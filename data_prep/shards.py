@@ -8,9 +8,9 @@ POSIX tar files in the WebDataset layout, one key per utterance (<key>.flac or t
 <key>.json, <key>.phones when the corpus has frame labels), with <shard>.tsv beside each listing its items, and
 index.json naming them all (seqcpc/audio/shards.py describes the format and how training reads it). The audio
 is the file's bytes as they are (no re-encoding), or for a row that is a segment of its file (data_prep.librilight
-cuts long files at their voice activity) the segment alone, as 16-bit mono FLAC. --order shuffled (the default) spreads every speaker over the
-shards, so that any batch mixes the corpus; --order speaker keeps each speaker's utterances together, which
-data.batching=speaker (one-speaker batches) needs. Bad rows are refused as the manifest reader refuses them;
+cuts long files at their voice activity) the segment alone, as 16-bit mono FLAC. --order shuffled (the default)
+spreads every speaker over the shards, so that any batch mixes the corpus; --order speaker keeps each speaker's
+utterances together, which data.batching=speaker (one-speaker batches) needs. Bad rows are refused as the manifest reader refuses them;
 an unreadable audio file is skipped and listed (--on-error skip) or stops the packing (stop). A shard is
 written to a temporary file and renamed, and index.json is written last, so a packing stopped half way leaves
 no index to train from; running it again redoes it.
@@ -141,8 +141,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", required=True, help="a prepared corpus folder (manifest.tsv)")
     parser.add_argument("--out", required=True, help="the shard folder to write")
-    parser.add_argument("--shard-mb", type=bounded(finite, lambda v: v > 0, "is not a number > 0", "megabytes"), default=256.0,
-                        help="audio per shard, in MB (default 256)")
+    megabytes = bounded(finite, lambda v: v > 0, "is not a number > 0", "megabytes")
+    parser.add_argument("--shard-mb", type=megabytes, default=256.0, help="audio per shard, in MB (default 256)")
     parser.add_argument("--order", choices=["shuffled", "speaker"], default="shuffled",
                         help="utterances spread over the shards (default), or each speaker's kept together "
                              "(data.batching=speaker)")

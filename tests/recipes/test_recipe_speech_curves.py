@@ -21,7 +21,8 @@ QUICK_PROBES = {"episodes": 20, "phone_frames": 2000, "units": 4, "knn": 3, "abx
 
 
 def test_curves_survive_a_kill_and_give_every_point_once(tmp_path):
-    base = {**TINY, "prepare": {**TINY["prepare"], "options": {**TINY["prepare"]["options"], "out": str(tmp_path / "c")}},
+    options = {**TINY["prepare"]["options"], "out": str(tmp_path / "c")}
+    base = {**TINY, "prepare": {**TINY["prepare"], "options": options},
             "data": {**TINY["data"], "manifest": str(tmp_path / "c" / "manifest.tsv")},
             "train": {**TINY["train"], "deterministic": True, "log_every": 4, "val_every": 8, "ckpt_every": 4},
             "probe": {**TINY["probe"], **QUICK_PROBES, "ceiling_steps": 0}}
@@ -57,6 +58,7 @@ def test_curves_survive_a_kill_and_give_every_point_once(tmp_path):
 
     straight = tmp_path / "straight"  # the same run, uninterrupted
     run_cli("pretrain", "--config", tmp_path / "base.yaml", "train.max_steps=16", f"train.out_dir={straight}")
-    a, b = read_checkpoint(straight / "checkpoints" / "last.ckpt"), read_checkpoint(out / "plain" / "checkpoints" / "step-16.ckpt")
+    a = read_checkpoint(straight / "checkpoints" / "last.ckpt")
+    b = read_checkpoint(out / "plain" / "checkpoints" / "step-16.ckpt")
     for name, tensor in a["model"].items():
         assert torch.equal(b["model"][name], tensor), name
