@@ -19,6 +19,7 @@ TABLES = [p for p in YAMLS if "pretrain" in (yaml.safe_load(p.read_text()) or {}
 FEWSHOT_TABLES = [p for p in TABLES if p.parent.name == "fewshot"]
 IMAGE_TABLES = [p for p in TABLES if p.parent.name == "image"]
 LONG_TAIL_TABLES = [p for p in TABLES if p.parent.name == "long_tail"]
+SPEECH_CURVES = [p for p in TABLES if p.parent.name == "speech"]
 SHIPPED = [p for p in YAMLS if p not in TABLES]
 SIZES = [name for m in modalities.names() for name in modalities.get(m).sizes]
 
@@ -119,6 +120,22 @@ def test_every_shipped_config_loads_completes_checks_and_builds(path, tmp_path):
     assert {name: t.shape for name, t in build_model(saved).state_dict().items()} == shapes
 
 
+@pytest.mark.parametrize("path", SPEECH_CURVES, ids=[p.name for p in SPEECH_CURVES])
+def test_every_speech_curves_config_gives_run_configs_that_load_and_build(path, tmp_path):
+    from recipes.speech.curves import CurvesConfig, run_config
+    from recipes.common import read_yaml_config
+
+    assert path.read_text().startswith("# "), "a shipped config opens with the command that runs it"
+    curves = read_yaml_config(path, CurvesConfig)
+    window = load_config(ROOT / curves.pretrain).data.window
+    for name, overrides in curves.runs.items():
+        cfg = run_config(curves, name, [*overrides, f"data.manifest={speech_manifest(tmp_path, window)}"])
+        assert cfg.train.max_steps == curves.steps[-1] and cfg.train.keep_steps == curves.steps
+        cfg = complete_config(cfg)
+        check_config(cfg)
+        build_model(cfg)
+
+
 def speech_manifest(tmp_path, window: int) -> str:
     """A manifest of 3 speakers' train utterances longer than the window, with their frame labels (rows and
     labels only: a config check reads no audio, and counting speakers and phones for objective.online_probe and
@@ -131,8 +148,8 @@ def speech_manifest(tmp_path, window: int) -> str:
 
 
 def test_there_are_shipped_configs():
-    assert SHIPPED and FEWSHOT_TABLES and IMAGE_TABLES and LONG_TAIL_TABLES
-    assert set(TABLES) == set(FEWSHOT_TABLES + IMAGE_TABLES + LONG_TAIL_TABLES)
+    assert SHIPPED and FEWSHOT_TABLES and IMAGE_TABLES and LONG_TAIL_TABLES and SPEECH_CURVES
+    assert set(TABLES) == set(FEWSHOT_TABLES + IMAGE_TABLES + LONG_TAIL_TABLES + SPEECH_CURVES)
 
 
 @pytest.mark.parametrize("path", IMAGE_TABLES, ids=[p.name for p in IMAGE_TABLES])

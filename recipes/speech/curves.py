@@ -2,7 +2,7 @@
 
     python recipes/speech/curves.py --config recipes/speech/curves_cpu.yaml [key=value ...]
 
-The curves config names a seqcpc config (with its `prepare:` section), the step counts to probe (the last is
+The curves config names a seqcpc config (`pretrain:`, with its `prepare:` section), the step counts to probe (the last is
 every run's train.max_steps, so the schedule is the long run's) and the runs to compare, each a list of
 overrides of that config. For every step count in turn, each run trains up to it (train.stop_at, keeping that
 checkpoint: train.keep_steps), then its checkpoint is probed with the config's probes; MFCC and random weights
@@ -31,7 +31,7 @@ from seqcpc.train.loop import pretrain
 
 @dataclass
 class CurvesConfig:
-    config: str = ""  # the seqcpc config every run starts from (with its prepare: section)
+    pretrain: str = ""  # the seqcpc config every run starts from (with its prepare: section)
     steps: list[int] = number([1200, 3000, 6000], min=1)  # points probed; the last is every run's max_steps
     out_dir: str = "runs/speech_curves"
     runs: dict = field(default_factory=lambda: {"default": []})  # name -> overrides of the config
@@ -41,7 +41,7 @@ def run_config(curves: CurvesConfig, name: str, overrides: list[str]):
     """The config of one run of the curves: its overrides, its folder, the long schedule, the kept points."""
     if sorted(curves.steps) != curves.steps or len(set(curves.steps)) != len(curves.steps):
         raise ConfigError(f"steps {curves.steps} must rise: each point is a later checkpoint of the same run")
-    return load_config(curves.config, [*overrides, f"train.out_dir={Path(curves.out_dir) / name}",
+    return load_config(curves.pretrain, [*overrides, f"train.out_dir={Path(curves.out_dir) / name}",
                                        f"train.max_steps={curves.steps[-1]}", f"train.keep_steps={curves.steps}"])
 
 
@@ -63,8 +63,8 @@ def point(cfg, step: int, first: bool) -> dict:
 
 
 def run_curves(curves: CurvesConfig, overrides: list[str]) -> None:
-    if not curves.config:
-        raise ConfigError("config: the curves config must name the seqcpc config of its runs")
+    if not curves.pretrain:
+        raise ConfigError("pretrain: the curves config must name the seqcpc config of its runs")
     configs = {name: run_config(curves, name, [*overrides, *extra]) for name, extra in curves.runs.items()}
     prepare_data(next(iter(configs.values())).prepare)
     out, points = Path(curves.out_dir), {name: [] for name in configs}
@@ -72,7 +72,7 @@ def run_curves(curves: CurvesConfig, overrides: list[str]) -> None:
         for name, cfg in configs.items():
             points[name].append(cached(out / name / f"point-{step}.json", lambda: point(cfg, step, i == 0)))
             rows = curve_rows(points)
-            atomic_write_text(out / "curves.md", curves_markdown(rows, curves.config, overrides, curves.runs))
+            atomic_write_text(out / "curves.md", curves_markdown(rows, curves.pretrain, overrides, curves.runs))
             atomic_write_text(out / "curves.json", json.dumps(rows, indent=1))
             plot_curves(rows, out)
     print(f"curves in {out / 'curves.md'}", flush=True)

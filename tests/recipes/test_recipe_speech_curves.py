@@ -28,7 +28,7 @@ def test_curves_survive_a_kill_and_give_every_point_once(tmp_path):
             "probe": {**TINY["probe"], **QUICK_PROBES, "ceiling_steps": 0}}
     (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
     out = tmp_path / "curves"
-    curves = {"config": str(tmp_path / "base.yaml"), "steps": STEPS, "out_dir": str(out),
+    curves = {"pretrain": str(tmp_path / "base.yaml"), "steps": STEPS, "out_dir": str(out),
               "runs": {"plain": []}}
     config = tmp_path / "curves.yaml"
     config.write_text(yaml.safe_dump(curves, sort_keys=False))
