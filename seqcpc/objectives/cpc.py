@@ -86,15 +86,16 @@ def complete(cfg, modality) -> None:
 
 def idle_options(section: CPCConfig) -> dict:
     """Options that matter only with another setting: option -> (whether it matters, the setting)."""
-    loss, sampled, mlp = section.loss, section.loss.negatives != "all", section.predictor.kind == "mlp"
+    loss, sampled, kind = section.loss, section.loss.negatives != "all", section.predictor.kind
     return {"classes": (section.online_probe, "objective.online_probe=true"),
             "phone_classes": (section.online_phones, "objective.online_phones=true"),
             "prune_ratio": (section.pruned_competitor, "objective.pruned_competitor=true"),
             "loss.queue": (loss.negatives == "queue", "objective.loss.negatives=queue"),
             "loss.num_negatives": (sampled, "sampled negatives (objective.loss.negatives other than all)"),
             "loss.draw": (sampled, "sampled negatives (objective.loss.negatives other than all)"),
-            "predictor.hidden": (mlp, "objective.predictor.kind=mlp"),
-            "predictor.per_step": (mlp, "objective.predictor.kind=mlp")}
+            "predictor.hidden": (kind in ("mlp", "transformer"), "objective.predictor.kind=mlp or transformer"),
+            "predictor.per_step": (kind == "mlp", "objective.predictor.kind=mlp"),
+            "predictor.heads": (kind == "transformer", "objective.predictor.kind=transformer")}
 
 
 def check(cfg, modality, geometry) -> None:
