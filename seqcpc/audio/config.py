@@ -8,13 +8,18 @@ from seqcpc.fields import choice, number, path
 
 @dataclass
 class ConvEncoderConfig:
+    # conv: strided convs on the raw samples; lfb: a log mel filterbank then a 1x1 projection (seqcpc/audio/lfb.py)
+    kind: str = choice("conv", ["conv", "lfb"])
     in_channels: int = number(1, min=1)
     dim: int = number(512, min=1)
-    kernels: list[int] = number([10, 8, 4, 4, 4], min=1)
-    strides: list[int] = number([5, 4, 2, 2, 2], min=1)
-    # layer_unbiased: layer norm over channels with the unbiased variance (CPC_audio's ChannelNorm)
+    kernels: list[int] = number([10, 8, 4, 4, 4], min=1)  # conv only
+    strides: list[int] = number([5, 4, 2, 2, 2], min=1)  # conv only
+    # conv only; layer_unbiased: layer norm over channels with the unbiased variance (CPC_audio's ChannelNorm)
     norm: str = choice("batch", ["batch", "layer", "layer_unbiased", "instance", "none"])
     bias: typing.Optional[bool] = None  # conv biases; null: only without a norm (true in imported CPC_audio models)
+    mels: int = number(40, min=1)  # lfb only: mel bins
+    frame: int = number(400, min=1)  # lfb only: samples per analysis window (25 ms at 16 kHz)
+    hop: int = number(160, min=1)  # lfb only: samples between frames (10 ms: the paper encoder's downsampling)
 
 
 @dataclass

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from seqcpc.audio.config import AudioModelConfig
 from seqcpc.audio.encoder import ConvEncoder, output_length, receptive_field, shortest_clip, valid_length
+from seqcpc.audio.lfb import SAMPLE_RATE, LogMelEncoder
 from seqcpc.audio.manifest import read_manifest, read_phones
 from seqcpc.audio.shards import read_index
 from seqcpc.audio.views import audio_views_from_config
@@ -18,13 +19,16 @@ from seqcpc.modalities import Geometry
 
 
 class AudioParts:
-    """A conv encoder x (B, 1, L) -> z (B, T, D) and a causal context z -> c (B, T, E), and what objectives
-    assemble from them."""
+    """An encoder x (B, 1, L) -> z (B, T, D) (strided convs, or a log mel filterbank) and a causal context
+    z -> c (B, T, E), and what objectives assemble from them."""
     labels, frame_labels = "speaker", "phone"  # what a window's class and a frame's class are
 
     def __init__(self, cfg: AudioModelConfig):
         enc, ctx = cfg.encoder, cfg.context
-        self.encoder = ConvEncoder(enc.in_channels, enc.dim, enc.kernels, enc.strides, enc.norm, enc.bias)
+        if enc.kind == "lfb":
+            self.encoder = LogMelEncoder(enc.dim, enc.mels, enc.frame, enc.hop)
+        else:
+            self.encoder = ConvEncoder(enc.in_channels, enc.dim, enc.kernels, enc.strides, enc.norm, enc.bias)
         if ctx.kind == "transformer":
             self.context = TransformerContext(enc.dim, ctx.dim, ctx.layers, ctx.heads)
         else:
@@ -54,16 +58,18 @@ def check_audio_config(cfg, objective) -> Geometry:
     if cfg.data.kind == "shards" and not cfg.data.shards:
         raise ConfigError("data.kind=shards reads a folder written by data_prep/shards.py: data.shards=FOLDER")
     enc, window = cfg.model.encoder, cfg.data.window
+    if enc.kind == "lfb":
+        check_lfb(cfg)
     if len(enc.kernels) != len(enc.strides) or not enc.kernels:
         raise ConfigError(f"model.encoder.kernels {enc.kernels} and strides {enc.strides} must be non-empty "
                           f"lists of the same length")
     if min(enc.kernels + enc.strides) < 1 or any(k < s for k, s in zip(enc.kernels, enc.strides)):
         raise ConfigError(f"model.encoder: every stride must be >= 1 and <= its kernel, got kernels "
                           f"{enc.kernels} and strides {enc.strides}")
-    field = receptive_field(enc.kernels, enc.strides)
+    field = receptive_field(*frames_of(enc))
     if window < field:
         raise ConfigError(f"data.window={window} is shorter than the encoder's receptive field ({field} samples)")
-    T = output_length(window, enc.kernels, enc.strides)
+    T = output_length(window, *frames_of(enc))
     check_min_clip(cfg, objective)
     if objective.batch_sampler is not None and cfg.data.kind != "manifest":
         raise ConfigError(f"objective.name={objective.name} draws its batches from a corpus's speakers: "
@@ -71,6 +77,24 @@ def check_audio_config(cfg, objective) -> Geometry:
     if hasattr(cfg.objective, "views"):
         check_views(cfg, objective)
     return Geometry(T, T, T, f"latent steps of a data.window={window}")
+
+
+def frames_of(enc) -> tuple:
+    """(kernels, strides) of the conv stack whose outputs sit where the encoder's latents do: the lfb encoder's
+    frames are those of one conv layer of kernel `frame` and stride `hop` (seqcpc/audio/lfb.py)."""
+    return ([enc.frame], [enc.hop]) if enc.kind == "lfb" else (enc.kernels, enc.strides)
+
+
+def check_lfb(cfg) -> None:
+    enc = cfg.model.encoder
+    if enc.in_channels != 1 or cfg.data.sample_rate != SAMPLE_RATE:
+        raise ConfigError(f"model.encoder.kind=lfb reads one channel of {SAMPLE_RATE} Hz audio (its mel scale is set "
+                          f"for that rate): got model.encoder.in_channels={enc.in_channels}, data.sample_rate="
+                          f"{cfg.data.sample_rate}")
+    if enc.hop > enc.frame or enc.frame // 2 + 1 < enc.mels:
+        raise ConfigError(f"model.encoder.kind=lfb: need hop <= frame and at most frame // 2 + 1 mel bins (the "
+                          f"frequencies of one frame), got model.encoder.frame={enc.frame}, hop={enc.hop}, "
+                          f"mels={enc.mels}")
 
 
 def check_min_clip(cfg, objective) -> None:
@@ -95,9 +119,9 @@ def check_min_clip(cfg, objective) -> None:
     if data.batching == "utterance":
         raise ConfigError(f"data.batching=utterance with data.min_clip={data.min_clip}: every window of a clip "
                           f"shorter than the window is the same padded clip; use data.batching=uniform or speaker")
-    enc, steps = model.encoder, objective.padded_steps(cfg.objective)
-    valid = int(valid_length([data.min_clip], data.window, enc.kernels, enc.strides)[0])
-    shortest = shortest_clip(steps, data.window, enc.kernels, enc.strides)
+    frames, steps = frames_of(model.encoder), objective.padded_steps(cfg.objective)
+    valid = int(valid_length([data.min_clip], data.window, *frames)[0])
+    shortest = shortest_clip(steps, data.window, *frames)
     if valid < steps and shortest <= data.window:  # else the window itself is too short (the objective says so)
         raise ConfigError(f"data.min_clip={data.min_clip} samples give {valid} latent steps inside the clip, but "
                           f"objective.name={objective.name} with these options needs {steps}: set data.min_clip >= "
@@ -168,11 +192,11 @@ def complete_audio(cfg, objective) -> None:
 def check_views(cfg, objective) -> None:
     """Refuse views that a window cannot give."""
     views = audio_views_from_config(cfg.objective.views, cfg.data.window)  # raises when the window is too short
-    enc = cfg.model.encoder
-    if views.length < receptive_field(enc.kernels, enc.strides):
+    field = receptive_field(*frames_of(cfg.model.encoder))
+    if views.length < field:
         raise ConfigError(f"objective.views.length={views.length} is shorter than the encoder's receptive field "
-                          f"({receptive_field(enc.kernels, enc.strides)} samples)")
+                          f"({field} samples)")
 
 
 def batch_statistics(cfg: AudioModelConfig) -> str:
-    return "model.encoder.norm=batch" if cfg.encoder.norm == "batch" else ""
+    return "model.encoder.norm=batch" if cfg.encoder.kind == "conv" and cfg.encoder.norm == "batch" else ""
