@@ -46,6 +46,24 @@ class AudioViewsConfig:
 
 
 @dataclass
+class AugmentPastConfig:
+    """CPC's augmentation of the past (CPC2, Kharitonov et al. 2020): the context reads the latents of an augmented
+    copy of each window, the targets stay the clean window's (seqcpc/audio/augment.py); the section
+    objective.augment_past. Each effect is drawn per window with its probability; all 0 (the default): off."""
+    pitch_prob: float = number(0.0, min=0, max=1)  # chance of a pitch shift (timing kept)
+    pitch_cents: float = number(300.0, min=0)  # the shift is uniform in +-pitch_cents (CPC2: 300)
+    reverb_prob: float = number(0.0, min=0, max=1)  # chance of reverberation by a synthetic room response
+    rt60: list[float] = number([0.1, 0.6], above=0)  # [low, high] seconds for the room's sound to fall by 60 dB
+    band_reject_prob: float = number(0.0, min=0, max=1)  # chance of a rejected frequency band
+    band_hz: list[float] = number([100.0, 1000.0], above=0)  # [low, high] width of the band, in Hz
+    time_drop_prob: float = number(0.0, min=0, max=1)  # chance of a silenced stretch
+    time_drop_ms: float = number(50.0, above=0)  # the stretch is up to this long
+    noise_prob: float = number(0.0, min=0, max=1)  # chance of added white noise
+    snr_db: list[float] = number([5.0, 30.0])  # [low, high] SNR of that noise, in dB
+    sample_rate: int = number(0, min=0)  # for the Hz and seconds above; 0: data.sample_rate, filled in by a run
+
+
+@dataclass
 class AudioModelConfig:
     size: typing.Optional[str] = None  # a named preset (seqcpc/audio/sizes.py), applied before the fields below
     modality: str = choice("audio", ["audio"])

@@ -7,6 +7,7 @@ initial weights depend only on its config and seed.
 from pathlib import Path
 
 from seqcpc.audio.config import AudioModelConfig
+from seqcpc.audio.augment import PastAugment, active
 from seqcpc.audio.encoder import ConvEncoder, output_length, receptive_field, shortest_clip, valid_length
 from seqcpc.audio.lfb import SAMPLE_RATE, LogMelEncoder
 from seqcpc.audio.manifest import read_manifest, read_phones
@@ -43,6 +44,15 @@ class AudioParts:
         """The context averaged over time (B, E); sequences have no augment and no grid to pool."""
         return PooledContext(self.encoder, self.context, self.context_dim)
 
+    def augment_past(self, cfg):
+        """CPC2's augmentation of the past (seqcpc/audio/augment.py), or None when no effect is ever drawn."""
+        if not active(cfg):
+            return None
+        if not cfg.sample_rate:
+            raise ConfigError("objective.augment_past.sample_rate is not set: a run takes data.sample_rate when it "
+                              "completes its config (seqcpc.complete_config); set it to build a model alone")
+        return PastAugment(cfg)
+
     def views(self, cfg):
         if not cfg.length:
             raise ConfigError("objective.views.length is not set: a run takes 3/4 of data.window when it completes "
@@ -76,6 +86,8 @@ def check_audio_config(cfg, objective) -> Geometry:
                           f"data.kind=manifest data.manifest=PATH (a corpus read at random, not streamed shards)")
     if hasattr(cfg.objective, "views"):
         check_views(cfg, objective)
+    if hasattr(cfg.objective, "augment_past"):
+        check_augment_past(cfg.objective.augment_past, cfg.data.sample_rate)
     return Geometry(T, T, T, f"latent steps of a data.window={window}")
 
 
@@ -187,6 +199,19 @@ def complete_audio(cfg, objective) -> None:
         data.manifest = str(packed) if packed.is_file() else ""
     if hasattr(section, "views") and not section.views.length:
         section.views.length = data.window * 3 // 4  # the views follow the window unless the config says otherwise
+    if hasattr(section, "augment_past") and active(section.augment_past) and not section.augment_past.sample_rate:
+        section.augment_past.sample_rate = data.sample_rate
+
+
+def check_augment_past(options, sample_rate: int) -> None:
+    """Refuse ranges given high before low, and effects set for another rate than the data's."""
+    for name in ("rt60", "band_hz", "snr_db"):
+        pair = getattr(options, name)
+        if len(pair) != 2 or pair[0] > pair[1]:
+            raise ConfigError(f"objective.augment_past.{name}={pair} must be two numbers [low, high], low <= high")
+    if options.sample_rate not in (0, sample_rate):
+        raise ConfigError(f"objective.augment_past.sample_rate={options.sample_rate} differs from data.sample_rate="
+                          f"{sample_rate}: leave it 0 (the data's rate)")
 
 
 def check_views(cfg, objective) -> None:

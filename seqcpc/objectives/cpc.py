@@ -58,6 +58,8 @@ class Task:
 
 def build_cpc(parts, cfg: CPCConfig):
     model = parts.autoregressive(Task(cfg))
+    if hasattr(cfg, "augment_past"):  # on modalities that offer it (audio); None when no effect is drawn
+        model.augment_past = parts.augment_past(cfg.augment_past)
     if cfg.pruned_competitor:
         damage = SelfDamage(model, cfg.prune_ratio)  # built before it is attached: it does not prune itself
         model.damage = damage
@@ -109,5 +111,6 @@ CPC_V2_TASK = {"predictor": {"first": 3, "steps": 3, "target_dim": 64, "scale": 
 CPC_OBJECTIVE = Objective(
     name="cpc", config=CPCConfig, build=build_cpc, parts=("autoregressive",), needs=needs, complete=complete,
     check=check, padded_steps=lambda cfg: cfg.predictor.steps + 1, defaults={"image": CPC_V2_TASK},
+    optional_parts=("augment_past",),
     summary="Contrastive Predictive Coding: the context at t predicts the latents ahead against negatives",
 )
