@@ -181,7 +181,7 @@ def bench(name, cfg, steps, warmup, device, compile=False, bf16=False):
     step = statistics.mean(totals)
     size = "x".join(map(str, shape))
     row = {"config": name + (" (compiled)" if compile else ""), "batch x input": f"{B} x {C}x{size}",
-           "warm-up s": f"{warmup_s:.1f}", "step s": f"{step:.3f}",
+           "warm-up s": f"{warmup_s:.1f}", "step s": f"{step:.3f}", "fastest s": f"{min(totals):.3f}",
            "std s": f"{statistics.stdev(totals) if steps > 1 else 0:.3f}"}
     for part in runs[0]:
         row[f"{part} %"] = f"{100 * statistics.mean(r[part] for r in runs) / step:.1f}"

@@ -13,6 +13,8 @@ networks in a fixed order; its methods are the parts (an objective may use any s
   pooled(pool, augment) -> features x (B, ...) -> (B, F) with .dim = F and .latents(x) -> frozen (z, c)
   views(options)       -> a module drawing one random view of each sample (options: part_configs["views"])
   patches()            -> (encoder, patch augment, patch side, stride) of a patch-grid modality
+  augment_past(options) -> a module x -> an augmented copy of x that the context reads, or None when the options
+                          draw no effect (options: part_configs["augment_past"]; an optional part of CPC)
 """
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional

@@ -8,13 +8,18 @@ from seqcpc.fields import choice, number, path
 
 @dataclass
 class ConvEncoderConfig:
+    # conv: strided convs on the raw samples; lfb: a log mel filterbank then a 1x1 projection (seqcpc/audio/lfb.py)
+    kind: str = choice("conv", ["conv", "lfb"])
     in_channels: int = number(1, min=1)
     dim: int = number(512, min=1)
-    kernels: list[int] = number([10, 8, 4, 4, 4], min=1)
-    strides: list[int] = number([5, 4, 2, 2, 2], min=1)
-    # layer_unbiased: layer norm over channels with the unbiased variance (CPC_audio's ChannelNorm)
+    kernels: list[int] = number([10, 8, 4, 4, 4], min=1)  # conv only
+    strides: list[int] = number([5, 4, 2, 2, 2], min=1)  # conv only
+    # conv only; layer_unbiased: layer norm over channels with the unbiased variance (CPC_audio's ChannelNorm)
     norm: str = choice("batch", ["batch", "layer", "layer_unbiased", "instance", "none"])
     bias: typing.Optional[bool] = None  # conv biases; null: only without a norm (true in imported CPC_audio models)
+    mels: int = number(40, min=1)  # lfb only: mel bins
+    frame: int = number(400, min=1)  # lfb only: samples per analysis window (25 ms at 16 kHz)
+    hop: int = number(160, min=1)  # lfb only: samples between frames (10 ms: the paper encoder's downsampling)
 
 
 @dataclass
@@ -38,6 +43,24 @@ class AudioViewsConfig:
     speed_prob: float = number(0.5, min=0, max=1)  # chance of a speed change
     eq_prob: float = number(0.5, min=0, max=1)  # chance of a spectral tilt
     eq_db: float = number(6.0, min=0)  # the tilt goes linearly from -eq_db to +eq_db (random sign) across frequency
+
+
+@dataclass
+class AugmentPastConfig:
+    """CPC's augmentation of the past (CPC2, Kharitonov et al. 2020): the context reads the latents of an augmented
+    copy of each window, the targets stay the clean window's (seqcpc/audio/augment.py); the section
+    objective.augment_past. Each effect is drawn per window with its probability; all 0 (the default): off."""
+    pitch_prob: float = number(0.0, min=0, max=1)  # chance of a pitch shift (timing kept)
+    pitch_cents: float = number(300.0, min=0)  # the shift is uniform in +-pitch_cents (CPC2: 300)
+    reverb_prob: float = number(0.0, min=0, max=1)  # chance of reverberation by a synthetic room response
+    rt60: list[float] = number([0.1, 0.6], above=0)  # [low, high] seconds for the room's sound to fall by 60 dB
+    band_reject_prob: float = number(0.0, min=0, max=1)  # chance of a rejected frequency band
+    band_hz: list[float] = number([100.0, 1000.0], above=0)  # [low, high] width of the band, in Hz
+    time_drop_prob: float = number(0.0, min=0, max=1)  # chance of a silenced stretch
+    time_drop_ms: float = number(50.0, above=0)  # the stretch is up to this long
+    noise_prob: float = number(0.0, min=0, max=1)  # chance of added white noise
+    snr_db: list[float] = number([5.0, 30.0])  # [low, high] SNR of that noise, in dB
+    sample_rate: int = number(0, min=0)  # for the Hz and seconds above; 0: data.sample_rate, filled in by a run
 
 
 @dataclass

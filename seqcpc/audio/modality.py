@@ -6,7 +6,8 @@ import numpy as np
 
 from seqcpc.audio.parts import (AudioParts, batch_statistics, check_audio_config, complete_audio, count_phones,
                                count_speakers)
-from seqcpc.audio.config import AudioDataConfig, AudioModelConfig, AudioViewsConfig, SpeechProbeConfig
+from seqcpc.audio.config import (AudioDataConfig, AudioModelConfig, AudioViewsConfig, AugmentPastConfig,
+                                 SpeechProbeConfig)
 from seqcpc.audio.eval import run_speech_probes
 from seqcpc.audio.fewshot import audio_episode_data, audio_frozen_features
 from seqcpc.audio.manifest import read_phones
@@ -48,7 +49,8 @@ def audio_batch_sampler(dataset, cfg, world_size: int, rank: int, seed: int, tra
 AUDIO = Modality(
     name="audio", model_config=AudioModelConfig, data_config=AudioDataConfig, probe_config=SpeechProbeConfig,
     parts=AudioParts, check=check_audio_config, complete=complete_audio, datasets=audio_datasets,
-    evaluate=run_speech_probes, part_configs={"views": AudioViewsConfig}, gives=frozenset({"labels", "frame_labels"}),
+    evaluate=run_speech_probes, part_configs={"views": AudioViewsConfig, "augment_past": AugmentPastConfig},
+    gives=frozenset({"labels", "frame_labels"}),
     count_classes=count_speakers, count_frame_classes=count_phones, batch_sampler=audio_batch_sampler,
     item_labels=lambda dataset: dataset.groups, items="windows", batch_statistics=batch_statistics, sizes=SIZES,
     episode_data=audio_episode_data, frozen_features=audio_frozen_features,

@@ -7,7 +7,9 @@ initial weights depend only on its config and seed.
 from pathlib import Path
 
 from seqcpc.audio.config import AudioModelConfig
+from seqcpc.audio.augment import PastAugment, active
 from seqcpc.audio.encoder import ConvEncoder, output_length, receptive_field, shortest_clip, valid_length
+from seqcpc.audio.lfb import SAMPLE_RATE, LogMelEncoder
 from seqcpc.audio.manifest import read_manifest, read_phones
 from seqcpc.audio.shards import read_index
 from seqcpc.audio.views import audio_views_from_config
@@ -18,13 +20,16 @@ from seqcpc.modalities import Geometry
 
 
 class AudioParts:
-    """A conv encoder x (B, 1, L) -> z (B, T, D) and a causal context z -> c (B, T, E), and what objectives
-    assemble from them."""
+    """An encoder x (B, 1, L) -> z (B, T, D) (strided convs, or a log mel filterbank) and a causal context
+    z -> c (B, T, E), and what objectives assemble from them."""
     labels, frame_labels = "speaker", "phone"  # what a window's class and a frame's class are
 
     def __init__(self, cfg: AudioModelConfig):
         enc, ctx = cfg.encoder, cfg.context
-        self.encoder = ConvEncoder(enc.in_channels, enc.dim, enc.kernels, enc.strides, enc.norm, enc.bias)
+        if enc.kind == "lfb":
+            self.encoder = LogMelEncoder(enc.dim, enc.mels, enc.frame, enc.hop)
+        else:
+            self.encoder = ConvEncoder(enc.in_channels, enc.dim, enc.kernels, enc.strides, enc.norm, enc.bias)
         if ctx.kind == "transformer":
             self.context = TransformerContext(enc.dim, ctx.dim, ctx.layers, ctx.heads)
         else:
@@ -38,6 +43,15 @@ class AudioParts:
     def pooled(self, pool: int = 1, augment: bool = True) -> PooledContext:
         """The context averaged over time (B, E); sequences have no augment and no grid to pool."""
         return PooledContext(self.encoder, self.context, self.context_dim)
+
+    def augment_past(self, cfg):
+        """CPC2's augmentation of the past (seqcpc/audio/augment.py), or None when no effect is ever drawn."""
+        if not active(cfg):
+            return None
+        if not cfg.sample_rate:
+            raise ConfigError("objective.augment_past.sample_rate is not set: a run takes data.sample_rate when it "
+                              "completes its config (seqcpc.complete_config); set it to build a model alone")
+        return PastAugment(cfg)
 
     def views(self, cfg):
         if not cfg.length:
@@ -57,23 +71,45 @@ def check_audio_config(cfg, objective) -> Geometry:
         raise ConfigError(f"data.windows_per_clip={cfg.data.windows_per_clip} cuts several windows from each clip "
                           f"of streamed shards (data.kind=shards, data.batching uniform or speaker); set it to 1")
     enc, window = cfg.model.encoder, cfg.data.window
+    if enc.kind == "lfb":
+        check_lfb(cfg)
     if len(enc.kernels) != len(enc.strides) or not enc.kernels:
         raise ConfigError(f"model.encoder.kernels {enc.kernels} and strides {enc.strides} must be non-empty "
                           f"lists of the same length")
     if min(enc.kernels + enc.strides) < 1 or any(k < s for k, s in zip(enc.kernels, enc.strides)):
         raise ConfigError(f"model.encoder: every stride must be >= 1 and <= its kernel, got kernels "
                           f"{enc.kernels} and strides {enc.strides}")
-    field = receptive_field(enc.kernels, enc.strides)
+    field = receptive_field(*frames_of(enc))
     if window < field:
         raise ConfigError(f"data.window={window} is shorter than the encoder's receptive field ({field} samples)")
-    T = output_length(window, enc.kernels, enc.strides)
+    T = output_length(window, *frames_of(enc))
     check_min_clip(cfg, objective)
     if objective.batch_sampler is not None and cfg.data.kind != "manifest":
         raise ConfigError(f"objective.name={objective.name} draws its batches from a corpus's speakers: "
                           f"data.kind=manifest data.manifest=PATH (a corpus read at random, not streamed shards)")
     if hasattr(cfg.objective, "views"):
         check_views(cfg, objective)
+    if hasattr(cfg.objective, "augment_past"):
+        check_augment_past(cfg.objective.augment_past, cfg.data.sample_rate)
     return Geometry(T, T, T, f"latent steps of a data.window={window}")
+
+
+def frames_of(enc) -> tuple:
+    """(kernels, strides) of the conv stack whose outputs sit where the encoder's latents do: the lfb encoder's
+    frames are those of one conv layer of kernel `frame` and stride `hop` (seqcpc/audio/lfb.py)."""
+    return ([enc.frame], [enc.hop]) if enc.kind == "lfb" else (enc.kernels, enc.strides)
+
+
+def check_lfb(cfg) -> None:
+    enc = cfg.model.encoder
+    if enc.in_channels != 1 or cfg.data.sample_rate != SAMPLE_RATE:
+        raise ConfigError(f"model.encoder.kind=lfb reads one channel of {SAMPLE_RATE} Hz audio (its mel scale is set "
+                          f"for that rate): got model.encoder.in_channels={enc.in_channels}, data.sample_rate="
+                          f"{cfg.data.sample_rate}")
+    if enc.hop > enc.frame or enc.frame // 2 + 1 < enc.mels:
+        raise ConfigError(f"model.encoder.kind=lfb: need hop <= frame and at most frame // 2 + 1 mel bins (the "
+                          f"frequencies of one frame), got model.encoder.frame={enc.frame}, hop={enc.hop}, "
+                          f"mels={enc.mels}")
 
 
 def check_min_clip(cfg, objective) -> None:
@@ -98,9 +134,9 @@ def check_min_clip(cfg, objective) -> None:
     if data.batching == "utterance":
         raise ConfigError(f"data.batching=utterance with data.min_clip={data.min_clip}: every window of a clip "
                           f"shorter than the window is the same padded clip; use data.batching=uniform or speaker")
-    enc, steps = model.encoder, objective.padded_steps(cfg.objective)
-    valid = int(valid_length([data.min_clip], data.window, enc.kernels, enc.strides)[0])
-    shortest = shortest_clip(steps, data.window, enc.kernels, enc.strides)
+    frames, steps = frames_of(model.encoder), objective.padded_steps(cfg.objective)
+    valid = int(valid_length([data.min_clip], data.window, *frames)[0])
+    shortest = shortest_clip(steps, data.window, *frames)
     if valid < steps and shortest <= data.window:  # else the window itself is too short (the objective says so)
         raise ConfigError(f"data.min_clip={data.min_clip} samples give {valid} latent steps inside the clip, but "
                           f"objective.name={objective.name} with these options needs {steps}: set data.min_clip >= "
@@ -166,16 +202,29 @@ def complete_audio(cfg, objective) -> None:
         data.manifest = str(packed) if packed.is_file() else ""
     if hasattr(section, "views") and not section.views.length:
         section.views.length = data.window * 3 // 4  # the views follow the window unless the config says otherwise
+    if hasattr(section, "augment_past") and active(section.augment_past) and not section.augment_past.sample_rate:
+        section.augment_past.sample_rate = data.sample_rate
+
+
+def check_augment_past(options, sample_rate: int) -> None:
+    """Refuse ranges given high before low, and effects set for another rate than the data's."""
+    for name in ("rt60", "band_hz", "snr_db"):
+        pair = getattr(options, name)
+        if len(pair) != 2 or pair[0] > pair[1]:
+            raise ConfigError(f"objective.augment_past.{name}={pair} must be two numbers [low, high], low <= high")
+    if options.sample_rate not in (0, sample_rate):
+        raise ConfigError(f"objective.augment_past.sample_rate={options.sample_rate} differs from data.sample_rate="
+                          f"{sample_rate}: leave it 0 (the data's rate)")
 
 
 def check_views(cfg, objective) -> None:
     """Refuse views that a window cannot give."""
     views = audio_views_from_config(cfg.objective.views, cfg.data.window)  # raises when the window is too short
-    enc = cfg.model.encoder
-    if views.length < receptive_field(enc.kernels, enc.strides):
+    field = receptive_field(*frames_of(cfg.model.encoder))
+    if views.length < field:
         raise ConfigError(f"objective.views.length={views.length} is shorter than the encoder's receptive field "
-                          f"({receptive_field(enc.kernels, enc.strides)} samples)")
+                          f"({field} samples)")
 
 
 def batch_statistics(cfg: AudioModelConfig) -> str:
-    return "model.encoder.norm=batch" if cfg.encoder.norm == "batch" else ""
+    return "model.encoder.norm=batch" if cfg.encoder.kind == "conv" and cfg.encoder.norm == "batch" else ""

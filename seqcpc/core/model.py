@@ -98,18 +98,32 @@ class Predictive:
 
 class CPC(Predictive, Pretrainable):
     """`targets` maps z to what the predictions are scored against (nn.Identity: z itself); `scale`
-    multiplies the predictions (see seqcpc.core.predictors.predictor_from_config)."""
+    multiplies the predictions (see seqcpc.core.predictors.predictor_from_config). `augment_past`, when set, maps
+    x (B, C, L) to an augmented copy (CPC2): in training the context reads the copy's latents while the targets
+    stay the clean x's, so the model predicts clean speech from a distorted past."""
 
     def __init__(self, encoder: nn.Module, context: nn.Module, predictor: nn.Module, loss: nn.Module,
                  targets: nn.Module = None, scale: float = 1.0):
         super().__init__()
         self.encoder, self.context, self.predictor, self.loss = encoder, context, predictor, loss
-        self.targets, self.scale = targets or nn.Identity(), scale
+        self.targets, self.scale, self.augment_past = targets or nn.Identity(), scale, None
+
+    def encode(self, x, lengths=None):
+        return self.encoder(x) if lengths is None else self.encoder(x, lengths)  # (B, T, D)
 
     def latents(self, x, lengths=None):
-        """(z (B, T, D), c (B, T, E)), with gradients; `lengths` (B,) the valid samples of padded inputs."""
-        z = self.encoder(x) if lengths is None else self.encoder(x, lengths)  # (B, T, D)
-        return z, self.context(z)
+        """(z (B, T, D), c (B, T, E)), with gradients; `lengths` (B,) the valid samples of padded inputs. With
+        augment_past in training, c is the context of the augmented copy's latents and z the clean x's."""
+        z = self.encode(x, lengths)
+        if self.augment_past is None or not self.training:
+            return z, self.context(z)
+        copy = self.augment_past(x, lengths)  # (B, C, L)
+        # a second encoder pass for the windows that drew an effect only: the others' latents are z's
+        changed = (copy != x).flatten(1).any(1).nonzero().squeeze(1)  # (B',)
+        if not len(changed):
+            return z, self.context(z)
+        some = None if lengths is None else lengths[changed]
+        return z, self.context(z.index_copy(0, changed, self.encode(copy[changed], some)))  # (B, T, E)
 
     def predict(self, x, latents=None, lengths=None):
         """[(predictions (B, K', T, D'), targets (B, T, D'))] of x, or of its `latents` (z, c) when given."""

@@ -58,6 +58,8 @@ class Task:
 
 def build_cpc(parts, cfg: CPCConfig):
     model = parts.autoregressive(Task(cfg))
+    if hasattr(cfg, "augment_past"):  # on modalities that offer it (audio); None when no effect is drawn
+        model.augment_past = parts.augment_past(cfg.augment_past)
     if cfg.pruned_competitor:
         damage = SelfDamage(model, cfg.prune_ratio)  # built before it is attached: it does not prune itself
         model.damage = damage
@@ -86,15 +88,16 @@ def complete(cfg, modality) -> None:
 
 def idle_options(section: CPCConfig) -> dict:
     """Options that matter only with another setting: option -> (whether it matters, the setting)."""
-    loss, sampled, mlp = section.loss, section.loss.negatives != "all", section.predictor.kind == "mlp"
+    loss, sampled, kind = section.loss, section.loss.negatives != "all", section.predictor.kind
     return {"classes": (section.online_probe, "objective.online_probe=true"),
             "phone_classes": (section.online_phones, "objective.online_phones=true"),
             "prune_ratio": (section.pruned_competitor, "objective.pruned_competitor=true"),
             "loss.queue": (loss.negatives == "queue", "objective.loss.negatives=queue"),
             "loss.num_negatives": (sampled, "sampled negatives (objective.loss.negatives other than all)"),
             "loss.draw": (sampled, "sampled negatives (objective.loss.negatives other than all)"),
-            "predictor.hidden": (mlp, "objective.predictor.kind=mlp"),
-            "predictor.per_step": (mlp, "objective.predictor.kind=mlp")}
+            "predictor.hidden": (kind in ("mlp", "transformer"), "objective.predictor.kind=mlp or transformer"),
+            "predictor.per_step": (kind == "mlp", "objective.predictor.kind=mlp"),
+            "predictor.heads": (kind == "transformer", "objective.predictor.kind=transformer")}
 
 
 def check(cfg, modality, geometry) -> None:
@@ -108,5 +111,6 @@ CPC_V2_TASK = {"predictor": {"first": 3, "steps": 3, "target_dim": 64, "scale": 
 CPC_OBJECTIVE = Objective(
     name="cpc", config=CPCConfig, build=build_cpc, parts=("autoregressive",), needs=needs, complete=complete,
     check=check, padded_steps=lambda cfg: cfg.predictor.steps + 1, defaults={"image": CPC_V2_TASK},
+    optional_parts=("augment_past",),
     summary="Contrastive Predictive Coding: the context at t predicts the latents ahead against negatives",
 )

@@ -45,6 +45,8 @@ class Objective:
     # "views", "patches"; a modality supports the objective when its parts have them all. A part with options
     # (Modality.part_configs, e.g. views) adds them to the section as a sub-section of that name
     parts: tuple = ()
+    # parts it uses where a modality offers them (CPC's augment_past on audio); their options are sub-sections too
+    optional_parts: tuple = ()
     # section -> what its batches must carry: "labels" (a class per sample), "frame_labels" (a class per frame)
     needs: Callable[[Any], frozenset] = no_needs
     # section -> latent steps a zero-padded clip must keep for the objective to score it (it leaves the padding
@@ -108,7 +110,7 @@ def section_class(entry: Objective, modality) -> type:
     key = (entry.name, modality.name, id(entry), id(modality))
     if key not in _sections:
         extra = [(part, cls, field(default_factory=cls)) for part, cls in modality.part_configs.items()
-                 if part in entry.parts]
+                 if part in entry.parts + entry.optional_parts]
         name = ("name", str, field(default=entry.name, metadata={"choices": (entry.name,)}))
         _sections[key] = dataclasses.make_dataclass(f"{entry.config.__name__}On{modality.name.title()}",
                                                     [*on_modality(entry, modality), name, *extra],
