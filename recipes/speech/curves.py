@@ -12,6 +12,7 @@ and the minutes of a point are the run's own (its training seconds, resumed part
 Writes <out_dir>/curves.{md,json} and one plot per measure (against steps and against CPU minutes) as it goes.
 """
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -53,13 +54,13 @@ def point(cfg, step: int, first: bool) -> dict:
         resume = (ckpt_dir / "last.ckpt").is_file()
         print(f"== {Path(cfg.train.out_dir).name}: pretraining to step {step}", flush=True)
         pretrain(with_overrides(cfg, [f"train.stop_at={step}"]), resume=resume, overwrite=not resume)
-    train_s = float(read_checkpoint(kept)["elapsed_s"])
+    train_s, load = float(read_checkpoint(kept)["elapsed_s"]), os.getloadavg()  # the minutes mean more on idle cores
     print(f"== {Path(cfg.train.out_dir).name}: probes at step {step}", flush=True)
     start = time.time()
     out = Path(cfg.train.out_dir) / f"probes-{step}"
     results = modalities.get(cfg.model.modality).evaluate(cfg, load_model(kept), out, baselines=first)
     return {"step": step, "train_s": train_s, "probe_s": time.time() - start, "results": results["results"],
-            "baselines": baseline_names(cfg) if first else []}
+            "baselines": baseline_names(cfg) if first else [], "load_average": [round(x, 2) for x in load]}
 
 
 def run_curves(curves: CurvesConfig, overrides: list[str]) -> None:
