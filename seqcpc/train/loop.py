@@ -173,5 +173,5 @@ def finish(run: Run, last: dict) -> dict:
                          f"(chance {summary['chance_loss']:.3f}): the features have not learned; try a higher "
                          f"learning rate, more warm-up or more steps", flush=True)
         fabric.print(f"done: step {summary['step']}, results in {out}", flush=True)
-    close_distributed(fabric)
+    close_distributed(fabric, state)
     return summary

@@ -1,5 +1,6 @@
 """What the loop needs of Fabric and the run folder around its steps: the Fabric of a config, deterministic mode,
 the run folder's lock, reports of the data used, summary.json, and the checks and teardown of several ranks."""
+import gc
 import json
 import math
 import os
@@ -123,9 +124,18 @@ def summary_json(summary: dict) -> str:
     return json.dumps(finite(summary), indent=2, allow_nan=False)
 
 
-def close_distributed(fabric) -> None:
+def close_distributed(fabric, state: dict) -> None:
     """Let every rank finish, then take the process group down: a rank that reaches interpreter exit while
-    another still writes its files can abort in the communication library's teardown, which kills the run."""
+    another still writes its files can abort in the communication library's teardown, which kills the run.
+
+    The set-up model in `state` is unwrapped first. DDP's reducer holds the process group, and when the reducer
+    is the last to let go, the group's destructor joins gloo's worker threads while Python's lock is held;
+    a worker still freeing a finished collective's tensors waits for that lock, and the rank hangs for ever
+    (seen here once in a few hundred two-process runs; pytorch/pytorch#56297). Freed while the process group
+    is still registered, the reducer only drops a reference; destroy_process_group then frees the group with
+    the lock released."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
+        state["model"] = state["model"].module  # the plain module, without DDP's wrapper and reducer
+        gc.collect()  # the wrapper's reference cycles, if any, go now, not later under the lock
         fabric.barrier()
         torch.distributed.destroy_process_group()
