@@ -101,7 +101,30 @@ def shortest_clip(steps: int, total: int, kernels, strides) -> int:
     return low
 
 
-class ConvEncoder(nn.Module):
+class StridedFrames:
+    """Where an encoder's latents sit on its input, for an encoder whose frames are those of a conv stack with
+    `self.kernels` and `self.strides` (seqcpc's padding): the conv encoder, and the log mel one (one layer)."""
+    kernels: tuple
+    strides: tuple
+
+    @property
+    def downsample(self) -> int:
+        """Input samples per latent step."""
+        return math.prod(self.strides)
+
+    @property
+    def receptive_field(self) -> int:
+        return receptive_field(self.kernels, self.strides)
+
+    def output_length(self, length: int) -> int:
+        return output_length(length, self.kernels, self.strides)
+
+    def valid_frames(self, lengths, total: int):
+        """(B,) valid samples of `total`-sample inputs -> (B,) latent steps whose receptive field lies inside."""
+        return valid_length(lengths, total, self.kernels, self.strides)
+
+
+class ConvEncoder(StridedFrames, nn.Module):
     """A stack of strided Conv1d -> norm -> ReLU blocks, as in the CPC paper's audio encoder."""
 
     def __init__(self, in_channels=1, dim=512, kernels=(10, 8, 4, 4, 4), strides=(5, 4, 2, 2, 2), norm="batch",
@@ -121,22 +144,6 @@ class ConvEncoder(nn.Module):
             blocks += [conv, make_norm(norm, dim), nn.ReLU()]
             width = dim
         self.net = nn.Sequential(*blocks)
-
-    @property
-    def downsample(self) -> int:
-        """Input samples per latent step."""
-        return math.prod(self.strides)
-
-    @property
-    def receptive_field(self) -> int:
-        return receptive_field(self.kernels, self.strides)
-
-    def output_length(self, length: int) -> int:
-        return output_length(length, self.kernels, self.strides)
-
-    def valid_frames(self, lengths, total: int):
-        """(B,) valid samples of `total`-sample inputs -> (B,) latent steps whose receptive field lies inside."""
-        return valid_length(lengths, total, self.kernels, self.strides)
 
     def forward(self, x, lengths=None):  # (B, L) or (B, C, L); lengths (B,) valid samples of padded inputs
         if x.dim() == 2:

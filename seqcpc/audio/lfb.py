@@ -14,14 +14,14 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from seqcpc.audio.encoder import output_length, receptive_field, valid_length
+from seqcpc.audio.encoder import StridedFrames
 from seqcpc.audio.torchaudio_compat import import_torchaudio
 from seqcpc.core.masking import MaskedInstanceNorm1d
 
 SAMPLE_RATE = 16000  # the mel scale's rate (check_audio_config refuses other data.sample_rate)
 
 
-class LogMelEncoder(nn.Module):
+class LogMelEncoder(StridedFrames, nn.Module):
     def __init__(self, dim: int = 512, mels: int = 40, frame: int = 400, hop: int = 160):
         super().__init__()
         self.dim, self.frame, self.hop = dim, frame, hop
@@ -30,21 +30,6 @@ class LogMelEncoder(nn.Module):
             SAMPLE_RATE, n_fft=frame, hop_length=hop, n_mels=mels, center=False, power=2.0)
         self.norm = MaskedInstanceNorm1d(mels, affine=True)
         self.to_latent = nn.Conv1d(mels, dim, 1)
-
-    @property
-    def downsample(self) -> int:
-        return self.hop
-
-    @property
-    def receptive_field(self) -> int:
-        return receptive_field(self.kernels, self.strides)
-
-    def output_length(self, length: int) -> int:
-        return output_length(length, self.kernels, self.strides)
-
-    def valid_frames(self, lengths, total: int):
-        """(B,) valid samples of `total`-sample inputs -> (B,) frames whose window lies inside."""
-        return valid_length(lengths, total, self.kernels, self.strides)
 
     def forward(self, x, lengths=None):  # (B, L) or (B, 1, L); lengths (B,) valid samples of padded inputs
         if x.dim() == 3:
