@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, IterableDataset
 
 from seqcpc import modalities
 from seqcpc.errors import ConfigError, DataError, SeqcpcError
@@ -85,7 +85,12 @@ def extract_split(checkpoint, out_dir, split="val", what=("z", "c"), batch_size=
     train, val = modalities.get(cfg.model.modality).datasets(cfg.data, cfg.train.seed)
     dataset = {"train": train, "val": val}[split]
     feats, groups = {w: [] for w in what}, []
-    for x, g, *_ in DataLoader(dataset, batch_size=batch_size):  # padded clips (data.min_clip) add their lengths
+    if isinstance(dataset, IterableDataset):  # streamed shards batch themselves: read every slot's, on one rank
+        dataset.distribute(1, 0, 0)
+        loader = DataLoader(dataset, batch_size=None)
+    else:
+        loader = DataLoader(dataset, batch_size=batch_size)
+    for x, g, *_ in loader:  # padded clips (data.min_clip) add their lengths
         for w, f in features(model, x.to(device), what).items():
             feats[w].append(f.float().cpu().numpy())
         groups.append(g.numpy())

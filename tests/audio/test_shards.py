@@ -22,6 +22,7 @@ from data_prep.shards import pack
 from seqcpc.audio.manifest import read_phones
 from seqcpc.audio.shards import ShardWindows, read_items
 from seqcpc.errors import DataError
+from seqcpc.extract import extract_split
 from seqcpc.train.checkpoint import read_checkpoint
 
 WINDOW, B = 2048, 4
@@ -149,6 +150,9 @@ def test_shards_train_with_loader_workers_and_the_probes_read_the_packed_corpus(
     rows = [line.split(",") for line in (out / "metrics.csv").read_text().splitlines()[1:]]
     assert any(r[1] == "val" for r in rows)
     assert list(itertools.islice((r for r in rows if r[1] == "train"), 1))
+    written = extract_split(out / "checkpoints" / "last.ckpt", tmp_path / "feats", "val", ("z", "c"))
+    z, groups = np.load(written["z"]), np.load(tmp_path / "feats" / "groups.npy")
+    assert z.ndim == 3 and len(z) == len(groups) == 3 * B  # the test split's 3 shards, a batch each
 
 
 def test_shards_stream_from_a_url_or_a_command_as_from_disk(corpus):
