@@ -27,7 +27,7 @@ def curve_rows(points: dict[str, list[dict]]) -> list[dict]:
 def curves_markdown(rows: list[dict], config: str, overrides: list[str], runs: dict) -> str:
     """The table of every point, then the baselines, and what each run is."""
     names = [m for m in dict.fromkeys(k for r in rows for k in r) if k_is_measure(m)]
-    table = [[r["run"], r["features"] if r["step"] is None else f"step {r['step']}",
+    table = [[r["run"], r["features"], "" if r["step"] is None else str(r["step"]),
               "" if r["train_min"] is None else f"{r['train_min']:.1f}",
               "" if r["probe_min"] is None else f"{r['probe_min']:.1f}",
               *[f"{100 * r[m]:.1f}" if isinstance(r.get(m), float) else "" for m in names]]
@@ -35,8 +35,9 @@ def curves_markdown(rows: list[dict], config: str, overrides: list[str], runs: d
     described = "\n".join(f"- `{name}`: {' '.join(extra) or 'the config as it is'}" for name, extra in runs.items())
     return (f"# Learning curves\n\nRuns of `{config}` {' '.join(overrides)}\n\n{described}\n\n"
             f"Training minutes are the run's own (resumed parts summed); probe minutes those of the point's probes. "
-            f"Measures in %; abx_* are error rates (lower is better).\n\n"
-            + markdown_table(["run", "point", "train min", "probe min", *names], table))
+            f"Measures in %; abx_* are error rates (lower is better). The baselines (no step) are probed once a "
+            f"run.\n\n"
+            + markdown_table(["run", "features", "step", "train min", "probe min", *names], table))
 
 
 def k_is_measure(key: str) -> bool:

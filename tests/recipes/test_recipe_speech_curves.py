@@ -54,7 +54,7 @@ def test_curves_survive_a_kill_and_give_every_point_once(tmp_path):
     assert 0 < minutes[0] < minutes[1]
     assert all(0 <= r["speaker"] <= 1 for r in rows)
     assert (out / "curve_speaker.png").is_file() and (out / "curve_phone.png").is_file()
-    assert "| plain | step 16 |" in (out / "curves.md").read_text()
+    assert "| plain | cpc | 16 |" in (out / "curves.md").read_text()
 
     straight = tmp_path / "straight"  # the same run, uninterrupted
     run_cli("pretrain", "--config", tmp_path / "base.yaml", "train.max_steps=16", f"train.out_dir={straight}")
