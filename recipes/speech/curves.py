@@ -6,10 +6,10 @@ The curves config names a seqcpc config (`pretrain:`, with its `prepare:` sectio
 every run's train.max_steps, so the schedule is the long run's) and the runs to compare, each a list of
 overrides of that config. For every step count in turn, each run trains up to it (train.stop_at, keeping that
 checkpoint: train.keep_steps), then its checkpoint is probed with the config's probes; MFCC and random weights
-are probed once a run, at its first point. Stop it at any moment (Ctrl-C, a kill, the end of a session) and run
-the same command again: a run resumes from its last checkpoint, a point already probed is not probed again,
-and the minutes of a point are the run's own (its training seconds, resumed parts summed, then the probes').
-Writes <out_dir>/curves.{md,json} and one plot per measure (against steps and against CPU minutes) as it goes.
+(the first run's model) are probed once, with the first run's first point. Stop it at any moment (Ctrl-C, a
+kill, the end of a session) and run the same command again: a run resumes from its last checkpoint, a point
+already probed is not probed again, and the minutes of a point are the run's own (its training seconds, resumed
+parts summed, then the probes'). Writes <out_dir>/curves.{md,json} and one plot per measure (against steps and against CPU minutes) as it goes.
 """
 import json
 import os
@@ -70,8 +70,8 @@ def run_curves(curves: CurvesConfig, overrides: list[str]) -> None:
     prepare_data(next(iter(configs.values())).prepare)
     out, points = Path(curves.out_dir), {name: [] for name in configs}
     for i, step in enumerate(curves.steps):  # every run reaches a point before any goes on to the next
-        for name, cfg in configs.items():
-            points[name].append(cached(out / name / f"point-{step}.json", lambda: point(cfg, step, i == 0)))
+        for j, (name, cfg) in enumerate(configs.items()):  # the baselines once: the first run's first point
+            points[name].append(cached(out / name / f"point-{step}.json", lambda: point(cfg, step, i == j == 0)))
             rows = curve_rows(points)
             atomic_write_text(out / "curves.md", curves_markdown(rows, curves.pretrain, overrides, curves.runs))
             atomic_write_text(out / "curves.json", json.dumps(rows, indent=1))

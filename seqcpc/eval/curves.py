@@ -35,8 +35,8 @@ def curves_markdown(rows: list[dict], config: str, overrides: list[str], runs: d
     described = "\n".join(f"- `{name}`: {' '.join(extra) or 'the config as it is'}" for name, extra in runs.items())
     return (f"# Learning curves\n\nRuns of `{config}` {' '.join(overrides)}\n\n{described}\n\n"
             f"Training minutes are the run's own (resumed parts summed); probe minutes those of the point's probes. "
-            f"Measures in %; abx_* are error rates (lower is better). The baselines (no step) are probed once a "
-            f"run.\n\n"
+            f"Measures in %; abx_* are error rates (lower is better). The baselines (no step) are probed "
+            f"once, with the first run's first point.\n\n"
             + markdown_table(["run", "features", "step", "train min", "probe min", *names], table))
 
 
