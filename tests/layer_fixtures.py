@@ -7,11 +7,12 @@ from seqcpc.config import load_config, to_dict
 from seqcpc.train.checkpoint import save_checkpoint
 
 
-def tiny_layered_model(norm="batch", layers=2, kind="gru"):
+def tiny_layered_model(norm="batch", layers=2, kind="gru", encoder="conv"):
     """(config, model in eval mode) with weights and batch-norm statistics moved away from a fresh build's: a
     fresh batch norm maps 0 to 0, which would hide what padding does to the frames."""
     cfg = load_config(None, ["model.encoder.dim=24", "model.context.dim=16", f"model.context.layers={layers}",
-                             f"model.context.kind={kind}", f"model.encoder.norm={norm}", "objective.predictor.steps=2",
+                             f"model.context.kind={kind}", f"model.encoder.norm={norm}", f"model.encoder.kind={encoder}",
+                             "objective.predictor.steps=2",
                              "objective.loss.num_negatives=4"])
     model = build_model(cfg)
     with torch.no_grad():

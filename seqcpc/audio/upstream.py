@@ -29,7 +29,7 @@ from einops import rearrange
 from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 
-from seqcpc.audio.encoder import ConvEncoder
+from seqcpc.audio.encoder import ConvEncoder, StridedFrames
 from seqcpc.core.masking import frame_mask
 from seqcpc.core.model import CPC
 from seqcpc.errors import ConfigError, DataError
@@ -67,10 +67,10 @@ def samples(i: int, wave) -> torch.Tensor:
 
 
 def check_audio_cpc(model, source) -> None:
-    if not isinstance(model, CPC) or not isinstance(model.encoder, ConvEncoder):
+    if not isinstance(model, CPC) or not isinstance(model.encoder, StridedFrames):
         raise ConfigError(f"{source} holds a {type(model).__name__}, not an audio CPC model (model.modality=audio "
-                          f"objective.name=cpc): the upstream interface needs its conv encoder and context")
-    if model.encoder.in_channels != 1:
+                          f"objective.name=cpc): the upstream interface needs its audio encoder and context")
+    if getattr(model.encoder, "in_channels", 1) != 1:  # the log mel encoder reads mono waves
         raise ConfigError(f"{source}: the model reads {model.encoder.in_channels} channels "
                           f"(model.encoder.in_channels) and the upstream interface takes mono 1-D waves")
 
@@ -113,7 +113,10 @@ class Upstream(nn.Module):
         return self.downsample_rate
 
     def encode(self, waves, lengths):  # (B, L), (B,) samples
-        """z (B, T', D) of zero-padded waves, each conv's input zeroed beyond its wave's length at that depth."""
+        """z (B, T', D) of zero-padded waves, each conv's input zeroed beyond its wave's length at that depth (the
+        log mel encoder's frames read only zeros past a wave's end, and its norm counts the valid frames)."""
+        if not isinstance(self.model.encoder, ConvEncoder):
+            return self.model.encoder(waves, lengths)
         h = rearrange(waves, "b l -> b 1 l")
         for layer in self.model.encoder.net:
             if isinstance(layer, nn.Conv1d):

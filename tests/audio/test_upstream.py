@@ -46,10 +46,11 @@ def test_the_downsample_rate_comes_from_the_encoders_strides():
     assert upstream([torch.randn(1000), torch.randn(419)])["lengths"].tolist() == [25, 10]
 
 
-@pytest.mark.parametrize("norm", ["batch", "layer", "instance"])
+@pytest.mark.parametrize("norm, encoder", [("batch", "conv"), ("layer", "conv"), ("instance", "conv"),
+                                           ("batch", "lfb")])
 @pytest.mark.parametrize("kind", ["gru", "transformer"])
-def test_a_waves_frames_do_not_depend_on_the_padding_of_its_batch(norm, kind):
-    _, model = tiny_layered_model(norm, kind=kind)
+def test_a_waves_frames_do_not_depend_on_the_padding_of_its_batch(norm, encoder, kind):
+    _, model = tiny_layered_model(norm, kind=kind, encoder=encoder)
     upstream = Upstream(model)
     batch = waves()
     together = upstream(batch)
