@@ -42,7 +42,7 @@ from seqcpc.objectives.two_views import least_devices, projection_head
 class AMDIMConfig:
     """AMDIM: features of one view at several scales predict the other view's (seqcpc/image/amdim.py)."""
     # [antecedent scale, consequent scale] pairs; a scale s is the latent grid averaged into s x s cells (1: global)
-    pairs: list[list[int]] = number([[1, 6], [1, 3], [3, 3]], min=1)
+    pairs: list[list[int]] = number([[1, 3], [1, 6], [3, 3]], min=1)
     hidden: int = number(512, min=1)  # each scale's embedding: hidden layer
     projection: int = number(128, min=1)  # ... and output: the space the scores are dot products in
     clip: float = number(20.0, above=0)  # scores are soft-clipped to (-clip, clip) by clip * tanh(s / clip)
