@@ -11,6 +11,9 @@ networks in a fixed order; its methods are the parts (an objective may use any s
   autoregressive(task) -> a Pretrainable that predicts latents ahead from a causal context (CPC); `task` gives
                           predictor(), loss(), targets() and scale, which the part calls in that order
   pooled(pool, augment) -> features x (B, ...) -> (B, F) with .dim = F and .latents(x) -> frozen (z, c)
+  local_global(augment) -> x -> (local latents z (B, ..., D), a global vector (B, F)) with .dim = F,
+                          .local_dim = D, .map_cells(z, n) -> (B, .cells_dim(n)) (z averaged into n cells a side, up
+                          to Geometry.pool) and .latents(x) -> frozen (z, c)
   views(options)       -> a module drawing one random view of each sample (options: part_configs["views"])
   patches()            -> (encoder, patch augment, patch side, stride) of a patch-grid modality
   augment_past(options) -> a module x -> an augmented copy of x that the context reads, or None when the options

@@ -167,7 +167,7 @@ def test_every_image_table_config_gives_run_configs_that_load_and_build(path, tm
         check_config(cfg)
         objectives.add(cfg.objective.name)
         assert build_model(cfg).chance_loss(8, 36) > 1
-    assert objectives == {"cpc", "rotation", "jigsaw"}
+    assert objectives == {"cpc", "rotation", "jigsaw"} | ({"dim", "amdim"} if path.name == "table_cpu.yaml" else set())
 
 
 @pytest.mark.parametrize("path", FEWSHOT_TABLES, ids=[str(p.relative_to(ROOT / "recipes")) for p in FEWSHOT_TABLES])

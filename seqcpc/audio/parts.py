@@ -14,7 +14,7 @@ from seqcpc.audio.manifest import read_manifest, read_phones
 from seqcpc.audio.shards import read_index
 from seqcpc.audio.views import audio_views_from_config
 from seqcpc.core.context import RNNContext, TransformerContext
-from seqcpc.core.model import CPC, PooledContext
+from seqcpc.core.model import CPC, LocalGlobalContext, PooledContext
 from seqcpc.errors import ConfigError, DataError
 from seqcpc.modalities import Geometry
 
@@ -43,6 +43,10 @@ class AudioParts:
     def pooled(self, pool: int = 1, augment: bool = True) -> PooledContext:
         """The context averaged over time (B, E); sequences have no augment and no grid to pool."""
         return PooledContext(self.encoder, self.context, self.context_dim)
+
+    def local_global(self, augment: bool = True) -> LocalGlobalContext:
+        """The latents (B, T, D) and the context averaged over time (B, E); sequences have no augment."""
+        return LocalGlobalContext(self.encoder, self.context, self.context_dim, self.latent_dim)
 
     def augment_past(self, cfg):
         """CPC2's augmentation of the past (seqcpc/audio/augment.py), or None when no effect is ever drawn."""

@@ -176,3 +176,25 @@ class PooledContext(nn.Module):
         """Frozen features as a CPC model gives them: (z (B, T, D), c (B, T, E))."""
         z = self.encoder(x)
         return z, self.context(z)
+
+
+class LocalGlobalContext(PooledContext):
+    """x -> (the latents z (B, T, D), the context averaged over time (B, E)): local features and the global vector
+    of objectives that score one against the other (DIM)."""
+
+    def __init__(self, encoder: nn.Module, context: nn.Module, dim: int, local_dim: int):
+        super().__init__(encoder, context, dim)
+        self.local_dim = local_dim
+
+    def forward(self, x):
+        z = self.encoder(x)  # (B, T, D)
+        return z, self.context(z).mean(1)
+
+    def map_cells(self, z, cells: int):
+        """z (B, T, D) -> (B, D): a sequence is averaged over time, into one cell."""
+        if cells != 1:
+            raise ValueError(f"a sequence is averaged over time into one cell, not {cells} a side")
+        return z.mean(1)
+
+    def cells_dim(self, cells: int) -> int:
+        return self.local_dim

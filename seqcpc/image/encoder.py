@@ -94,3 +94,23 @@ class PooledPatches(nn.Module):
         z and c (there is no context network)."""
         z = self.encoder(patchify(x, self.patch, self.stride))
         return z, z
+
+
+class LocalGlobalPatches(PooledPatches):
+    """x (B, C, H, W) -> (the latent grid z (B, Gh, Gw, D), its mean over the grid (B, D)): local features and the
+    global vector of objectives that score one against the other (DIM). Patches are augmented in training mode."""
+
+    def __init__(self, encoder: nn.Module, augment: nn.Module, patch: int, stride: int):
+        super().__init__(encoder, augment, patch, stride, pool=1)
+        self.local_dim = encoder.dim
+
+    def forward(self, x):
+        z = self.encoder(self.augment.patch_grid(x, self.patch, self.stride))  # (B, Gh, Gw, D)
+        return z, z.mean(dim=(1, 2))
+
+    def map_cells(self, z, cells: int):
+        """z (B, Gh, Gw, D) -> the grid averaged into cells x cells cells, (B, D cells^2)."""
+        return pool_grid(z, cells)
+
+    def cells_dim(self, cells: int) -> int:
+        return self.local_dim * cells * cells

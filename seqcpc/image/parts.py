@@ -10,7 +10,7 @@ from torch import nn
 from seqcpc.errors import ConfigError
 from seqcpc.image.augment import PatchAugment
 from seqcpc.image.config import ImageModelConfig
-from seqcpc.image.encoder import PatchEncoder, PooledPatches
+from seqcpc.image.encoder import LocalGlobalPatches, PatchEncoder, PooledPatches
 from seqcpc.image.grid_context import MaskedConvContext
 from seqcpc.image.model import PatchCPC
 from seqcpc.image.patches import grid_shape
@@ -50,6 +50,11 @@ class ImageParts:
         whole images do the augmenting (augment=False)."""
         grid = self.cfg.patches
         return PooledPatches(self.encoder, self.augment if augment else PatchAugment(), grid.size, grid.stride, pool)
+
+    def local_global(self, augment: bool = True) -> LocalGlobalPatches:
+        """The latent grid (B, Gh, Gw, D) and its mean (B, D), patches augmented as in CPC unless `augment` is off."""
+        grid = self.cfg.patches
+        return LocalGlobalPatches(self.encoder, self.augment if augment else PatchAugment(), grid.size, grid.stride)
 
     def views(self, cfg):
         return image_views_from_config(cfg)
