@@ -26,6 +26,8 @@ BUILTIN = {
     "maml": "seqcpc.fewshot.maml:MAML_OBJECTIVE",
     "rotation": "seqcpc.image.pretext:ROTATION",
     "jigsaw": "seqcpc.image.pretext:JIGSAW",
+    "cmc": "seqcpc.objectives.cmc:CMC_OBJECTIVE",
+    "colourise": "seqcpc.image.colourise:COLOURISE",
 }
 DEFAULT = "cpc"
 _sections: dict = {}
