@@ -136,13 +136,13 @@ def check_wave_mel(cfg, objective) -> None:
         raise ConfigError(f"objective.name={name} contrasts the waveform through the conv encoder with a log mel "
                           f"filterbank of the same window: set model.encoder.kind=conv (mels, frame and hop set the "
                           f"log mel view)")
-    check_lfb(cfg)
     wave, mel = (output_length(cfg.data.window, *frames) for frames in (frames_of(enc), ([enc.frame], [enc.hop])))
     step = math.prod(enc.strides)
     if enc.hop != step or wave != mel:
         raise ConfigError(f"objective.name={name}: the log mel frames every model.encoder.hop={enc.hop} samples "
                           f"({mel} a window) must fall where the conv encoder's latents do (every {step} samples, "
                           f"{wave} a window): set model.encoder.hop={step} and a model.encoder.frame of at least that")
+    check_lfb(cfg)
 
 
 def check_min_clip(cfg, objective) -> None:

@@ -6,7 +6,7 @@ Shapes: B batch, Gh x Gw patch grid, p patch side, r = objective.cells, s = p / 
 N = B Gh Gw r^2 scored cells, k = objective.neighbours.
 The bins (the paper's Sec. 2.1): the ab plane cut into squares of side objective.grid (the paper: 10) centred on
 its multiples, keeping those that sRGB colours reach (the paper keeps the Q = 313 in gamut; the sRGB gamut, from a
-64-level RGB cube through seqcpc/image/lab.py, reaches Q = 262 at grid 10, whatever the data).
+64-level RGB cube through seqcpc/image/lab.py, reaches Q = 261 at grid 10, whatever the data).
 The adaptation to a patch encoder, which gives one latent per patch: each patch's L is encoded alone, and a head
 (Linear, ReLU, Linear) maps its latent to bin logits for each of r x r cells of the patch; a cell's target is its
 s x s pixels' mean ab (the paper too predicts at a lower resolution than the image's), as its nearest bin (hard)
@@ -20,6 +20,7 @@ counts p over ImageNet's training set before training; here the counts are those
 far (a buffer that checkpoints keep), which is the training split's distribution after one epoch.
 Frozen features (`embed`): the L encoder's latent grid of the un-augmented image, as z and as c.
 """
+import functools
 import math
 from dataclasses import dataclass
 
@@ -41,11 +42,16 @@ GAMUT_LEVELS = 64  # the RGB cube sampled for the gamut: 64^3 colours
 
 def gamut_bins(grid: float, levels: int = GAMUT_LEVELS) -> torch.Tensor:
     """(Q, 2) centres (multiples of `grid`) of the ab bins that the colours of a levels^3 sRGB cube reach, sorted
-    by a, then b."""
+    by a, then b (a new tensor each call: the check and the model both ask, and a model's buffer is written to)."""
+    return reached_bins(grid, levels).clone()
+
+
+@functools.lru_cache(maxsize=4)
+def reached_bins(grid: float, levels: int) -> torch.Tensor:
     axis = torch.linspace(0, 1, levels, dtype=torch.float64)
     cube = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij")).reshape(3, -1, 1)  # (3, levels^3, 1)
     ab = rgb_to_lab(cube)[1:, :, 0].T  # (levels^3, 2)
-    return (torch.round(ab / grid).unique(dim=0) * grid).float()  # unique sorts the rows
+    return (torch.round(ab / grid).unique(dim=0) * grid + 0.0).float()  # sorted rows; + 0.0: no -0
 
 
 def nearest_bins(ab, centres):
@@ -62,10 +68,11 @@ def soft_targets(ab, centres, neighbours: int, sigma: float):
 
 def rebalancing_weights(counts, centres, sigma: float, mix: float):
     """counts (Q,) of each bin -> (Q,) weights w ~ ((1 - mix) p~ + mix / Q)^-1 with sum_q p~_q w_q = 1, p~ the
-    distribution of the counts smoothed by a Gaussian of sigma over the bin centres (uniform before any count)."""
+    distribution of the counts smoothed by a Gaussian of sigma over the bin centres; all 1 before any count."""
     Q = len(centres)
-    p = counts.double() / counts.sum() if counts.sum() > 0 else torch.full((Q,), 1 / Q, dtype=torch.float64,
-                                                                          device=centres.device)
+    if counts.sum() == 0:
+        return torch.ones(Q, device=centres.device)
+    p = counts.double() / counts.sum()
     spread = torch.exp(-torch.cdist(centres, centres).double() ** 2 / (2 * sigma ** 2))  # (Q, Q), [from, to]
     smooth = p @ (spread / spread.sum(1, keepdim=True))  # (Q,): each bin's mass spread over its neighbours
     w = 1 / ((1 - mix) * smooth + mix / Q)
