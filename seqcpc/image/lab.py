@@ -34,10 +34,11 @@ def lab_f(t):
 
 
 def rgb_to_lab(rgb):
-    """(..., 3, H, W) sRGB in [0, 1] -> (..., 3, H, W) L, a, b (float32 at least)."""
-    rgb = rgb.float().clamp(0, 1) if rgb.dtype in (torch.float16, torch.bfloat16) else rgb.clamp(0, 1)
+    """(..., 3, H, W) sRGB in [0, 1] -> (..., 3, H, W) L, a, b (float32 at least, also under autocast)."""
+    rgb = rgb.to(torch.promote_types(rgb.dtype, torch.float32)).clamp(0, 1)
     matrix = rgb.new_tensor(SRGB_TO_XYZ)  # (3, 3)
-    xyz = torch.einsum("ij,...jhw->...ihw", matrix / matrix.sum(1, keepdim=True), linearise(rgb))  # / white
+    with torch.autocast(rgb.device.type, enabled=False):  # the matrix product in full precision under bf16 too
+        xyz = torch.einsum("ij,...jhw->...ihw", matrix / matrix.sum(1, keepdim=True), linearise(rgb))  # / white
     fx, fy, fz = lab_f(xyz).unbind(-3)  # each (..., H, W)
     return torch.stack([116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)], dim=-3)
 

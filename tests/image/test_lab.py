@@ -32,3 +32,11 @@ def test_split_lab_scales_l_and_ab_to_about_minus_one_to_one():
     assert light.min() >= -1 and light.max() <= 1 and ab.abs().max() <= 1
     grey = torch.full((1, 3, 2, 2), 0.5)
     assert split_lab(grey)[1].abs().max() < 1e-4  # a grey has no colour
+
+
+def test_half_precision_input_and_autocast_still_convert_in_float32():
+    rgb = torch.rand(2, 3, 4, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        lab = rgb_to_lab(rgb.bfloat16())
+    assert lab.dtype == torch.float32
+    assert torch.allclose(lab, rgb_to_lab(rgb.bfloat16().float()), atol=1e-4)
