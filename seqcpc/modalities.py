@@ -18,6 +18,9 @@ networks in a fixed order; its methods are the parts (an objective may use any s
   patches()            -> (encoder, patch augment, patch side, stride) of a patch-grid modality
   augment_past(options) -> a module x -> an augmented copy of x that the context reads, or None when the options
                           draw no effect (options: part_configs["augment_past"]; an optional part of CPC)
+  multiview(pool)      -> M views of each sample through their own encoders (CMC): x -> [(B, F_i)] with
+                          .dims = [F_i] and .latents(x) -> [frozen (z_i, c_i)] of the same positions
+  lab_encoder(channels) -> a new patch encoder on 1 (L) or 2 (ab) channels of Lab colour (image; colourisation)
 """
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional

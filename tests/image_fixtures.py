@@ -58,3 +58,35 @@ def toy_class_store(root, train_classes: int = 12, test_classes: int = 8, per_cl
         splits[split] = (np.stack(images), np.array(labels, dtype=np.int64))
     write_dataset(root, splits, [f"pattern{i}" for i in range(n)], "tests", key="toy classes")
     return root
+
+
+SHAPE_COLOURS = {"red_disc": (0.85, 0.15, 0.1), "green_square": (0.2, 0.7, 0.2), "blue_diamond": (0.15, 0.25, 0.85)}
+
+
+def toy_colour_images(n_per_class: int, size: int = 16, seed: int = 0):
+    """(N, size, size, 3) uint8 RGB images and (N,) labels: a red disc, a green square or a blue diamond (the class)
+    of random size and place on a light grey background, its colour jittered, with noise. Shape and lightness tell
+    the colour, and the L and ab channels show the same shape at the same place."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size] / (size - 1)
+    images, labels = [], []
+    for label, colour in enumerate(SHAPE_COLOURS.values()):
+        for _ in range(n_per_class):
+            (cy, cx), radius = rng.uniform(0.3, 0.7, 2), rng.uniform(0.2, 0.35)
+            dy, dx = np.abs(yy - cy), np.abs(xx - cx)
+            shapes = [dy ** 2 + dx ** 2 < radius ** 2, np.maximum(dy, dx) < radius * 0.85, dy + dx < radius * 1.2]
+            inside = shapes[label]
+            img = np.full((size, size, 3), rng.uniform(0.75, 0.9))
+            img[inside] = np.clip(np.array(colour) + rng.normal(0, 0.05, 3), 0, 1)
+            img += rng.normal(0, 0.03, img.shape)
+            images.append(np.clip(img * 255, 0, 255).astype(np.uint8))
+            labels.append(label)
+    return np.stack(images), np.array(labels, dtype=np.int64)
+
+
+def toy_colour_store(root, n_train: int = 40, n_test: int = 20, size: int = 16):
+    """A prepared dataset folder of toy_colour_images (3 channels), written by the image writer of data_prep
+    (seqcpc.image.store.write_dataset); returns its path."""
+    splits = {"train": toy_colour_images(n_train, size, seed=0), "test": toy_colour_images(n_test, size, seed=1)}
+    write_dataset(root, splits, list(SHAPE_COLOURS), "tests", key="toy colour shapes")
+    return root

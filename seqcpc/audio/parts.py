@@ -4,6 +4,7 @@ Shapes: B batch, L samples, T latent steps, D latent dim, E context dim.
 The parts are built from the model section in a fixed order (the conv encoder, then the context), so a run's
 initial weights depend only on its config and seed.
 """
+import math
 from pathlib import Path
 
 from seqcpc.audio.config import AudioModelConfig
@@ -13,6 +14,7 @@ from seqcpc.audio.lfb import SAMPLE_RATE, LogMelEncoder
 from seqcpc.audio.manifest import read_manifest, read_phones
 from seqcpc.audio.shards import read_index
 from seqcpc.audio.views import audio_views_from_config
+from seqcpc.audio.wave_mel import ParallelViews
 from seqcpc.core.context import RNNContext, TransformerContext
 from seqcpc.core.model import CPC, LocalGlobalContext, PooledContext
 from seqcpc.errors import ConfigError, DataError
@@ -30,11 +32,9 @@ class AudioParts:
             self.encoder = LogMelEncoder(enc.dim, enc.mels, enc.frame, enc.hop)
         else:
             self.encoder = ConvEncoder(enc.in_channels, enc.dim, enc.kernels, enc.strides, enc.norm, enc.bias)
-        if ctx.kind == "transformer":
-            self.context = TransformerContext(enc.dim, ctx.dim, ctx.layers, ctx.heads)
-        else:
-            self.context = RNNContext(enc.dim, ctx.dim, ctx.layers, cell=ctx.kind)
+        self.context = context_network(cfg)
         self.latent_dim, self.context_dim = enc.dim, ctx.dim
+        self.cfg = cfg
 
     def autoregressive(self, task) -> CPC:
         return CPC(self.encoder, self.context, task.predictor(self.context_dim, self.latent_dim),
@@ -47,6 +47,13 @@ class AudioParts:
     def local_global(self, augment: bool = True) -> LocalGlobalContext:
         """The latents (B, T, D) and the context averaged over time (B, E); sequences have no augment."""
         return LocalGlobalContext(self.encoder, self.context, self.context_dim, self.latent_dim)
+
+    def multiview(self, pool: int = 1) -> ParallelViews:
+        """CMC's views: the waveform through the conv encoder and its context, and a log mel filterbank of the same
+        window (the lfb options: mels, frame, hop) through a new context of the same kind, each averaged over time."""
+        enc = self.cfg.encoder
+        mel = LogMelEncoder(enc.dim, enc.mels, enc.frame, enc.hop)
+        return ParallelViews([self.pooled(), PooledContext(mel, context_network(self.cfg), self.context_dim)])
 
     def augment_past(self, cfg):
         """CPC2's augmentation of the past (seqcpc/audio/augment.py), or None when no effect is ever drawn."""
@@ -62,6 +69,13 @@ class AudioParts:
             raise ConfigError("objective.views.length is not set: a run takes 3/4 of data.window when it completes "
                               "its config (seqcpc.complete_config); set it to build a model alone")
         return audio_views_from_config(cfg)
+
+
+def context_network(cfg: AudioModelConfig):
+    ctx, enc = cfg.context, cfg.encoder
+    if ctx.kind == "transformer":
+        return TransformerContext(enc.dim, ctx.dim, ctx.layers, ctx.heads)
+    return RNNContext(enc.dim, ctx.dim, ctx.layers, cell=ctx.kind)
 
 
 def check_audio_config(cfg, objective) -> Geometry:
@@ -87,6 +101,8 @@ def check_audio_config(cfg, objective) -> Geometry:
     if window < field:
         raise ConfigError(f"data.window={window} is shorter than the encoder's receptive field ({field} samples)")
     T = output_length(window, *frames_of(enc))
+    if "multiview" in objective.parts:
+        check_wave_mel(cfg, objective)
     check_min_clip(cfg, objective)
     if objective.batch_sampler is not None and cfg.data.kind != "manifest":
         raise ConfigError(f"objective.name={objective.name} draws its batches from a corpus's speakers: "
@@ -114,6 +130,23 @@ def check_lfb(cfg) -> None:
         raise ConfigError(f"model.encoder.kind=lfb: need hop <= frame and at most frame // 2 + 1 mel bins (the "
                           f"frequencies of one frame), got model.encoder.frame={enc.frame}, hop={enc.hop}, "
                           f"mels={enc.mels}")
+
+
+def check_wave_mel(cfg, objective) -> None:
+    """Refuse what the waveform and log mel views cannot be: the waveform's encoder must be the conv one, and the
+    log mel frames must fall where its latents do (their features concatenate frame by frame)."""
+    enc, name = cfg.model.encoder, objective.name
+    if enc.kind != "conv":
+        raise ConfigError(f"objective.name={name} contrasts the waveform through the conv encoder with a log mel "
+                          f"filterbank of the same window: set model.encoder.kind=conv (mels, frame and hop set the "
+                          f"log mel view)")
+    wave, mel = (output_length(cfg.data.window, *frames) for frames in (frames_of(enc), ([enc.frame], [enc.hop])))
+    step = math.prod(enc.strides)
+    if enc.hop != step or wave != mel:
+        raise ConfigError(f"objective.name={name}: the log mel frames every model.encoder.hop={enc.hop} samples "
+                          f"({mel} a window) must fall where the conv encoder's latents do (every {step} samples, "
+                          f"{wave} a window): set model.encoder.hop={step} and a model.encoder.frame of at least that")
+    check_lfb(cfg)
 
 
 def check_min_clip(cfg, objective) -> None:

@@ -12,6 +12,7 @@ from seqcpc.image.augment import PatchAugment
 from seqcpc.image.config import ImageModelConfig
 from seqcpc.image.encoder import LocalGlobalPatches, PatchEncoder, PooledPatches
 from seqcpc.image.grid_context import MaskedConvContext
+from seqcpc.image.lab_views import LabViews
 from seqcpc.image.model import PatchCPC
 from seqcpc.image.patches import grid_shape
 from seqcpc.image.store import read_info
@@ -63,6 +64,17 @@ class ImageParts:
         """(encoder, patch augment, patch side, stride) for objectives that cut their own patches."""
         return self.encoder, self.augment, self.cfg.patches.size, self.cfg.patches.stride
 
+    def lab_encoder(self, channels: int) -> PatchEncoder:
+        """A new patch encoder of the model's widths, blocks and dim on `channels` channels of Lab colour (1: L,
+        2: ab), for the objectives that split colour images (seqcpc/image/lab.py); check_lab refuses grey data."""
+        enc, grid = self.cfg.encoder, self.cfg.patches
+        return PatchEncoder(channels, enc.dim, grid.widths, grid.blocks)
+
+    def multiview(self, pool: int = 1) -> LabViews:
+        """CMC's views: the L and the ab channels, each through its own new patch encoder, pooled to pool x pool."""
+        grid = self.cfg.patches
+        return LabViews([self.lab_encoder(1), self.lab_encoder(2)], self.augment, grid.size, grid.stride, pool)
+
 
 def complete_image(cfg, objective) -> None:
     """The encoder's input channels from the prepared images, unless given."""
@@ -83,6 +95,8 @@ def check_image_config(cfg, objective) -> Geometry:
         raise ConfigError("model.augment.jitter must be >= 0 and model.context.kernel >= 1")
     info = read_info(cfg.data.images)
     (height, width), channels = info["size"], info["channels"]
+    if {"multiview", "lab_encoder"} & set(objective.parts):
+        check_lab(cfg, channels)
     if enc.in_channels is not None and channels != enc.in_channels:
         raise ConfigError(f"model.encoder.in_channels={enc.in_channels} but the images in {cfg.data.images} have "
                           f"{channels} channel(s); leave it unset to follow the data")
@@ -94,6 +108,20 @@ def check_image_config(cfg, objective) -> Geometry:
     geometry = Geometry(rows * cols, shortest, rows, f"rows of the {rows}x{cols} patch grid", pool=min(rows, cols))
     geometry.check_pool("probe.pool", cfg.probe.pool)
     return geometry
+
+
+def check_lab(cfg, channels: int) -> None:
+    """Refuse grey images, and patch augments that change colours, for an objective that splits colour images into
+    their L and ab channels of Lab colour (CMC, colourisation)."""
+    name = cfg.objective.name
+    if channels != 3:
+        raise ConfigError(f"objective.name={name} splits colour images into the L and ab channels of Lab colour, and "
+                          f"the images in {cfg.data.images} are grey ({channels} channel): use colour images")
+    aug = cfg.model.augment
+    if aug.colour_drop or aug.grey:
+        raise ConfigError(f"objective.name={name} reads the images' colours (their ab channels), which "
+                          f"model.augment.colour_drop={aug.colour_drop} and model.augment.grey={aug.grey} change: "
+                          f"set both to 0")
 
 
 def image_size(cfg) -> tuple:

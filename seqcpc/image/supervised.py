@@ -1,6 +1,7 @@
-"""The image evaluation's supervised baseline: the pretrained model's patch encoder, pooled like the probes'
-features, with a linear head, trained from scratch on a labelled subset to convergence (early stopping on a
-held-out part, the best weights restored).
+"""The image evaluation's supervised baseline: the run's patch encoder (its model section's, on the images'
+channels, whatever the objective assembles from it), pooled like the probes' features, with a linear head,
+trained from scratch on a labelled subset to convergence (early stopping on a held-out part, the best weights
+restored).
 
 Shapes: N images, C channels, H x W pixels, D latent dim, P = probe.pool, K classes.
 """
@@ -11,25 +12,35 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seqcpc.assembly import complete_config
 from seqcpc.config import Config
 from seqcpc.errors import DataError
-from seqcpc.eval.probes import BestWeights, random_init, stratified_holdout
-from seqcpc.image.patches import pool_grid
+from seqcpc.eval.probes import BestWeights, stratified_holdout
+from seqcpc.image.parts import ImageParts
 from seqcpc.image.store import images_to_float
 from seqcpc.train.progress import fmt_duration
 
 
 class Supervised(nn.Module):
-    """The baseline: the pretrained model's patch encoder (any image objective's: PatchCPC, a pretext task),
-    pooled like the probe's features, with a linear head."""
+    """The baseline: pooled patch features (seqcpc.image.encoder.PooledPatches) with a linear head."""
 
-    def __init__(self, model, pool: int, num_classes: int):
+    def __init__(self, features: nn.Module, num_classes: int):
         super().__init__()
-        self.model, self.pool = model, pool
-        self.head = nn.Linear(model.encoder.dim * pool * pool, num_classes)
+        self.features = features
+        self.head = nn.Linear(features.dim, num_classes)
 
     def forward(self, x):  # (B, C, H, W): patches are augmented in training mode, as in pretraining
-        return self.head(pool_grid(self.model.encoder(self.model.patches(x)), self.pool))
+        return self.head(self.features(x))
+
+
+def baseline_features(cfg: Config, seed: int) -> nn.Module:
+    """The patch encoder of the run's model section with its patch augment, pooled to probe.pool cells, freshly
+    built from `seed`. The image parts build the encoder first, so its weights are random_init's encoder's for
+    objectives that train that encoder (CPC, the pretext tasks); for those that build their own (CMC's L and ab
+    encoders, colourisation's L encoder) it is the RGB encoder that the same model section describes."""
+    cfg = complete_config(cfg)
+    torch.manual_seed(seed)
+    return ImageParts(cfg.model).pooled(cfg.probe.pool)
 
 
 @torch.no_grad()
@@ -61,7 +72,7 @@ def fit_supervised(cfg: Config, images, labels, num_classes: int, log=print):
     check are restored. Returns (the network in eval mode, {steps, epochs, best_step, holdout_acc (of the
     restored weights), holdout, stopped, seconds})."""
     p = cfg.probe
-    net = Supervised(random_init(cfg, cfg.train.seed), p.pool, num_classes)
+    net = Supervised(baseline_features(cfg, cfg.train.seed), num_classes)
     held = stratified_holdout(labels, min(p.supervised_holdout, 2000 / len(labels)), cfg.train.seed)
     train_idx, held_idx = np.flatnonzero(~held), np.flatnonzero(held)
     if len(held_idx) == 0:  # a class of one image each: nothing to hold out, so nothing to stop on

@@ -28,6 +28,8 @@ BUILTIN = {
     "jigsaw": "seqcpc.image.pretext:JIGSAW",
     "dim": "seqcpc.objectives.dim:DIM_OBJECTIVE",
     "amdim": "seqcpc.image.amdim:AMDIM_OBJECTIVE",
+    "cmc": "seqcpc.objectives.cmc:CMC_OBJECTIVE",
+    "colourise": "seqcpc.image.colourise:COLOURISE",
 }
 DEFAULT = "cpc"
 _sections: dict = {}
@@ -44,8 +46,9 @@ class Objective:
     build: Callable[[Any, Any], Any]  # (the modality's parts, the objective section) -> a Pretrainable
     summary: str = ""  # one line for the docs and error messages
     # methods it calls on the modality's parts (seqcpc.modalities.Modality.parts): "autoregressive", "pooled",
-    # "views", "patches", "local_global"; a modality supports the objective when its parts have them all. A part
-    # with options (Modality.part_configs, e.g. views) adds them to the section as a sub-section of that name
+    # "views", "patches", "local_global", "multiview", "lab_encoder"; a modality supports the objective when its
+    # parts have them all. A part with options (Modality.part_configs, e.g. views) adds them to the section as a
+    # sub-section of that name
     parts: tuple = ()
     # parts it uses where a modality offers them (CPC's augment_past on audio); their options are sub-sections too
     optional_parts: tuple = ()

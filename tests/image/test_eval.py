@@ -6,9 +6,9 @@ import torch
 from torch import nn
 
 import seqcpc.image.supervised as image_supervised
-from image_fixtures import toy_image_store
-from seqcpc.config import resolve
-from seqcpc.eval.probes import BestWeights
+from image_fixtures import toy_colour_store, toy_image_store
+from seqcpc.config import resolve, to_dict
+from seqcpc.eval.probes import BestWeights, random_init
 from seqcpc.image.eval import mean_std, seed_summary, write_seed_report
 from seqcpc.image.store import load_split
 from seqcpc.image.supervised import fit_supervised, predict
@@ -72,6 +72,19 @@ def test_supervised_baseline_reports_a_step_cap(tmp_path):
     cfg = tiny_config(root, supervised_max_steps=3, supervised_check_every=50)
     _, info = fit_supervised(cfg, images, np.array(labels), 3, log=lambda *_: None)
     assert info["steps"] == 3 and info["stopped"] == "max_steps"
+
+
+def test_the_supervised_baseline_is_random_inits_encoder_for_cpc_and_the_rgb_encoder_for_any_objective(tmp_path):
+    root = toy_colour_store(tmp_path / "colour", n_train=8, n_test=2)
+    cpc = tiny_config(root)
+    cpc.model.encoder.in_channels = 3
+    baseline = image_supervised.baseline_features(cpc, 0).encoder.state_dict()
+    assert all(torch.equal(a, b) for a, b in zip(baseline.values(), random_init(cpc, 0).encoder.state_dict().values()))
+    images, labels = load_split(root, "train")
+    for objective in ("cmc", "colourise"):  # models with no RGB encoder of their own
+        cfg = resolve({**to_dict(cpc), "objective": {"name": objective}})
+        _, info = fit_supervised(cfg, images, np.array(labels), 3, log=lambda *_: None)
+        assert info["steps"] > 0
 
 
 def test_seed_summary_gives_mean_and_std_over_seeds(tmp_path):
