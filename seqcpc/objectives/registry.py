@@ -26,6 +26,7 @@ BUILTIN = {
     "maml": "seqcpc.fewshot.maml:MAML_OBJECTIVE",
     "rotation": "seqcpc.image.pretext:ROTATION",
     "jigsaw": "seqcpc.image.pretext:JIGSAW",
+    "inpainting": "seqcpc.image.inpainting:INPAINTING",
 }
 DEFAULT = "cpc"
 _sections: dict = {}
