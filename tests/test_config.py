@@ -12,6 +12,7 @@ from seqcpc.audio.manifest import Utterance, write_manifest, write_phones
 from seqcpc.builders import build_model, check_config, complete_config
 from seqcpc.config import load_config, resolve, to_dict, with_overrides
 from seqcpc.errors import ConfigError
+from seqcpc.objectives.registry import names as objective_names
 
 ROOT = Path(__file__).resolve().parents[1]
 YAMLS = sorted((ROOT / "recipes").rglob("*.yaml"))
@@ -80,6 +81,11 @@ def test_missing_config_file_and_bad_override():
 def test_impossible_shapes_are_refused(overrides, match):
     with pytest.raises(ConfigError, match=match):
         check_config(resolve(overrides))
+
+
+# objectives of issue 25 that other branches add (DIM/AMDIM, CMC/colourisation): the colour table names them; until
+# those branches are merged, its runs of them are not built here (remove each name once its objective exists)
+PENDING = {"dim", "amdim", "cmc", "colourise"} - set(objective_names())
 
 
 def image_data(tmp_path, model: dict, size: int) -> dict:
@@ -161,13 +167,18 @@ def test_every_image_table_config_gives_run_configs_that_load_and_build(path, tm
     base = load_config(ROOT / table.pretrain, table.overrides)
     objectives = set()
     for name, overrides in table.runs.items():
+        if {f"objective.name={n}" for n in PENDING} & set(overrides):
+            continue
         data = to_dict(with_overrides(base, overrides))
         data["data"].update(image_data(tmp_path, data["model"], base.prepare.options.get("size", 28)))
         cfg = complete_config(resolve(data))
         check_config(cfg)
         objectives.add(cfg.objective.name)
-        assert build_model(cfg).chance_loss(8, 36) > 1
-    assert objectives == {"cpc", "rotation", "jigsaw"}
+        # inpainting's plateau is the loss of its fill, measured in training: NaN before
+        assert cfg.objective.name == "inpainting" or build_model(cfg).chance_loss(8, 36) > 1
+    assert {"cpc", "rotation", "jigsaw", "inpainting"} <= objectives
+    if path.name.startswith("colour_table"):
+        assert objectives >= {"simclr", "moco", "sdclr"} and base.model.encoder.in_channels == 3
 
 
 @pytest.mark.parametrize("path", FEWSHOT_TABLES, ids=[str(p.relative_to(ROOT / "recipes")) for p in FEWSHOT_TABLES])

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data_prep import image_folder
+from data_prep import image_folder, openclipart
 from seqcpc.errors import DataError
 from seqcpc.image.store import load_split, read_info
 
@@ -95,3 +95,10 @@ def test_min_test_leaves_out_the_classes_it_cannot_score(tmp_path):
     assert sorted(set(labels)) == [0, 1]  # renumbered without gaps
     with pytest.raises(DataError, match=r"only 1 class\(es\) \['computer'\] have --min-test 3"):
         prepare(tmp_path / "art", tmp_path / "out2", "--min-test", "3")
+
+
+def test_openclipart_says_what_to_install_when_the_package_is_missing(tmp_path):
+    with pytest.raises(DataError, match=r"does not exist: install the clip art first \(sudo apt-get install "
+                                        r"openclipart-png"):
+        openclipart.main(["--root", str(tmp_path / "none"), "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
