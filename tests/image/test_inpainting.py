@@ -15,6 +15,7 @@ from seqcpc.image.encoder import PatchEncoder
 from seqcpc.image.inpainting import (Inpainting, InpaintingConfig, central_mask, fill_holes, loss_weights, masked_l2,
                                      random_mask)
 from seqcpc.image.store import write_dataset
+from seqcpc.train.checkpoint import load_model
 
 TINY = ["model.size=image_small", "model.encoder.dim=16", "model.patches.widths=[8,16]", "objective.name=inpainting",
         "objective.hidden=32", "data.batch_size=16", "optim.lr=3e-3", "optim.warmup_steps=5", "train.log_every=10"]
@@ -141,3 +142,7 @@ def test_inpainting_lowers_its_loss_through_the_command_line(store, tmp_path, ca
     summary = json.loads((out / "summary.json").read_text())
     assert losses[-1] < 0.75 * losses[0], losses
     assert summary["val_loss"] < 0.8 * summary["chance_loss"], summary  # well below the fill alone
+    model = load_model(out / "checkpoints" / "last.ckpt")  # rebuilt from its folder, its plateau kept
+    assert model.chance_loss(16, 25) == pytest.approx(summary["chance_loss"])
+    z, c = model.embed(torch.rand(2, 3, 20, 20))
+    assert z.shape == (2, 4, 4, 16) and c is z
