@@ -80,10 +80,10 @@ def without_repeats(paths, root: Path) -> tuple[set[Path], list[str]]:
     return set(seen.values()), repeats
 
 
-def find_images(root: Path, test_fraction: float) -> tuple[list[ImageFile], list[str], list[str]]:
-    """Every image file with its class index and split, the sorted class names, and "path: reason" for the class
-    folders and files skipped for their names (see seqcpc.files.name_problem) and for the links to an image kept
-    already (each image is kept once)."""
+def find_images(root: Path, test_fraction: float) -> tuple[list[ImageFile], list[str], list[str], list[str]]:
+    """Every image file with its class index and split, the sorted class names, "path: reason" for the class
+    folders and files skipped for their names (see seqcpc.files.name_problem), and the same for the links to an
+    image kept already (each image is kept once)."""
     root = existing_folder(root, "image folder")
     given = [s for s in SPLITS if (root / s).is_dir()]
     if len(given) == 1:
@@ -103,7 +103,7 @@ def find_images(root: Path, test_fraction: float) -> tuple[list[ImageFile], list
         for path in usable([p for p in paths if p in kept], root, unusable):
             rel = path.relative_to(root).as_posix()
             found.append(ImageFile(rel, path, classes.index(class_dir.name), split or stable_split(rel, test_fraction)))
-    return found, classes, unusable + repeats
+    return found, classes, unusable, repeats
 
 
 def scored_classes(files: list[ImageFile], classes: list[str], min_test: int) -> tuple[list, list, list[str]]:
@@ -233,9 +233,10 @@ def main(argv=None, log=print) -> StoreResult:
     parser.add_argument("--on-bad-file", choices=["skip", "stop"], default="skip")
     args = parser.parse_args(argv)
     root, out = Path(args.root), Path(args.out)
-    files, classes, unusable = find_images(root, args.test_fraction)
+    files, classes, unusable, repeats = find_images(root, args.test_fraction)
     if unusable and args.on_bad_file == "stop":
         raise DataError(f"{unusable[0]}; nothing was written (--on-bad-file skip skips such files)")
+    unusable += repeats
     found = len(files) + len(unusable)
     files, classes, left_out = scored_classes(files, classes, args.min_test)
     for line in left_out:

@@ -77,13 +77,15 @@ def test_links_are_kept_once_and_bad_files_and_small_classes_are_listed(tmp_path
     assert sum(info["splits"].values()) == 8 + 8 + 2 + 3  # the link and the broken file are not images of it
     images = np.concatenate([load_split(tmp_path / "out", s)[0] for s in ("train", "test")])
     assert (images[:, :, -1] == 255).all()  # the transparent right edge is white, not the black under it
+    (tmp_path / "art" / "computer" / "broken.png").unlink()
+    prepare(tmp_path / "art", tmp_path / "stop", "--on-bad-file", "stop")  # a link is no bad file
     left = images[:, :, 0, 0]  # the red (or, from a grey+alpha file, grey) left edge: neither black nor white
     assert ((left > 50) & (left < 255)).all()
 
 
 def test_min_test_leaves_out_the_classes_it_cannot_score(tmp_path):
     clip_art(tmp_path / "art")
-    files, classes, _ = image_folder.find_images(tmp_path / "art", 0.4)
+    files, classes, *_ = image_folder.find_images(tmp_path / "art", 0.4)
     tests = {c: sum(f.split == "test" and classes[f.label] == c for f in files) for c in classes}
     assert tests == {"animals": 2, "computer": 3, "logos": 0, "plants": 0}  # the split hashes the relative paths
     prepare(tmp_path / "art", tmp_path / "out", "--min-test", "2")
