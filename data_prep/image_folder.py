@@ -1,27 +1,33 @@
 """Prepare a folder of images, one sub-folder per class, into an image dataset folder.
 
     python -m data_prep.image_folder --root DIR --out DIR [--size 32] [--mode auto|grey|rgb] \
-        [--test-fraction 0.2] [--on-bad-file skip|stop]
+        [--test-fraction 0.2] [--min-test 0] [--on-bad-file skip|stop]
 
 Layouts: <root>/<class>/*.{png,jpg,jpeg,bmp,gif,webp} (each image goes to train or test by a hash of its
 path, so adding files never moves old ones), or <root>/train/<class>/... and <root>/test/<class>/... (splits
 given). Classes are the folder names, sorted. Images of any size are resized (shorter side to --size) and
-centre-cropped to size x size. --mode auto keeps grey when every image is grey, else converts the grey ones
-to RGB. Decoded images stream to disk one by one, so a folder larger than memory is fine. A file that cannot be
-decoded, or whose name a report line cannot hold (a tab, a line break, bytes that are not UTF-8), is skipped and
-listed in <out>/bad_files.txt, or stops the run (--on-bad-file stop) before anything is written. Writes the
-format of seqcpc/image/store.py; running it twice does nothing the second time.
+centre-cropped to size x size. Transparent pixels (an alpha channel, or a palette or grey image with a
+transparent colour) are composited on white, as a viewer shows them. --mode auto keeps grey when every image is
+grey, else converts the grey ones to RGB. Decoded images stream to disk one by one, so a folder larger than memory
+is fine. A file that cannot be decoded (Pillow also refuses images of more than ~179 million pixels), or whose name
+a report line cannot hold (a tab, a line break, bytes that are not UTF-8), is skipped and listed in
+<out>/bad_files.txt, or stops the run (--on-bad-file stop) before anything is written. A symbolic link to an image
+that the folder already holds (clip-art collections file one picture under several classes that way) is kept
+once, as the file it points to, and listed. --min-test N leaves out the classes with fewer than N test images
+or no training image (listed too), so that every class kept is scored. Writes the format of
+seqcpc/image/store.py; running it twice does nothing the second time.
 """
 import argparse
 import struct
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 
-from seqcpc.argtypes import fraction, positive
+from seqcpc.argtypes import count, fraction, positive
 from seqcpc.errors import DataError, report_errors
 from seqcpc.files import atomic_write_text, existing_folder, fingerprint, stable_split, unusable_name
 from seqcpc.image.store import (SPLITS, SplitWriter, StoreResult, begin_dataset, claim_store, content_warnings,
@@ -59,9 +65,25 @@ def class_dirs(folder: Path) -> list[Path]:
     return [p for p in sorted(folder.iterdir()) if p.is_dir() and not p.name.startswith(".")]
 
 
-def find_images(root: Path, test_fraction: float) -> tuple[list[ImageFile], list[str], list[str]]:
-    """Every image file with its class index and split, the sorted class names, and "path: reason" for the class
-    folders and files skipped for their names (see seqcpc.files.name_problem)."""
+def without_repeats(paths, root: Path) -> tuple[set[Path], list[str]]:
+    """(the paths kept, "path: reason" for the others): one path for each image, a link resolved. Real files come
+    before links, so a linked image is kept where it lies."""
+    seen = {}  # target -> the path kept for it
+    repeats = []
+    for path in sorted(paths, key=lambda p: (p.is_symlink(), str(p))):
+        target = path.resolve()
+        if target in seen:
+            repeats.append(f"{path.relative_to(root).as_posix()}: a link to the image kept as "
+                           f"{seen[target].relative_to(root).as_posix()}")
+        else:
+            seen[target] = path
+    return set(seen.values()), repeats
+
+
+def find_images(root: Path, test_fraction: float) -> tuple[list[ImageFile], list[str], list[str], list[str]]:
+    """Every image file with its class index and split, the sorted class names, "path: reason" for the class
+    folders and files skipped for their names (see seqcpc.files.name_problem), and the same for the links to an
+    image kept already (each image is kept once)."""
     root = existing_folder(root, "image folder")
     given = [s for s in SPLITS if (root / s).is_dir()]
     if len(given) == 1:
@@ -74,13 +96,33 @@ def find_images(root: Path, test_fraction: float) -> tuple[list[ImageFile], list
     if len(classes) < 2:
         raise DataError(f"{root} has {len(classes)} class folder(s) {classes}: a classifier needs at least 2 "
                         f"(layout: <root>/<class>/*.png or <root>/train/<class>/ + <root>/test/<class>/)")
+    images = {(split, d): class_images(d) for split, dirs in tops.items() for d in dirs}
+    kept, repeats = without_repeats([p for paths in images.values() for p in paths], root)
     found = []
-    for split, dirs in tops.items():
-        for class_dir in dirs:
-            for path in usable(class_images(class_dir), root, unusable):
-                rel = path.relative_to(root).as_posix()
-                found.append(ImageFile(rel, path, classes.index(class_dir.name), split or stable_split(rel, test_fraction)))
-    return found, classes, unusable
+    for (split, class_dir), paths in images.items():
+        for path in usable([p for p in paths if p in kept], root, unusable):
+            rel = path.relative_to(root).as_posix()
+            found.append(ImageFile(rel, path, classes.index(class_dir.name), split or stable_split(rel, test_fraction)))
+    return found, classes, unusable, repeats
+
+
+def scored_classes(files: list[ImageFile], classes: list[str], min_test: int) -> tuple[list, list, list[str]]:
+    """(files, classes, "class: reason" lines) without the classes that have fewer than min_test test images or
+    no training image, labels renumbered; every class kept when min_test is 0."""
+    if min_test == 0:
+        return files, classes, []
+    counts = Counter((f.label, f.split) for f in files)
+    left_out = {}
+    for label, name in enumerate(classes):
+        train, test = counts[label, "train"], counts[label, "test"]
+        if test < min_test or train == 0:
+            left_out[label] = f"class {name!r} left out: {train} training and {test} test images (--min-test {min_test})"
+    kept = [name for label, name in enumerate(classes) if label not in left_out]
+    if len(kept) < 2:
+        raise DataError(f"only {len(kept)} class(es) {kept} have --min-test {min_test} test images and a training "
+                        f"image; lower --min-test or raise --test-fraction")
+    files = [ImageFile(f.rel, f.path, kept.index(classes[f.label]), f.split) for f in files if f.label not in left_out]
+    return files, kept, list(left_out.values())
 
 
 def is_colour(path: Path) -> bool:
@@ -109,12 +151,22 @@ def to_8_bits(im: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(np.round(scaled), 0, 255).astype(np.uint8), mode="L")
 
 
+def on_white(im: Image.Image) -> Image.Image:
+    """An image with transparency (an alpha channel, or a transparent palette index or grey level) composited on
+    white, in RGB; others as they are. Pillow's plain convert would keep the colour hidden under each transparent
+    pixel instead, often black."""
+    if im.mode not in ("RGBA", "LA", "PA", "La", "RGBa") and "transparency" not in im.info:
+        return im
+    rgba = im.convert("RGBA")
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
+
+
 def decode(path: Path, size: int, rgb: bool) -> np.ndarray:
     """One image as uint8 (size, size, 3 if rgb else 1); raises DECODE_ERRORS."""
     with Image.open(path) as im:
         im.load()  # decode fully now: truncated files fail here, not halfway through training
         im = to_8_bits(ImageOps.exif_transpose(im))  # exif: photos stored sideways with an orientation tag
-        im = im.convert("RGB" if rgb else "L")  # a grey image among colour ones gets three equal channels
+        im = on_white(im).convert("RGB" if rgb else "L")  # a grey image among colour ones gets three equal channels
     w, h = im.size
     scale = size / min(w, h)
     w, h = max(size, round(w * scale)), max(size, round(h * scale))
@@ -176,14 +228,24 @@ def main(argv=None, log=print) -> StoreResult:
     parser.add_argument("--size", type=positive, default=32, help="side of the square images written")
     parser.add_argument("--mode", choices=["auto", "grey", "rgb"], default="auto")
     parser.add_argument("--test-fraction", type=fraction, default=0.2, help="share of each class (one-folder layout)")
+    parser.add_argument("--min-test", type=count, default=0,
+                        help="leave out classes with fewer test images than this, or no training image")
     parser.add_argument("--on-bad-file", choices=["skip", "stop"], default="skip")
     args = parser.parse_args(argv)
     root, out = Path(args.root), Path(args.out)
-    files, classes, unusable = find_images(root, args.test_fraction)
+    files, classes, unusable, repeats = find_images(root, args.test_fraction)
     if unusable and args.on_bad_file == "stop":
         raise DataError(f"{unusable[0]}; nothing was written (--on-bad-file skip skips such files)")
-    options = {"size": args.size, "mode": args.mode, "test_fraction": args.test_fraction}
-    # skipped names enter the key only when there are some: the data sets prepared before keep their key
+    unusable += repeats
+    found = len(files) + len(unusable)
+    files, classes, left_out = scored_classes(files, classes, args.min_test)
+    for line in left_out:
+        log(line)
+    options = {"size": args.size, "mode": args.mode, "test_fraction": args.test_fraction, "transparent": "white"}
+    options |= {"min_test": args.min_test} if args.min_test else {}
+    # skipped names enter the key only when there are some (and --min-test when given), so that a data set keeps
+    # its key while its folder and options do not change; "transparent" changed every key once, when transparent
+    # pixels began to be composited on white
     key = fingerprint(options | ({"unusable": unusable} if unusable else {}), [(f.rel, f.path) for f in files])
     if up_to_date(out, key):
         log(f"{out} is up to date with {root} ({len(files)} images); nothing to do")
@@ -191,7 +253,7 @@ def main(argv=None, log=print) -> StoreResult:
     rgb = args.mode == "rgb" or (args.mode == "auto" and any(is_colour(f.path) for f in files))
     claim_store(out, "data_prep.image_folder", ("bad_files.txt",))
     skipped = unusable + decode_into(root, out, files, classes, rgb, args, log)
-    report = [f"{len(skipped)} of {len(files) + len(unusable)} files skipped"] + skipped
+    report = [f"{len(skipped)} of {found} files skipped"] + skipped + left_out
     atomic_write_text(out / "bad_files.txt", "\n".join(report) + "\n")
     info = finish_dataset(out, classes, source=str(root.resolve()), key=key, skipped=len(skipped))
     log(summary(out, info) + (" (see bad_files.txt)" if skipped else ""))

@@ -30,6 +30,7 @@ BUILTIN = {
     "amdim": "seqcpc.image.amdim:AMDIM_OBJECTIVE",
     "cmc": "seqcpc.objectives.cmc:CMC_OBJECTIVE",
     "colourise": "seqcpc.image.colourise:COLOURISE",
+    "inpainting": "seqcpc.image.inpainting:INPAINTING",
 }
 DEFAULT = "cpc"
 _sections: dict = {}

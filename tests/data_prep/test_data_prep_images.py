@@ -214,7 +214,7 @@ def test_images_stream_to_disk_in_chunks(tmp_path, monkeypatch):
             path.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(path)
     image_folder.main(folder_args(tmp_path / "imgs", tmp_path / "prep"))
-    files, _, _ = image_folder.find_images(tmp_path / "imgs", 0.5)
+    files, *_ = image_folder.find_images(tmp_path / "imgs", 0.5)
     expected = [f for f in files if f.split == "train"]
     images, labels = load_split(tmp_path / "prep", "train")
     assert len(images) == len(expected) > 6
