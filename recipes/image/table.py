@@ -66,6 +66,9 @@ def seed_overrides(cfg, table: TableConfig, seed: int) -> list[str]:
         p = cfg.probe
         largest = max(p.label_fractions)
         fractions = [f for f in p.supervised_fractions or p.label_fractions if f != largest]
+        if not fractions:  # an empty list would mean every fraction
+            raise ConfigError(f"supervised_full_seeds: seed {seed} would train no supervised baseline; give it a "
+                              f"label fraction below {largest:g} or list it in supervised_full_seeds")
         overrides.append(f"probe.supervised_fractions={fractions}")
     return overrides
 
