@@ -29,7 +29,7 @@ from seqcpc.eval.long_tail import SCALARS, group_report, group_table, plot_per_c
 from seqcpc.eval.probes import linear_probe, random_init
 from seqcpc.eval.report import write_report
 from seqcpc.assembly import check_config, complete_config
-from seqcpc.image.eval import embed_images
+from seqcpc.image.features import embed_images
 from seqcpc.image.store import load_split, read_info
 from seqcpc.train.checkpoint import load_model
 

@@ -254,31 +254,6 @@ def feasible_shots(counts, cfg, what: str, log=print) -> list[int]:
     return shots
 
 
-class BestWeights:
-    """Early stopping on a held-out score: `update(score, module)` keeps a copy of the weights whenever the
-    score beats the best so far; `stop` is true once `patience` updates in a row brought no improvement;
-    `restore(module)` loads the best weights back."""
-
-    def __init__(self, patience: int):
-        self.patience, self.best, self.best_check, self.checks, self.state = patience, -math.inf, 0, 0, None
-
-    def update(self, score: float, module) -> bool:
-        self.checks += 1
-        if score <= self.best:
-            return False
-        self.best, self.best_check = score, self.checks
-        self.state = {k: v.detach().clone() for k, v in module.state_dict().items()}
-        return True
-
-    @property
-    def stop(self) -> bool:
-        return self.checks - self.best_check >= self.patience
-
-    def restore(self, module) -> None:
-        if self.state is not None:
-            module.load_state_dict(self.state)
-
-
 def random_init(cfg, seed: int):
     """The random-weights baseline: the network of the run config `cfg` (completed from its data, as the run's
     own was), freshly built from a fixed seed."""

@@ -3,6 +3,7 @@ import typing
 from dataclasses import dataclass, field
 
 from seqcpc.config import FewShotConfig
+from seqcpc.errors import ConfigError
 from seqcpc.fields import choice, number, path
 
 
@@ -79,11 +80,28 @@ class ImageProbeConfig(FewShotConfig):
     label_fractions: list[float] = number([0.01, 0.1, 1.0], above=0, max=1)
     l2_grid: list[float] = number([1e-4, 1e-3, 1e-2], min=0)  # probe penalties tried
     pool: int = number(2, min=1)  # the latent grid is average-pooled to pool x pool cells, then flattened
-    # the same encoder trained from scratch on each label subset, to convergence: it stops when the accuracy on a
-    # held-out part of the subset has not improved for `patience` checks, and keeps its best weights
-    supervised_epochs: int = number(100, min=1)  # at most this many epochs ...
-    supervised_max_steps: int = number(0, min=0)  # ... and steps (0: no cap); reported when a cap stops it
-    supervised_patience: int = number(5, min=1)  # held-out checks in a row without a gain before it stops
-    supervised_check_every: int = number(500, min=1)  # steps between held-out checks (at most one epoch)
-    supervised_holdout: float = number(0.1, above=0, max=0.5)  # share of each class held out (<= 2000 images)
-    supervised_lr: float = number(2e-3, above=0)  # AdamW; halved when a check brings no gain twice in a row
+    embed_batch: int = number(1000, min=1)  # images a model embeds at once for the probes
+    feature_cache: str = path("")  # where each model's features are cached ("": <probes folder>/features)
+    # the same encoder trained from scratch on each label subset (seqcpc/image/supervised.py): AdamW with a warm-up
+    # and a cosine decay over a budget of epochs, chosen once among supervised_budgets budgets (the longest, half
+    # of it, a quarter, ...) on a validation set, then trained with that budget by every seed
+    supervised_fractions: list[float] = number([], above=0, max=1)  # of label_fractions ([]: all of them)
+    supervised_epochs: list[float] = number([40.0], above=0)  # the longest budget, per label fraction (one: every)
+    supervised_budgets: int = number(2, min=1)  # budgets tried: the longest, then halved (1: no choice)
+    supervised_tolerance: float = number(0.005, min=0, max=1)  # the shortest budget this close to the best wins
+    supervised_val_images: int = number(5000, min=1)  # stratified validation set, never trained on
+    supervised_checks: int = number(5, min=1)  # validation checks along each budget's run (its curve)
+    supervised_schedule: str = path("")  # the chosen budgets, read by every seed ("": <probes folder>/...json)
+    supervised_max_steps: int = number(0, min=0)  # caps each run's steps (0: no cap)
+    supervised_lr: float = number(2e-3, above=0)  # AdamW's peak learning rate
+
+
+def check_probe_config(probe: ImageProbeConfig) -> None:
+    """Refuse supervised-baseline settings that do not fit the label fractions."""
+    if len(probe.supervised_epochs) not in (1, len(probe.label_fractions)):
+        raise ConfigError(f"probe.supervised_epochs={probe.supervised_epochs}: give one budget, or one per label "
+                          f"fraction of probe.label_fractions={probe.label_fractions}")
+    unknown = sorted(set(probe.supervised_fractions) - set(probe.label_fractions))
+    if unknown:
+        raise ConfigError(f"probe.supervised_fractions: {unknown} are not among probe.label_fractions="
+                          f"{probe.label_fractions}")

@@ -6,45 +6,34 @@ An image's feature is its latent grid z (B, Gh, Gw, D) average-pooled to P x P c
 the same for trained and random weights. Label fractions are class-balanced subsets of the training split
 drawn with a fixed seed; every method sees the same subsets and is scored on the whole test split.
 
-Each evaluation is a probe of IMAGE_PROBES, run by the shared loop (seqcpc/eval/run.py); the supervised baseline
-is trained by seqcpc/image/supervised.py. Also here: the summary over seeds of the image table.
+Each evaluation is a probe of IMAGE_PROBES, run by the shared loop (seqcpc/eval/run.py). Each model's features
+are embedded once and cached on disk (seqcpc/image/features.py); the supervised baseline is trained by
+seqcpc/image/supervised.py, with the budget chosen once and kept in a schedule file that every seed reads. The
+summary over seeds of the image table is seqcpc/image/summary.py.
 """
 import json
-import time
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-import torch
 
 from seqcpc.config import Config
 from seqcpc.eval.probes import (Standardizer, balanced_subset, feasible_shots, linear_probe, prototypical_episodes,
                                 random_init)
 from seqcpc.eval.report import (confusion_matrix, markdown_table, plot_accuracy_bars, plot_confusion, pyplot,
-                                save_figure, write_report)
+                                save_figure)
 from seqcpc.eval.run import ProbeContext, Report, run_probes, shared
 from seqcpc.files import atomic_write_text
 from seqcpc.assembly import check_config, complete_config
-from seqcpc.image.patches import pool_grid
-from seqcpc.image.store import images_to_float, load_split, read_info
-from seqcpc.image.supervised import train_supervised
+from seqcpc.image.features import cached_features
+from seqcpc.image.store import images_file, images_to_float, load_split, read_info
+from seqcpc.image.supervised import chosen_budget, train_supervised
 from seqcpc.train.progress import fmt_duration
 
 
-@torch.no_grad()
-def embed_images(model, images, pool: int, batch: int = 500, log=print, name: str = "") -> np.ndarray:
-    """Pooled latent grids of uint8 images (N, H, W, C) -> (N, D P^2) float32, in batches."""
-    model.eval()
-    out, t0 = [], time.time()
-    for start in range(0, len(images), batch):
-        z, _ = model.embed(images_to_float(np.asarray(images[start: start + batch])))
-        out.append(pool_grid(z, pool).numpy())
-        done = start + len(out[-1])
-        if done % (20 * batch) == 0 or done == len(images):
-            rate = done / max(time.time() - t0, 1e-9)
-            log(f"  {name}: embedded {done}/{len(images)} images, {rate:.0f} images/s, "
-                f"eta {fmt_duration((len(images) - done) / rate)}")
-    return np.concatenate(out)
+# the version of this evaluation's protocol in results.json: 2 chose the supervised budget once for every seed,
+# where 1 stopped each run early on a held-out tenth of its subset; the table probes a seed of another version again
+PROTOCOL = 2
 
 
 class ImageData(NamedTuple):
@@ -56,13 +45,25 @@ class ImageData(NamedTuple):
 
 
 @shared
-def image_features(ctx: ProbeContext) -> dict:
-    """{features: {split: (N, D P^2)}}: each model's pooled latent grids, then the raw pixels, of both splits."""
-    splits = {"train": ctx.data.train[0], "test": ctx.data.test[0]}
-    feats = {name: {split: embed_images(m, x, ctx.cfg.probe.pool, log=ctx.log, name=f"{name} {split}")
-                    for split, x in splits.items()} for name, m in ctx.data.models.items()}
+def embedded(ctx: ProbeContext) -> tuple[dict, dict]:
+    """({features: {split: (N, D P^2)}}, {model: seconds its embedding took}): each model's pooled latent grids
+    of both splits, read from the feature cache (probe.feature_cache) or embedded and cached, then the raw pixels."""
+    p, splits = ctx.cfg.probe, {"train": ctx.data.train[0], "test": ctx.data.test[0]}
+    cache = Path(p.feature_cache) if p.feature_cache else ctx.out_dir / "features"
+    feats, seconds = {}, {}
+    for name, model in ctx.data.models.items():
+        feats[name], seconds[name] = {}, 0.0
+        for split, x in splits.items():
+            feats[name][split], info = cached_features(model, x, p.pool, cache, name, split,
+                                                       images_file(ctx.cfg.data.images, split), p.embed_batch, ctx.log)
+            seconds[name] += info["seconds"]
     feats["pixels"] = {split: images_to_float(np.asarray(x)).flatten(1).numpy() for split, x in splits.items()}
-    return feats
+    return feats, seconds
+
+
+def image_features(ctx: ProbeContext) -> dict:
+    """{features: {split: (N, D P^2)}}: embedded's features."""
+    return embedded(ctx)[0]
 
 
 @shared
@@ -92,24 +93,57 @@ def linear_probes(ctx: ProbeContext) -> dict:
     return {"linear": linear}
 
 
+def supervised_fractions(ctx: ProbeContext) -> list[float]:
+    """The label fractions with a supervised baseline: probe.supervised_fractions, else every label fraction."""
+    return ctx.cfg.probe.supervised_fractions or list(label_subsets(ctx))
+
+
 def supervised_baseline(ctx: ProbeContext) -> dict:
-    """supervised: {fraction: train_supervised's result} of the encoder trained from scratch on each label
-    fraction's subset, each kept in out_dir/supervised_<fraction>.json and read back from there."""
+    """supervised: {fraction: train_supervised's result} of the encoder trained from scratch on each labelled
+    subset of supervised_fractions, each kept in out_dir/supervised_<fraction>.json and read back from there
+    while its budget is the schedule's. A budget chosen here is added to the schedule file (probe.
+    supervised_schedule), with a plot of its validation curves beside it."""
     (x_train, y_train), (x_test, y_test) = ctx.data.train, ctx.data.test
+    path = Path(ctx.cfg.probe.supervised_schedule or ctx.out_dir / "supervised_schedule.json")
+    schedule = json.loads(path.read_text()) if path.is_file() else {}
     supervised = {}
-    for f, idx in label_subsets(ctx).items():
-        cache = ctx.out_dir / f"supervised_{f:g}.json"
-        if cache.is_file():
-            supervised[f] = json.loads(cache.read_text())
+    for f in supervised_fractions(ctx):
+        idx, cache = label_subsets(ctx)[f], ctx.out_dir / f"supervised_{f:g}.json"
+        done = json.loads(cache.read_text()) if cache.is_file() else {}
+        entry = chosen_budget(ctx.cfg, f, schedule)
+        if entry is not None and done.get("budget") == entry["epochs"]:  # (a result of the old protocol has none)
+            supervised[f] = done
         else:
-            ctx.log(f"label fraction {f:g}: supervised from scratch on {len(idx)} images")
-            supervised[f] = train_supervised(ctx.cfg, x_train[idx], y_train[idx], x_test, y_test,
-                                             len(ctx.data.classes), ctx.log)
+            ctx.log(f"label fraction {f:g}: supervised from scratch on {len(idx)} labelled images")
+            supervised[f] = train_supervised(ctx.cfg, f, x_train, y_train, idx, x_test, y_test, len(ctx.data.classes),
+                                             schedule, ctx.log)
+            if supervised[f]["selected"]:
+                atomic_write_text(path, json.dumps(schedule, indent=2))
+                plot_schedule(schedule, path.with_suffix(".png"))
             atomic_write_text(cache, json.dumps(supervised[f]))
         r = supervised[f]
-        ctx.log(f"  supervised from scratch on {100 * f:g}% of the labels: {r['acc']:.4f} ({r['epochs']} epochs, "
-                f"stopped: {r['stopped']}, {fmt_duration(r['seconds'])})")
+        ctx.log(f"  supervised from scratch on {100 * f:g}% of the labels: {r['acc']:.4f} ({r['epochs']:g} epochs on "
+                f"{r['train_images']} images, {fmt_duration(r['seconds'])})")
     return {"supervised": supervised}
+
+
+def plot_schedule(schedule: dict, path) -> None:
+    """The validation curves of each selection run of `schedule` (one panel per label fraction, one line per
+    budget), the chosen budget drawn bold: a curve that has flattened shows a budget long enough."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(schedule), figsize=(4.5 * len(schedule), 3.8), squeeze=False)
+    for ax, (fraction, entry) in zip(axes[0], sorted(schedule.items(), key=lambda kv: float(kv[0]))):
+        for run in entry["runs"]:
+            chosen = run["budget"] == entry["epochs"]
+            ax.plot([c["epoch"] for c in run["curve"]], [100 * c["val_acc"] for c in run["curve"]], marker="o",
+                    lw=2.5 if chosen else 1, label=f"{run['budget']:g} epochs" + (" (chosen)" if chosen else ""))
+        ax.set(xlabel="epoch", ylabel="validation accuracy %",
+               title=f"{100 * float(fraction):g}% labels, seed {entry['seed']}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("supervised baseline: budgets tried")
+    fig.tight_layout()
+    save_figure(fig, path)
 
 
 def few_shot_probe(ctx: ProbeContext) -> dict:
@@ -144,10 +178,12 @@ def confusion_plot(ctx: ProbeContext) -> dict:
 
 
 def image_counts(ctx: ProbeContext) -> dict:
-    """main (the evaluated model's name) and counts: the images, classes and labelled subsets; no rows."""
+    """protocol (PROTOCOL), main (the evaluated model's name), counts (the images, classes and labelled subsets)
+    and embedding_seconds (what embedding each model's features took, when they were embedded); no rows."""
     d = ctx.data
-    return {"main": d.main, "counts": {"train": len(d.train[0]), "test": len(d.test[0]), "classes": len(d.classes),
-                                       "labelled": {f: len(idx) for f, idx in label_subsets(ctx).items()}}}
+    counts = {"train": len(d.train[0]), "test": len(d.test[0]), "classes": len(d.classes),
+              "labelled": {f: len(idx) for f, idx in label_subsets(ctx).items()}}
+    return {"protocol": PROTOCOL, "main": d.main, "counts": counts, "embedding_seconds": embedded(ctx)[1]}
 
 
 IMAGE_PROBES = [linear_probes, supervised_baseline, few_shot_probe, confusion_plot, image_counts]
@@ -198,10 +234,11 @@ def plot_label_efficiency(linear: dict, supervised: dict, path) -> None:
 def image_report(results: dict) -> Report:
     """The label-efficiency table (linear probes and the supervised baseline) and the few-shot table."""
     linear, supervised, few_shot = results["linear"], results["supervised"], results["few_shot"]
-    fractions = sorted(supervised)
+    fractions = sorted(next(iter(linear.values())))
     rows = [[f"linear on {name}"] + [f"{100 * accs[f]:.1f}" for f in fractions] for name, accs in linear.items()]
-    rows.append(["supervised from scratch"] + [f"{100 * supervised[f]['acc']:.1f} ({supervised[f]['epochs']:g} epochs)"
-                                               for f in fractions])
+    rows.append(["supervised from scratch"] + [
+        f"{100 * supervised[f]['acc']:.1f} ({supervised[f]['epochs']:g} epochs)" if f in supervised else "-"
+        for f in fractions])
     table = markdown_table(["method", *(f"{100 * f:g}% labels" for f in fractions)], rows)
     shots = list(next(iter(few_shot.values()), {}))
     plots = {"label_efficiency.png": lambda path: plot_label_efficiency(linear, supervised, path)}
@@ -215,56 +252,3 @@ def image_report(results: dict) -> Report:
     facts = (f"{counts['train']} training / {counts['test']} test images, {counts['classes']} classes; "
              f"labelled subsets: {counts['labelled']}")
     return Report("Image probes (test accuracy %)", facts, table, plots)
-
-
-def mean_std(values) -> dict:
-    """{"mean", "std" (sample std; 0 for one value), "n"} of a list of numbers."""
-    values = np.asarray(values, dtype=float)
-    return {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-            "n": len(values)}
-
-
-def seed_summary(per_seed: dict) -> dict:
-    """Mean and std over seeds of run_image_probes' results (each seed's results.json, as loaded from JSON):
-    linear probes per features and label fraction, the supervised baseline (with its epochs and minutes), and
-    few-shot accuracy (the mean over episodes of each seed, then mean and std over seeds)."""
-    runs = list(per_seed.values())
-    fractions = sorted(runs[0]["supervised"], key=float)
-    sup = [r["supervised"] for r in runs]
-    return {
-        "seeds": list(per_seed),
-        "linear": {name: {f: mean_std([r["linear"][name][f] for r in runs]) for f in fractions}
-                   for name in runs[0]["linear"]},
-        "supervised": {f: {**mean_std([s[f]["acc"] for s in sup]), "epochs": mean_std([s[f]["epochs"] for s in sup]),
-                           "minutes": mean_std([s[f]["seconds"] / 60 for s in sup]),
-                           "stopped": sorted({s[f]["stopped"] for s in sup})} for f in fractions},
-        "few_shot": {name: {k: mean_std([r["few_shot"][name][k]["mean"] for r in runs]) for k in shots}
-                     for name, shots in runs[0]["few_shot"].items()},
-    }
-
-
-def pm(stat: dict) -> str:
-    """83.7 ± 0.4 (percent; the ± is the std over seeds, left out for one seed)."""
-    return f"{100 * stat['mean']:.1f}" + (f" ± {100 * stat['std']:.1f}" if stat["n"] > 1 else "")
-
-
-def write_seed_report(summary: dict, out_dir: Path, facts: str, log=print) -> str:
-    """results.{md,json} and label_efficiency.png (error bars: std over seeds) of seed_summary's numbers."""
-    fractions = list(summary["supervised"])
-    rows = [[f"linear on {name}"] + [pm(accs[f]) for f in fractions] for name, accs in summary["linear"].items()]
-    rows.append(["supervised from scratch"] + [
-        f"{pm(r)} ({r['epochs']['mean']:.0f} epochs, {r['minutes']['mean']:.1f} min)"
-        for r in summary["supervised"].values()])
-    table = markdown_table(["method", *(f"{100 * float(f):g}% labels" for f in fractions)], rows)
-    shots = {k for r in summary["few_shot"].values() for k in r}
-    if shots:
-        shots = sorted(shots)
-        rows = [[name] + [pm(r[s]) for s in shots] for name, r in summary["few_shot"].items()]
-        table += "\n\n" + markdown_table(["features (few-shot)", *shots], rows)
-    write_report(out_dir, f"Image benchmark (test accuracy %, mean ± std over {len(summary['seeds'])} seed(s))",
-                 facts, table, summary, log)
-    curves = {f"linear on {n}": accs for n, accs in summary["linear"].items()}
-    curves["supervised from scratch"] = summary["supervised"]
-    plot_label_curves(curves, out_dir / "label_efficiency.png",
-                      f"label efficiency ({len(summary['seeds'])} seed(s), bars: std)")
-    return table

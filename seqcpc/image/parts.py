@@ -9,7 +9,7 @@ from torch import nn
 
 from seqcpc.errors import ConfigError
 from seqcpc.image.augment import PatchAugment
-from seqcpc.image.config import ImageModelConfig
+from seqcpc.image.config import ImageModelConfig, check_probe_config
 from seqcpc.image.encoder import LocalGlobalPatches, PatchEncoder, PooledPatches
 from seqcpc.image.grid_context import MaskedConvContext
 from seqcpc.image.lab_views import LabViews
@@ -107,6 +107,7 @@ def check_image_config(cfg, objective) -> Geometry:
     shortest = min(rows, cols) if grid.directions > 1 else rows
     geometry = Geometry(rows * cols, shortest, rows, f"rows of the {rows}x{cols} patch grid", pool=min(rows, cols))
     geometry.check_pool("probe.pool", cfg.probe.pool)
+    check_probe_config(cfg.probe)
     return geometry
 
 

@@ -1,10 +1,24 @@
 """The image evaluation's supervised baseline: the run's patch encoder (its model section's, on the images'
 channels, whatever the objective assembles from it), pooled like the probes' features, with a linear head,
-trained from scratch on a labelled subset to convergence (early stopping on a held-out part, the best weights
-restored).
+trained from scratch on a labelled subset with the patch augmentations of pretraining: AdamW, a linear warm-up
+over 5% of the steps, then a cosine decay to zero at the end of its budget.
+
+How many epochs is chosen once and then trained by every seed, so no seed stops on a noisy signal (Hénaff et al.
+2020 also chose their fine-tuning epochs on held-out data):
+- the selection run (`select_budget`, on the first seed to need it): for each budget of probe.supervised_budgets
+  (probe.supervised_epochs, half of it, a quarter, ...; each its own cosine) the network trains from the same
+  start, its accuracy on the validation set checked probe.supervised_checks times along the way; the budget
+  chosen is the shortest whose final validation accuracy is within probe.supervised_tolerance of the best one
+  (doubling it bought less). The runs, their curves and the choice go to the schedule file
+  (probe.supervised_schedule), with a plot beside it; the chosen run is that seed's result.
+- every other seed trains the chosen budget once (`train_budget`).
+The validation set (probe.supervised_val_images, stratified) is never trained on: below 100% of the labels it is
+drawn from the training images outside the labelled subset, so the whole subset is trained on; at 100% it is
+held out of it. It holds more labels than a 1% subset, which favours the baseline, not pretraining.
 
 Shapes: N images, C channels, H x W pixels, D latent dim, P = probe.pool, K classes.
 """
+import math
 import time
 
 import numpy as np
@@ -12,10 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seqcpc.config import Config, to_dict
+from seqcpc.errors import ConfigError, DataError
 from seqcpc.assembly import complete_config
-from seqcpc.config import Config
-from seqcpc.errors import DataError
-from seqcpc.eval.probes import BestWeights, stratified_holdout
+from seqcpc.eval.probes import per_class_choice
 from seqcpc.image.parts import ImageParts
 from seqcpc.image.store import images_to_float
 from seqcpc.train.progress import fmt_duration
@@ -43,8 +57,8 @@ def baseline_features(cfg: Config, seed: int) -> nn.Module:
     return ImageParts(cfg.model).pooled(cfg.probe.pool)
 
 
-@torch.no_grad()
-def predict(net, images, batch: int = 500) -> np.ndarray:
+@torch.inference_mode()
+def predict(net, images, batch: int = 1000) -> np.ndarray:
     """Class predictions of a classifier on uint8 images (N, H, W, C), in eval mode (no augmentation)."""
     net.eval()
     return np.concatenate([net(images_to_float(np.asarray(images[s: s + batch]))).argmax(1).numpy()
@@ -56,41 +70,53 @@ def accuracy(net, images, labels) -> float:
     return float((predict(net, images) == labels).mean())
 
 
-def train_supervised(cfg: Config, images, labels, test_images, test_labels, num_classes: int,
-                     log=print) -> dict:
-    """fit_supervised on (images, labels), scored on the test split: {acc, steps, epochs, best_step, holdout_acc,
-    holdout, stopped, seconds}."""
-    net, info = fit_supervised(cfg, images, labels, num_classes, log)
-    return {"acc": accuracy(net, test_images, test_labels), **info}
+def validation_split(labels, subset, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(training indices, validation indices): a class-stratified validation set of about `count` images drawn
+    from the images outside `subset` when there are enough of them (then the whole subset is trained on), else
+    held out of `subset` (at least one image of each class stays in training)."""
+    rest = np.setdiff1d(np.arange(len(labels)), subset)
+    pool = rest if len(rest) >= count else np.asarray(subset)
+    share = count / len(pool)
+    val = pool[per_class_choice(labels[pool], lambda n: min(round(share * n), n - 1), seed)]
+    if len(val) == 0:
+        raise DataError(f"the supervised baseline's validation set is empty: {len(pool)} images to draw "
+                        f"probe.supervised_val_images={count} from, each class one image or too few")
+    return (np.asarray(subset) if pool is rest else np.setdiff1d(subset, val)), val
 
 
-def fit_supervised(cfg: Config, images, labels, num_classes: int, log=print):
-    """Train the encoder from scratch on (images, labels) with cross-entropy, to convergence: a stratified part of
-    the subset (probe.supervised_holdout, at most 2000 images) is held out; its accuracy is checked every
-    probe.supervised_check_every steps (at least once an epoch); training stops after probe.supervised_patience
-    checks without a gain (or at the epoch / step caps, which `stopped` names) and the weights of the best
-    check are restored. Returns (the network in eval mode, {steps, epochs, best_step, holdout_acc (of the
-    restored weights), holdout, stopped, seconds})."""
+def cosine_with_warmup(total: int):
+    """The learning-rate factor of each step: a linear warm-up over 5% of `total` steps, then a cosine to zero."""
+    warmup = max(1, total // 20)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+    return factor
+
+
+def train_budget(cfg: Config, images, labels, train_idx, epochs: float, num_classes: int, val_idx=None,
+                 log=print):
+    """Train the baseline from scratch (baseline_features with the run's seed) on images[train_idx] for `epochs`
+    (probe.supervised_max_steps caps the steps), in batches of data.batch_size drawn in a fixed order. With
+    `val_idx`, the validation accuracy is checked probe.supervised_checks times, evenly spaced, the last at the
+    end. Returns (the network in eval mode, {epochs, steps, train_images, curve: [{epoch, step, val_acc,
+    train_loss}], val_acc (the last check's), seconds})."""
     p = cfg.probe
     net = Supervised(baseline_features(cfg, cfg.train.seed), num_classes)
-    held = stratified_holdout(labels, min(p.supervised_holdout, 2000 / len(labels)), cfg.train.seed)
-    train_idx, held_idx = np.flatnonzero(~held), np.flatnonzero(held)
-    if len(held_idx) == 0:  # a class of one image each: nothing to hold out, so nothing to stop on
-        raise DataError(f"the supervised baseline needs at least two labelled images of some class to hold one "
-                        f"out for early stopping; got {len(labels)} images")
     batch = min(cfg.data.batch_size, len(train_idx))
     per_epoch = len(train_idx) // batch
-    check_every = min(p.supervised_check_every, per_epoch)
-    max_steps = p.supervised_epochs * per_epoch
+    total = max(1, round(epochs * per_epoch))
     if p.supervised_max_steps:
-        max_steps = min(max_steps, p.supervised_max_steps)
+        total = min(total, p.supervised_max_steps)
     opt = torch.optim.AdamW(net.parameters(), lr=p.supervised_lr, weight_decay=1e-4)
-    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, "max", factor=0.5, patience=1)
-    best = BestWeights(p.supervised_patience)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_with_warmup(total))
+    checks = set() if val_idx is None else {round(total * (i + 1) / p.supervised_checks)
+                                             for i in range(p.supervised_checks)}
     gen = np.random.default_rng(cfg.train.seed)
-    stopped = "max_steps" if p.supervised_max_steps == max_steps else "max_epochs"
-    t0, step, best_step = time.time(), 0, 0
-    while step < max_steps and not best.stop:
+    curve, losses, step, t0 = [], [], 0, time.time()
+    while step < total:
         order = train_idx[gen.permutation(len(train_idx))]
         for start in range(0, per_epoch * batch, batch):
             net.train()
@@ -99,21 +125,86 @@ def fit_supervised(cfg: Config, images, labels, num_classes: int, log=print):
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            sched.step()
             step += 1
-            if step % check_every == 0 or step == max_steps:
-                acc = accuracy(net, images[held_idx], labels[held_idx])
-                plateau.step(acc)
-                gain = best.update(acc, net)
-                best_step = step if gain else best_step
-                rate = step / (time.time() - t0)
-                log(f"    step {step} (epoch {step / per_epoch:.1f}) loss {loss.item():.3f} held-out {acc:.4f}"
-                    f"{' *' if gain else ''} | {rate:.1f} steps/s | {fmt_duration(time.time() - t0)}")
-                if best.stop:
-                    stopped = "early"
-                    break
-            if step == max_steps:
+            losses.append(loss.item())
+            if step in checks:
+                curve.append({"epoch": round(step / per_epoch, 2), "step": step, "train_loss": float(np.mean(losses)),
+                              "val_acc": accuracy(net, images[val_idx], labels[val_idx])})
+                losses = []
+                log(f"    step {step}/{total} (epoch {step / per_epoch:.1f}) loss {curve[-1]['train_loss']:.3f} "
+                    f"validation {curve[-1]['val_acc']:.4f} | {fmt_duration(time.time() - t0)}")
+            if step == total:
                 break
-    best.restore(net)
-    restored = accuracy(net, images[held_idx], labels[held_idx])
-    return net, {"steps": step, "epochs": round(step / per_epoch, 2), "best_step": best_step, "holdout_acc": restored,
-                 "holdout": len(held_idx), "stopped": stopped, "seconds": round(time.time() - t0, 1)}
+    net.eval()
+    info = {"epochs": round(total / per_epoch, 2), "steps": total, "train_images": len(train_idx), "curve": curve,
+            "seconds": round(time.time() - t0, 1)}
+    return net, {**info, "val_acc": curve[-1]["val_acc"]} if curve else info
+
+
+def budgets(cfg: Config, fraction: float) -> list[float]:
+    """The budgets in epochs a selection run tries for `fraction`, shortest first."""
+    p = cfg.probe
+    longest = p.supervised_epochs[p.label_fractions.index(fraction) if len(p.supervised_epochs) > 1 else 0]
+    return [longest / 2 ** k for k in reversed(range(p.supervised_budgets))]
+
+
+def schedule_settings(cfg: Config, fraction: float) -> dict:
+    """What a chosen budget depends on besides the seed: a schedule chosen under other settings is not reused."""
+    p = cfg.probe
+    return {"budgets": budgets(cfg, fraction), "tolerance": p.supervised_tolerance,
+            "val_images": p.supervised_val_images, "max_steps": p.supervised_max_steps, "lr": p.supervised_lr,
+            "batch_size": cfg.data.batch_size, "pool": p.pool, "model": to_dict(cfg.model)}
+
+
+def select_budget(cfg: Config, images, labels, subset, fraction: float, num_classes: int, log=print):
+    """The selection run on the labelled `subset` (see the module docstring). Returns (the chosen budget's network,
+    its schedule entry: {epochs (the budget chosen), seed, settings, runs: train_budget's results, rising (the
+    longest budget was chosen: the baseline may still gain from a longer one)})."""
+    p = cfg.probe
+    train_idx, val_idx = validation_split(labels, subset, p.supervised_val_images, cfg.train.seed)
+    log(f"  choosing the budget among {budgets(cfg, fraction)} epochs on {len(train_idx)} images, validation "
+        f"{len(val_idx)} images")
+    nets, runs = [], []
+    for epochs in budgets(cfg, fraction):
+        net, run = train_budget(cfg, images, labels, train_idx, epochs, num_classes, val_idx, log)
+        nets.append(net)
+        runs.append({"budget": epochs, **run})
+    best = max(r["val_acc"] for r in runs)
+    chosen = next(i for i, r in enumerate(runs) if r["val_acc"] >= best - p.supervised_tolerance)
+    log(f"  chosen: {runs[chosen]['budget']:g} epochs (validation " +
+        ", ".join(f"{r['budget']:g}: {r['val_acc']:.4f}" for r in runs) + ")")
+    entry = {"epochs": runs[chosen]["budget"], "seed": cfg.train.seed, "settings": schedule_settings(cfg, fraction),
+             "runs": runs, "rising": len(runs) > 1 and chosen == len(runs) - 1}
+    return nets[chosen], entry
+
+
+def chosen_budget(cfg: Config, fraction: float, schedule: dict):
+    """schedule's entry for `fraction` (the fraction as "%g"), None when it has none; refused when it was chosen
+    under other settings (schedule_settings)."""
+    entry = schedule.get(f"{fraction:g}")
+    if entry is not None and entry["settings"] != schedule_settings(cfg, fraction):
+        raise ConfigError(f"the supervised budget at {100 * fraction:g}% of the labels was chosen with other settings "
+                          f"(probe.supervised_*, data.batch_size, probe.pool or the model); delete the schedule "
+                          f"file (probe.supervised_schedule) to choose it again, for every seed")
+    return entry
+
+
+def train_supervised(cfg: Config, fraction: float, images, labels, subset, test_images, test_labels,
+                     num_classes: int, schedule: dict, log=print) -> dict:
+    """The baseline on the labelled `subset` of `fraction`, scored on the test split: the schedule's budget
+    trained once, or, where the schedule has none yet, a selection run whose entry is added to `schedule` (the
+    caller saves it). Returns {acc, budget, epochs, steps, train_images, seconds, selected (this seed chose the
+    budget), val_acc (the selection run's)}."""
+    entry = chosen_budget(cfg, fraction, schedule)
+    if entry is not None:
+        train_idx, _ = validation_split(labels, subset, cfg.probe.supervised_val_images, cfg.train.seed)
+        log(f"  {entry['epochs']:g} epochs (chosen on seed {entry['seed']}) on {len(train_idx)} images")
+        net, info = train_budget(cfg, images, labels, train_idx, entry["epochs"], num_classes, log=log)
+        info = {**info, "selected": False}
+    else:
+        net, entry = select_budget(cfg, images, labels, subset, fraction, num_classes, log)
+        schedule[f"{fraction:g}"] = entry
+        info = {**next(r for r in entry["runs"] if r["budget"] == entry["epochs"]), "selected": True}
+    info.pop("curve", None)
+    return {"acc": accuracy(net, test_images, test_labels), "budget": entry["epochs"], **info}
