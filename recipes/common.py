@@ -18,6 +18,7 @@ from seqcpc.errors import ConfigError, report_errors
 from seqcpc.files import atomic_write_text
 from seqcpc.train.checkpoint import load_model
 from seqcpc.train.loop import pretrain
+from seqcpc.train.steps import last_step
 
 
 def read_yaml_config(path, cls):
@@ -55,7 +56,7 @@ def pretrain_once(cfg: Config) -> Path:
     out = Path(cfg.train.out_dir)
     ckpt = out / "checkpoints" / "last.ckpt"
     summary = out / "summary.json"
-    if summary.is_file() and json.loads(summary.read_text())["step"] >= cfg.train.max_steps:
+    if summary.is_file() and json.loads(summary.read_text())["step"] >= last_step(cfg.train):  # train.stop_at too
         print(f"== pretraining: done before ({summary})", flush=True)
     else:
         print("== pretraining", flush=True)

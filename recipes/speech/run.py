@@ -21,7 +21,7 @@ from seqcpc.train.checkpoint import load_model
 def ceiling_config(cfg: Config) -> Config:
     """The supervised ceiling's run: the CPC run's config with a speaker head instead of CPC's objective."""
     return with_overrides(cfg, ["objective.name=supervised", f"train.out_dir={Path(cfg.train.out_dir) / 'ceiling'}",
-                                f"train.max_steps={cfg.probe.ceiling_steps}"])
+                                f"train.max_steps={cfg.probe.ceiling_steps}", "train.stop_at=0", "train.keep_steps=[]"])
 
 
 def speech_steps(cfg: Config) -> None:

@@ -51,7 +51,7 @@ def plot_curves(rows: list[dict], out_dir) -> list[Path]:
     trained = [r for r in rows if r["step"] is not None]
     for measure in dict.fromkeys(m for r in trained for m in r if k_is_measure(m)):
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
-        for ax, x, label in ((axes[0], "step", "training steps"), (axes[1], "train_min", "training minutes")):
+        for ax, x, x_label in ((axes[0], "step", "training steps"), (axes[1], "train_min", "training minutes")):
             lines = dict.fromkeys((r["run"], r["features"]) for r in trained)
             for run, features in lines:
                 line = sorted((r[x], r[measure]) for r in trained
@@ -60,7 +60,7 @@ def plot_curves(rows: list[dict], out_dir) -> list[Path]:
                 ax.plot(*zip(*line), marker="o", label=label)
             for i, (features, value) in enumerate(baselines(rows, measure).items()):
                 ax.axhline(value, color="grey", linestyle=("--", ":", "-.")[i % 3], label=features)
-            ax.set(xlabel=label, title=measure + (" (error, lower is better)" if measure.startswith("abx") else ""))
+            ax.set(xlabel=x_label, title=measure + (" (error, lower is better)" if measure.startswith("abx") else ""))
         axes[0].set_ylabel(measure)
         axes[1].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
         fig.tight_layout()

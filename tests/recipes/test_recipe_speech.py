@@ -22,7 +22,10 @@ PROBES = ("speaker", "speaker_last", "phone", "5way_1shot", "5way_5shot")  # acc
 def test_speech_recipe_runs_end_to_end_then_skips_what_is_done(tmp_path):
     cfg = {**TINY, "prepare": {**TINY["prepare"], "options": {**TINY["prepare"]["options"], "out": str(tmp_path / "c")}},
            "data": {**TINY["data"], "manifest": str(tmp_path / "c" / "manifest.tsv")},
-           "train": {**TINY["train"], "out_dir": str(tmp_path / "run")}}
+           # the first 60 steps of a 120-step schedule, kept (as the learning curves' points are): the supervised
+           # ceiling takes neither, and the run counts as done at its stop
+           "train": {**TINY["train"], "out_dir": str(tmp_path / "run"), "max_steps": 120, "stop_at": 60,
+                     "keep_steps": [60]}}
     # the corpus first, to score ABX on items of its train split: 2 test utterances a speaker give no triplet
     espeak_corpus.main([f"--{k.replace('_', '-')}={v}" for k, v in cfg["prepare"]["options"].items()])
     items = tmp_path / "c" / "abx_train.item"
@@ -50,6 +53,7 @@ def test_speech_recipe_runs_end_to_end_then_skips_what_is_done(tmp_path):
     # 30 steps of the supervised ceiling's own task already name the 6 speakers better than chance
     assert results["supervised"]["speaker"] > 2 * chance
     assert (tmp_path / "run" / "ceiling" / "summary.json").is_file()
+    assert (tmp_path / "run" / "checkpoints" / "step-60.ckpt").is_file()
     for name in ("curves.png", "probes/probe_accuracy.png", "probes/speaker_confusion.png", "probes/results.md"):
         assert (tmp_path / "run" / name).is_file(), name
 
