@@ -8,7 +8,8 @@ not apply to its own are dropped when it is read. Format 3 added objective.predi
 (CPC v2's prediction task, the default of image models since); a format 1-2 checkpoint's model is read with
 the values that give the task it was trained on (first=1, no projection, scale 1), whatever today's defaults.
 Format 4 moved the objective's options out of the model section into the objective section
-(seqcpc.config.MOVED); an earlier checkpoint's are moved when it is read.
+(seqcpc.config.MOVED); an earlier checkpoint's are moved when it is read. The image probes' early-stopping
+settings (EARLY_STOPPING) of a checkpoint written before the supervised baseline's budgets are dropped.
 """
 import re
 from pathlib import Path
@@ -24,6 +25,9 @@ FORMAT = 4
 ZIP, PICKLE = b"PK\x03\x04", 0x80  # how a torch file starts: a zip archive, or (before torch 1.6) a pickle
 # the model fields each format added -> the values that rebuild the model of a checkpoint written before it
 ADDED = {3: {"predictor": {"first": 1, "target_dim": 0, "scale": 1.0}}}
+# the image probes' supervised baseline stopped early on a held-out part before its budget was chosen on a
+# validation set (seqcpc/image/supervised.py): those settings are dropped, and its one epoch cap is a budget
+EARLY_STOPPING = ("supervised_patience", "supervised_check_every", "supervised_holdout")
 
 
 def save_checkpoint(fabric, path, state: dict) -> None:
@@ -123,7 +127,15 @@ def checkpoint_config(ckpt: dict) -> Config:
                 model[section] = {**fields, **(model.get(section) or {})}
     if version < 4:
         data = {**data, "objective": objective_section(model)}
-    return resolve({**data, "model": model}, prune=version < 4)
+    return resolve({**data, "model": model, "probe": probe_section(data.get("probe") or {})}, prune=version < 4)
+
+
+def probe_section(probe: dict) -> dict:
+    """The probe section of a checkpoint written before the image baseline's budgets (EARLY_STOPPING)."""
+    probe = {k: v for k, v in probe.items() if k not in EARLY_STOPPING}
+    if isinstance(probe.get("supervised_epochs"), (int, float)):
+        probe["supervised_epochs"] = [probe["supervised_epochs"]]
+    return probe
 
 
 def load_config_and_model(path, device="cpu") -> tuple[Config, object]:
