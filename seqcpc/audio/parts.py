@@ -46,7 +46,7 @@ class AudioParts:
 
     def local_global(self, augment: bool = True) -> LocalGlobalContext:
         """The latents (B, T, D) and the context averaged over time (B, E); sequences have no augment."""
-        return LocalGlobalContext(self.encoder, self.context, self.context_dim, self.latent_dim)
+        return LocalGlobalContext(self.encoder, self.context, self.context_dim)
 
     def multiview(self, pool: int = 1) -> ParallelViews:
         """CMC's views: the waveform through the conv encoder and its context, and a log mel filterbank of the same

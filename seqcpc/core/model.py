@@ -182,9 +182,9 @@ class LocalGlobalContext(PooledContext):
     """x -> (the latents z (B, T, D), the context averaged over time (B, E)): local features and the global vector
     of objectives that score one against the other (DIM)."""
 
-    def __init__(self, encoder: nn.Module, context: nn.Module, dim: int, local_dim: int):
+    def __init__(self, encoder: nn.Module, context: nn.Module, dim: int):
         super().__init__(encoder, context, dim)
-        self.local_dim = local_dim
+        self.local_dim = encoder.dim  # D of the latents z
 
     def forward(self, x):
         z = self.encoder(x)  # (B, T, D)
